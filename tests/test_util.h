@@ -1,0 +1,28 @@
+// Small helpers shared by the tests.
+#pragma once
+
+#include <string>
+
+namespace r2f::testing {
+
+// A fresh directory under $TMPDIR that is removed with the object.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+void WriteFile(const std::string& path, const std::string& contents);
+std::string ReadFile(const std::string& path);
+
+inline std::string SourceDir() { return R2F_SOURCE_DIR; }
+inline std::string BinDir() { return R2F_BIN_DIR; }
+
+}  // namespace r2f::testing
