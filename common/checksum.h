@@ -1,0 +1,18 @@
+// CRC-32 (the zlib / IEEE 802.3 polynomial) over byte strings.
+//
+// We use zlib's implementation rather than our own table: it is well kept, fast (slice-by-N) and
+// the same function every MQTT peer can reproduce with any standard CRC-32 routine.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace r2f {
+
+// CRC-32 of `data`; Crc32("") == 0, Crc32("123456789") == 0xCBF43926.
+uint32_t Crc32(std::string_view data);
+
+// Continues a running CRC: Crc32Extend(Crc32(a), b) == Crc32(a + b).
+uint32_t Crc32Extend(uint32_t crc, std::string_view data);
+
+}  // namespace r2f

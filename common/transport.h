@@ -1,0 +1,144 @@
+// The MQTT transport of R2F, used by both daemons (protocol: docs/protocol.md).
+//
+// One class, two roles:
+// - Device role: receives requests on <prefix>/<device>/cmd, runs a handler once per
+//   (job id, request id), publishes the reply on .../ack or .../data and a retained status
+//   ("online"; last will "offline") on .../status.
+// - Server role: Call() sends a request to a device and waits for the reply with the same request
+//   id, retrying with the same id (the device answers retries from its reply cache); it follows
+//   every device's retained status.
+//
+// Payloads are opaque bytes tagged with a MessageKind; they are chunked (common/chunker.h),
+// checksummed and reassembled (common/reassembler.h). Paho stays behind the pimpl: nothing here
+// throws, every failure is a Status.
+//
+// Threads: Paho's network thread only enqueues received messages; one receiver thread of ours
+// reassembles and routes them; in the device role one worker thread runs the handler and
+// publishes replies. Call() may be used from several threads at once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/chunker.h"
+#include "common/status.h"
+#include "common/transport_message.h"
+
+namespace r2f {
+
+struct TransportOptions {
+  enum class Role { kServer, kDevice };
+  Role role = Role::kServer;
+  std::string device_id;  // device role: this device (a topic level, see ValidateDeviceId)
+
+  std::string broker_uri = "tcp://127.0.0.1:1883";  // ssl://host:8883 for TLS
+  // Stable and unique per process role: the broker keeps a persistent session (subscriptions and
+  // queued QoS-1 messages) under it. Empty: "r2f-dev-<device_id>" or "r2f-server-<hostname>".
+  std::string client_id;
+  std::string username, password;
+  // TLS (PEM files); used when the URI is ssl:// or any of them is set.
+  std::string ca_file, cert_file, key_file;
+
+  std::string topic_prefix = "r2f/v1";
+  size_t chunk_bytes = kDefaultChunkBytes;
+  uint64_t max_payload_bytes = 256ull << 20;   // larger messages are refused both ways
+  uint64_t max_inflight_bytes = 512ull << 20;  // incomplete incoming messages, all together
+  uint32_t max_chunk_count = 1u << 16;
+  int qos = 1;
+  std::chrono::milliseconds reassembly_timeout{30000};  // incomplete message without progress
+
+  // Paho's automatic reconnect backoff (Paho counts whole seconds).
+  std::chrono::seconds reconnect_min{1};
+  std::chrono::seconds reconnect_max{16};
+  std::chrono::seconds keep_alive{20};
+  // Connect() keeps trying to reach the broker (and subscribe) for this long.
+  std::chrono::milliseconds connect_timeout{10000};
+
+  // Flow control of one outgoing message: at most this many chunks awaiting the broker's PUBACK.
+  size_t publish_window = 16;
+  // Paho's buffer of publishes made while disconnected (and its command queue when connected).
+  int max_buffered_messages = 4096;
+  // How long a device may take to hand one reply to the broker before giving up on it (the
+  // server's retry then gets the reply from the cache).
+  std::chrono::milliseconds reply_publish_timeout{60000};
+  // Received MQTT messages waiting for the receiver thread; when full, Paho's thread waits (up to
+  // 5 s) so that TCP pushes back on the broker instead of us dropping QoS-1 messages.
+  uint64_t inbox_bytes = 64ull << 20;
+
+  // Device role: reply cache bounds and how many complete requests may wait for the handler.
+  size_t reply_cache_entries = 64;
+  uint64_t reply_cache_bytes = 256ull << 20;
+  size_t max_queued_requests = 16;
+};
+
+// Counters for tests and logs (monotonic since Connect).
+struct TransportStats {
+  uint64_t messages_sent = 0;  // whole messages handed to the broker (all chunks)
+  uint64_t chunks_sent = 0;
+  uint64_t messages_received = 0;  // complete, valid messages
+  uint64_t chunks_received = 0;
+  uint64_t rejected = 0;  // envelopes or chunks rejected (malformed, stale, misrouted)
+  uint64_t error_replies_sent = 0;
+  uint64_t handler_calls = 0;          // device role
+  uint64_t cache_hits = 0;             // device: retried requests answered from the reply cache
+  uint64_t duplicates_suppressed = 0;  // device: copies of a request already queued or running
+  uint64_t retries = 0;                // server: attempts after the first
+  uint64_t dropped = 0;                // queue overflows, unmatched replies
+  uint64_t connects = 0;               // successful (re)connects
+};
+
+class Transport {
+ public:
+  // Device side: turns a request into its reply. A non-OK result is sent as an MSG_ERROR reply
+  // carrying the Status. The reply's kind must be MSG_ACK, MSG_DATA or MSG_ERROR; job, request
+  // and device ids are filled in by the transport. Runs on the worker thread, one at a time; it
+  // may block (an FP pass) without stalling reception.
+  using Handler = std::function<Result<Message>(const Message& request)>;
+
+  // Connects (persistent session, automatic reconnect), subscribes for the role and, in the
+  // device role, publishes the retained "online" status. Unavailable if the broker could not be
+  // reached within options.connect_timeout.
+  static Result<std::unique_ptr<Transport>> Connect(TransportOptions options);
+
+  ~Transport();  // Stop()
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  // --- server role ---
+  // Sends `request` (kind must be a request kind) to `device_id` and waits for its reply. The
+  // request id is request.request_id if non-zero, else a fresh one. Each attempt resends the same
+  // request (same id) and waits up to `timeout` (covering sending, the device's work and the
+  // reply). Returns the reply (MSG_ACK or MSG_DATA); an MSG_ERROR reply becomes its Status;
+  // DeadlineExceeded after the last attempt, naming the last problem seen.
+  Result<Message> Call(const std::string& device_id, Message request,
+                       std::chrono::milliseconds timeout, int attempts = 3);
+  // Last status a device published on its retained status topic ("online" / "offline");
+  // NotFound if none seen yet.
+  Result<std::string> DeviceStatus(const std::string& device_id) const;
+  // A fresh request id (random 64-bit start, then counting: ids stay unique across restarts).
+  uint64_t NewRequestId();
+
+  // --- device role ---
+  // Starts handling requests on the worker thread and returns (requests that arrived since
+  // Connect are handled first). Call once.
+  Status Serve(Handler handler);
+
+  // Both roles: publishes the retained "offline" status (device), disconnects cleanly (no last
+  // will), stops the threads (waiting for a running handler) and fails pending Calls with
+  // Unavailable. Idempotent.
+  void Stop();
+
+  bool connected() const;
+  TransportStats stats() const;
+  const TransportOptions& options() const;
+
+ private:
+  class Impl;
+  explicit Transport(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace r2f
