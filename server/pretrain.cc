@@ -10,6 +10,8 @@
 #include <sstream>
 #include <thread>
 
+#include "accel_sim/accelerator.h"
+#include "accel_sim/evaluate.h"
 #include "common/config.h"
 #include "common/graph.h"
 #include "common/normalize.h"
@@ -304,7 +306,13 @@ Result<PretrainResult> RunPretrain(const PretrainConfig& cfg) {
   model.set_description("pretrained by r2f_server pretrain --config " + cfg.source);
   R2F_RETURN_IF_ERROR(WriteBinary(result.model_path, model.SerializeAsString()));
 
-  result.int8_accuracy = EvaluateFakeQuant(module, model, test, torch::kDouble, eval);
+  // int8 accuracy on the clean simulated accelerator: the same integers as the fake-quant
+  // forward in double (tests/server_device_exactness_test.cc), at a fraction of the cost.
+  R2F_ASSIGN_OR_RETURN(std::unique_ptr<accel::Accelerator> device,
+                       accel::Accelerator::Create(model, accel::AcceleratorConfig{}));
+  R2F_ASSIGN_OR_RETURN(accel::DeviceEvalResult int8_eval,
+                       accel::EvaluateOnDevice(*device, test, accel::DeviceEvalOptions{}));
+  result.int8_accuracy = int8_eval.accuracy;
   spdlog::info("pretrain: int8 {}", result.int8_accuracy.ToString());
   R2F_RETURN_IF_ERROR(WriteBinary(report, ResultJson(cfg, result, ComputeStats(graph))));
   return result;
