@@ -37,6 +37,14 @@ void Accuracy::Merge(const Accuracy& other) {
   top5_ += other.top5_;
 }
 
+Accuracy Accuracy::FromCounts(int64_t count, int64_t top1_hits, int64_t top5_hits) {
+  Accuracy a;
+  a.count_ = count;
+  a.top1_ = top1_hits;
+  a.top5_ = top5_hits;
+  return a;
+}
+
 double Accuracy::Top1() const { return count_ ? 100.0 * top1_ / count_ : 0.0; }
 double Accuracy::Top5() const { return count_ ? 100.0 * top5_ / count_ : 0.0; }
 double Accuracy::Top1Ci95() const { return 100.0 * WilsonHalfWidth95(top1_, count_); }

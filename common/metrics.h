@@ -13,6 +13,8 @@ class Accuracy {
   void AddInt8(const int8_t* logits, int classes, int label);
   void AddFloat(const float* logits, int classes, int label);
   void Merge(const Accuracy& other);
+  // Rebuilds an accuracy from saved counts (checkpoints).
+  static Accuracy FromCounts(int64_t count, int64_t top1_hits, int64_t top5_hits);
 
   int64_t count() const { return count_; }
   int64_t top1_hits() const { return top1_; }

@@ -1,5 +1,7 @@
 #include "common/stage_timer.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -222,6 +224,32 @@ double ScopedStageTimer::Stop() {
   timing_->measured(stage_) += seconds;
   if (target_ == Target::kMeasuredAndModelled) timing_->modelled(stage_) += seconds;
   return seconds;
+}
+
+Result<IterationTiming> IterationTimingFromJson(const std::string& line) {
+  IterationTiming t;
+  try {
+    YAML::Node root = YAML::Load(line);
+    if (!root.IsMap() || !root["iteration"]) {
+      return Status::Corruption("stage line has no iteration: " + line.substr(0, 80));
+    }
+    t.iteration = root["iteration"].as<int64_t>();
+    for (Stage s : AllStages()) {
+      YAML::Node m = root["modelled_s"][StageName(s)];
+      YAML::Node w = root["measured_s"][StageName(s)];
+      if (!m || !w) {
+        return Status::Corruption("stage line of iteration " + std::to_string(t.iteration) +
+                                  " lacks stage '" + StageName(s) + "'");
+      }
+      t.modelled(s) = m.IsNull() ? 0.0 : m.as<double>();
+      t.measured(s) = w.IsNull() ? 0.0 : w.as<double>();
+    }
+    t.uplink_bytes = root["uplink_bytes"].as<uint64_t>();
+    t.downlink_bytes = root["downlink_bytes"].as<uint64_t>();
+  } catch (const YAML::Exception& e) {
+    return Status::Corruption(std::string("unreadable stage line: ") + e.what());
+  }
+  return t;
 }
 
 }  // namespace r2f

@@ -66,6 +66,10 @@ struct IterationTiming {
 std::string ToJsonLine(const IterationTiming& timing,
                        const std::map<std::string, double>& extra = {});
 
+// Reads back one line written by ToJsonLine (extra fields are ignored): resumed runs rebuild
+// their totals from the lines they keep. Corruption names what is missing.
+Result<IterationTiming> IterationTimingFromJson(const std::string& line);
+
 // Sums over a run, for the summary.
 struct TimingTotals {
   int64_t iterations = 0;

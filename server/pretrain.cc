@@ -12,6 +12,7 @@
 
 #include "accel_sim/accelerator.h"
 #include "accel_sim/evaluate.h"
+#include "common/atomic_file.h"
 #include "common/config.h"
 #include "common/graph.h"
 #include "common/normalize.h"
@@ -69,19 +70,6 @@ void Augment(std::vector<uint8_t>& batch, int n, int c, int h, int w, Rng& rng) 
 
 std::string DatasetKey(const DatasetSpec& d) {
   return d.format + ":" + d.dir + ":" + d.split + ":" + std::to_string(d.limit);
-}
-
-Status WriteBinary(const std::string& path, const std::string& bytes) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out) return Status::IoError("cannot write " + tmp);
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);  // atomic: a crash never leaves a half-written model behind
-  if (ec) return Status::IoError("cannot rename " + tmp + " to " + path + ": " + ec.message());
-  return Status::Ok();
 }
 
 struct TrainOutcome {
@@ -304,7 +292,7 @@ Result<PretrainResult> RunPretrain(const PretrainConfig& cfg) {
   R2F_ASSIGN_OR_RETURN(QuantFormat format, calibrator.Finish());
   R2F_ASSIGN_OR_RETURN(pb::QuantizedModel model, ConvertFloat2Int(module, format, norm, 1));
   model.set_description("pretrained by r2f_server pretrain --config " + cfg.source);
-  R2F_RETURN_IF_ERROR(WriteBinary(result.model_path, model.SerializeAsString()));
+  R2F_RETURN_IF_ERROR(WriteFileAtomically(result.model_path, model.SerializeAsString()));
 
   // int8 accuracy on the clean simulated accelerator: the same integers as the fake-quant
   // forward in double (tests/server_device_exactness_test.cc), at a fraction of the cost.
@@ -314,7 +302,7 @@ Result<PretrainResult> RunPretrain(const PretrainConfig& cfg) {
                        accel::EvaluateOnDevice(*device, test, accel::DeviceEvalOptions{}));
   result.int8_accuracy = int8_eval.accuracy;
   spdlog::info("pretrain: int8 {}", result.int8_accuracy.ToString());
-  R2F_RETURN_IF_ERROR(WriteBinary(report, ResultJson(cfg, result, ComputeStats(graph))));
+  R2F_RETURN_IF_ERROR(WriteFileAtomically(report, ResultJson(cfg, result, ComputeStats(graph))));
   return result;
 }
 

@@ -8,6 +8,8 @@
 #include "common/logging.h"
 #include "server/model_zoo.h"
 #include "server/pretrain.h"
+#include "server/retrain.h"
+#include "server/remote_eval.h"
 
 namespace {
 
@@ -45,6 +47,36 @@ int Pretrain(const std::string& config_path) {
   return 0;
 }
 
+// `r2f_server eval`: remote evaluation on a device daemon (server/remote_eval.h).
+int Eval(const std::string& config_path) {
+  auto config = r2f::LoadEvalConfig(config_path);
+  if (!config.ok()) return Fail(config.status());
+  auto model = r2f::LoadSessionModel(config->session);
+  if (!model.ok()) return Fail(model.status());
+  auto server = r2f::R2fServer::Connect(config->session.server);
+  if (!server.ok()) return Fail(server.status().WithContext("connecting to the broker"));
+  auto result = r2f::RunRemoteEval(**server, config->session.device_id, *model, config->eval);
+  if (!result.ok()) return Fail(result.status());
+  std::fputs(r2f::FormatEvalReport(*result).c_str(), stdout);
+  return 0;
+}
+
+// `r2f_server retrain`: remote retraining over MQTT (server/retrain.h).
+int Retrain(const std::string& config_path, bool resume) {
+  auto config = r2f::LoadRetrainConfig(config_path);
+  if (!config.ok()) return Fail(config.status());
+  auto result = r2f::RunRetrain(*config, resume);
+  if (!result.ok()) return Fail(result.status());
+  const r2f::RetrainResult& r = *result;
+  std::printf("run        %s (%lld iterations%s)\n", r.run_dir.c_str(),
+              static_cast<long long>(r.iterations), r.resumed_from >= 0 ? ", resumed" : "");
+  std::printf("before     %s\n", r.before.ToString().c_str());
+  std::printf("after      %s\n", r.after.ToString().c_str());
+  std::printf("change     %+.2f points top-1\n\n", r.after.Top1() - r.before.Top1());
+  std::fputs(r2f::FormatStageTable(r.timing).c_str(), stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -58,9 +90,24 @@ int main(int argc, char** argv) {
   std::string pretrain_config;
   pretrain->add_option("--config", pretrain_config, "pretrain YAML config")->required();
 
+  auto* eval = app.add_subcommand(
+      "eval", "deploy a model to a device daemon and evaluate its data set remotely over MQTT");
+  std::string eval_config;
+  eval->add_option("--config", eval_config, "eval YAML config (see configs/eval.yaml)")->required();
+
+  auto* retrain = app.add_subcommand(
+      "retrain", "retrain a model on a remote faulty device (DRM / APRM) over MQTT");
+  std::string retrain_config;
+  bool resume = false;
+  retrain->add_option("--config", retrain_config, "retrain YAML config (configs/retrain/)")
+      ->required();
+  retrain->add_flag("--resume", resume, "continue after the last checkpoint of the run directory");
+
   CLI11_PARSE(app, argc, argv);
   if (auto st = r2f::InitLogging(log_level, ""); !st.ok()) return Fail(st);
   if (models->parsed()) return ListModels();
   if (pretrain->parsed()) return Pretrain(pretrain_config);
+  if (eval->parsed()) return Eval(eval_config);
+  if (retrain->parsed()) return Retrain(retrain_config, resume);
   return 0;
 }

@@ -83,7 +83,9 @@ TEST_P(ZooTest, FoldingBatchNormPreservesFloatOutputs) {
   torch::Tensor before = module->forward(x).clone();
   module->FoldBatchNorm();
   for (const pb::Node& node : module->graph().nodes()) {
-    if (node.op() == pb::OP_CONV) EXPECT_FALSE(node.conv().batch_norm());
+    if (node.op() == pb::OP_CONV) {
+      EXPECT_FALSE(node.conv().batch_norm());
+    }
   }
   torch::Tensor after = module->forward(x);
   double rel = ((after - before).norm() / before.norm()).item<double>();

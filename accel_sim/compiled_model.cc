@@ -1,0 +1,306 @@
+#include "accel_sim/compiled_model.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <limits>
+
+namespace r2f::accel {
+namespace {
+
+std::string NodeLabel(const pb::Node& node) {
+  return "node " + std::to_string(node.id()) + " '" + node.name() + "' (" + OpName(node.op()) + ")";
+}
+
+std::string LayerLabel(const pb::Node& node) {
+  return "layer " + std::to_string(node.id()) + " '" + node.name() + "'";
+}
+
+Status NodeError(const pb::Node& node, const std::string& what) {
+  return Status::InvalidArgument(NodeLabel(node) + ": " + what);
+}
+
+Status LayerError(const pb::Node& node, const std::string& what) {
+  return Status::InvalidArgument(LayerLabel(node) + ": " + what);
+}
+
+bool FracInRange(int64_t f) { return f >= -kMaxFrac && f <= kMaxFrac; }
+
+}  // namespace
+
+LayerExposure MacLayer::Exposure() const {
+  LayerExposure e;
+  e.elements[static_cast<int>(FaultSite::kWeights)] = static_cast<uint64_t>(weight_count());
+  e.elements[static_cast<int>(FaultSite::kInputs)] = static_cast<uint64_t>(in_elements());
+  e.elements[static_cast<int>(FaultSite::kHidden)] = static_cast<uint64_t>(out_elements());
+  e.elements[static_cast<int>(FaultSite::kOutputs)] = static_cast<uint64_t>(out_elements());
+  return e;
+}
+
+Result<std::unique_ptr<CompiledModel>> CompiledModel::Compile(const pb::QuantizedModel& model) {
+  if (model.format_version() != kQuantizedModelFormatVersion) {
+    return Status::InvalidArgument(
+        "quantized model: format_version " + std::to_string(model.format_version()) +
+        " is not supported (expected " + std::to_string(kQuantizedModelFormatVersion) + ")");
+  }
+  std::unique_ptr<CompiledModel> compiled(new CompiledModel());
+  compiled->model_ = model;
+  R2F_RETURN_IF_ERROR(InferShapes(compiled->model_.mutable_graph())
+                          .WithContext("quantized model graph '" + model.graph().name() + "'"));
+  R2F_RETURN_IF_ERROR(compiled->Build());
+  return compiled;
+}
+
+Status CompiledModel::Build() {
+  const pb::Graph& graph = model_.graph();
+  const int num_nodes = graph.nodes_size();
+
+  // Fractional bits: one per node, in a sane range.
+  for (int i = 0; i < num_nodes; ++i) {
+    const pb::Node& node = graph.nodes(i);
+    if (i >= model_.activation_frac_size()) {
+      return NodeError(node, "missing activation_frac (the model has " +
+                                 std::to_string(model_.activation_frac_size()) + " entries for " +
+                                 std::to_string(num_nodes) + " nodes)");
+    }
+    if (!FracInRange(model_.activation_frac(i))) {
+      return NodeError(node, "activation_frac " + std::to_string(model_.activation_frac(i)) +
+                                 " outside [-" + std::to_string(kMaxFrac) + ", " +
+                                 std::to_string(kMaxFrac) + "]");
+    }
+  }
+  if (model_.activation_frac_size() != num_nodes) {
+    return Status::InvalidArgument("quantized model: activation_frac has " +
+                                   std::to_string(model_.activation_frac_size()) + " entries for " +
+                                   std::to_string(num_nodes) + " nodes");
+  }
+
+  // Input quantizer table.
+  const pb::Shape& input_shape = graph.input_shape();
+  const int64_t lut_size = static_cast<int64_t>(input_shape.dims(0)) * 256;
+  if (static_cast<int64_t>(model_.input_lut().size()) != lut_size) {
+    return Status::InvalidArgument("quantized model: input_lut has " +
+                                   std::to_string(model_.input_lut().size()) +
+                                   " entries, expected " + std::to_string(lut_size) + " (" +
+                                   std::to_string(input_shape.dims(0)) + " channels x 256)");
+  }
+  input_lut_.assign(model_.input_lut().begin(), model_.input_lut().end());
+
+  // Parameters: exactly one QuantizedLayer per MAC layer.
+  std::vector<int> layer_of_node(num_nodes, -1);
+  for (int li = 0; li < model_.layers_size(); ++li) {
+    const uint32_t id = model_.layers(li).node_id();
+    if (id >= static_cast<uint32_t>(num_nodes)) {
+      return Status::InvalidArgument("quantized model: layers[" + std::to_string(li) +
+                                     "] refers to node " + std::to_string(id) +
+                                     ", which does not exist");
+    }
+    if (!IsMacLayer(graph.nodes(id))) {
+      return NodeError(graph.nodes(id), "has parameters (layers[" + std::to_string(li) +
+                                            "]) but is not a conv or linear layer");
+    }
+    if (layer_of_node[id] >= 0) {
+      return LayerError(graph.nodes(id), "has two parameter entries (layers[" +
+                                             std::to_string(layer_of_node[id]) + "] and layers[" +
+                                             std::to_string(li) + "])");
+    }
+    layer_of_node[id] = li;
+  }
+
+  nodes_.resize(num_nodes);
+  for (int i = 0; i < num_nodes; ++i) {
+    const pb::Node& node = graph.nodes(i);
+    NodeInfo& info = nodes_[i];
+    info.id = node.id();
+    info.name = node.name();
+    info.op = node.op();
+    info.inputs.assign(node.inputs().begin(), node.inputs().end());
+    info.dims.assign(node.output_shape().dims().begin(), node.output_shape().dims().end());
+    info.elements = NumElements(node.output_shape());
+    info.frac = model_.activation_frac(i);
+    info.relu = node.activation() == pb::ACT_RELU;
+    if (node.activation() != pb::ACT_NONE && node.activation() != pb::ACT_RELU) {
+      return NodeError(node, "unknown activation " + std::to_string(node.activation()));
+    }
+    if (info.relu && !IsMacLayer(node) && node.op() != pb::OP_ADD) {
+      return NodeError(node, "a ReLU is only supported on conv, linear and add nodes");
+    }
+    if (info.elements > std::numeric_limits<int32_t>::max()) {
+      return NodeError(node, "output too large: " + ShapeToString(node.output_shape()));
+    }
+
+    auto input_frac = [&](int j) { return model_.activation_frac(node.inputs(j)); };
+    switch (node.op()) {
+      case pb::OP_INPUT:
+        break;
+      case pb::OP_CONV:
+      case pb::OP_LINEAR:
+        break;  // below
+      case pb::OP_ADD: {
+        const int m = std::max(input_frac(0), input_frac(1));
+        for (int j = 0; j < 2; ++j) {
+          if (m - input_frac(j) > kMaxAddAlignShift) {
+            return NodeError(node, "input fracs " + std::to_string(input_frac(0)) + " and " +
+                                       std::to_string(input_frac(1)) + " differ by more than " +
+                                       std::to_string(kMaxAddAlignShift));
+          }
+        }
+        const int out_shift = m - info.frac;
+        if (out_shift > kMaxRightShift || out_shift < -kMaxAddAlignShift) {
+          return NodeError(node, "requantisation shift " + std::to_string(out_shift) +
+                                     " (max input frac " + std::to_string(m) + " - output frac " +
+                                     std::to_string(info.frac) + ") outside [-" +
+                                     std::to_string(kMaxAddAlignShift) + ", " +
+                                     std::to_string(kMaxRightShift) + "]");
+        }
+        break;
+      }
+      case pb::OP_CONCAT: {
+        int min_frac = input_frac(0);
+        for (int j = 1; j < node.inputs_size(); ++j) min_frac = std::min(min_frac, input_frac(j));
+        if (info.frac != min_frac) {
+          return NodeError(node, "activation_frac " + std::to_string(info.frac) +
+                                     " must equal the smallest input frac " +
+                                     std::to_string(min_frac) + " (docs/quantization.md)");
+        }
+        for (int j = 0; j < node.inputs_size(); ++j) {
+          if (input_frac(j) - info.frac > kMaxRightShift) {
+            return NodeError(node, "input " + std::to_string(j) + " frac " +
+                                       std::to_string(input_frac(j)) + " is more than " +
+                                       std::to_string(kMaxRightShift) + " above the output's");
+          }
+        }
+        break;
+      }
+      default: {
+        // Pooling, shuffle, flatten and slice keep their input's scale.
+        if (info.frac != input_frac(0)) {
+          return NodeError(node, "activation_frac " + std::to_string(info.frac) +
+                                     " must equal its input's " + std::to_string(input_frac(0)) +
+                                     " (a " + OpName(node.op()) + " does not rescale)");
+        }
+        if (node.op() == pb::OP_MAXPOOL || node.op() == pb::OP_AVGPOOL) {
+          info.pool_kernel = static_cast<int>(node.pool().kernel());
+          info.pool_stride = static_cast<int>(node.pool().stride());
+          info.pool_pad = static_cast<int>(node.pool().pad());
+        } else if (node.op() == pb::OP_CHANNEL_SHUFFLE) {
+          info.shuffle_groups = static_cast<int>(node.shuffle().groups());
+        } else if (node.op() == pb::OP_SLICE) {
+          info.slice_begin = static_cast<int>(node.slice().begin());
+          info.slice_end = static_cast<int>(node.slice().end());
+        }
+        break;
+      }
+    }
+    if (!IsMacLayer(node)) continue;
+
+    // A MAC layer.
+    if (layer_of_node[i] < 0) return LayerError(node, "has no parameters in the model");
+    const pb::QuantizedLayer& q = model_.layers(layer_of_node[i]);
+    const pb::Shape& in_shape = graph.nodes(node.inputs(0)).output_shape();
+    MacLayer L;
+    L.node_id = node.id();
+    L.mac_index = static_cast<int>(mac_layers_.size());
+    L.name = node.name();
+    L.input_node = node.inputs(0);
+    L.relu = info.relu;
+    L.in_frac = input_frac(0);
+    L.out_frac = info.frac;
+    if (node.op() == pb::OP_CONV) {
+      const pb::ConvAttr& c = node.conv();
+      if (c.batch_norm()) {
+        return LayerError(node,
+                          "batch_norm is set: BatchNorm must be folded into the weights "
+                          "before export");
+      }
+      L.in_c = static_cast<int>(in_shape.dims(0));
+      L.in_h = static_cast<int>(in_shape.dims(1));
+      L.in_w = static_cast<int>(in_shape.dims(2));
+      L.out_c = static_cast<int>(c.out_channels());
+      L.out_h = static_cast<int>(info.dims[1]);
+      L.out_w = static_cast<int>(info.dims[2]);
+      L.kernel_h = static_cast<int>(c.kernel_h());
+      L.kernel_w = static_cast<int>(c.kernel_w());
+      L.stride_h = static_cast<int>(c.stride_h());
+      L.stride_w = static_cast<int>(c.stride_w());
+      L.pad_h = static_cast<int>(c.pad_h());
+      L.pad_w = static_cast<int>(c.pad_w());
+      L.groups = static_cast<int>(c.groups());
+    } else {
+      L.in_c = static_cast<int>(in_shape.dims(0));
+      L.in_h = L.in_w = 1;
+      L.out_c = static_cast<int>(node.linear().out_features());
+      L.out_h = L.out_w = 1;
+    }
+    L.group_in_c = L.in_c / L.groups;
+    L.group_out_c = L.out_c / L.groups;
+    L.k = L.group_in_c * L.kernel_h * L.kernel_w;
+    if (L.k > (1 << 17)) {
+      return LayerError(node, "reduction length " + std::to_string(L.k) +
+                                  " exceeds 2^17: the int32 accumulator could overflow");
+    }
+
+    const int64_t expected_weights = L.weight_count();
+    if (static_cast<int64_t>(q.weights().size()) != expected_weights) {
+      return LayerError(node, "expected " + std::to_string(expected_weights) + " weights, got " +
+                                  std::to_string(q.weights().size()));
+    }
+    if (q.bias_size() != L.out_c) {
+      return LayerError(node, "expected " + std::to_string(L.out_c) + " biases, got " +
+                                  std::to_string(q.bias_size()));
+    }
+    if (q.weight_frac_size() != L.out_c) {
+      return LayerError(node, "expected " + std::to_string(L.out_c) +
+                                  " weight_frac entries (one per output channel), got " +
+                                  std::to_string(q.weight_frac_size()));
+    }
+    // |sum of k products| <= k * 2^14; with the bias it must stay inside int32.
+    const int64_t bias_limit = int64_t{std::numeric_limits<int32_t>::max()} - int64_t{L.k} * 16384;
+    L.shift.resize(L.out_c);
+    for (int c = 0; c < L.out_c; ++c) {
+      if (!FracInRange(q.weight_frac(c))) {
+        return LayerError(node, "weight_frac[" + std::to_string(c) +
+                                    "] = " + std::to_string(q.weight_frac(c)) + " out of range");
+      }
+      const int shift = L.in_frac + q.weight_frac(c) - L.out_frac;
+      if (shift > kMaxRightShift || shift < -kMaxMacLeftShift) {
+        return LayerError(node, "requantisation shift of channel " + std::to_string(c) + " is " +
+                                    std::to_string(shift) + " (input frac " +
+                                    std::to_string(L.in_frac) + " + weight frac " +
+                                    std::to_string(q.weight_frac(c)) + " - output frac " +
+                                    std::to_string(L.out_frac) + "), outside [-" +
+                                    std::to_string(kMaxMacLeftShift) + ", " +
+                                    std::to_string(kMaxRightShift) + "]");
+      }
+      if (std::llabs(q.bias(c)) > bias_limit) {
+        return LayerError(node, "bias[" + std::to_string(c) + "] = " + std::to_string(q.bias(c)) +
+                                    " could overflow the int32 accumulator (limit " +
+                                    std::to_string(bias_limit) + ")");
+      }
+      L.shift[c] = shift;
+    }
+    L.weights.assign(q.weights().begin(), q.weights().end());
+    L.bias.assign(q.bias().begin(), q.bias().end());
+    L.weights_t.resize(L.weights.size());
+    for (int oc = 0; oc < L.out_c; ++oc) {
+      const int g = oc / L.group_out_c, n = oc % L.group_out_c;
+      for (int kk = 0; kk < L.k; ++kk) {
+        L.weights_t[(static_cast<int64_t>(g) * L.k + kk) * L.group_out_c + n] =
+            L.weights[static_cast<int64_t>(oc) * L.k + kk];
+      }
+    }
+    // Per-group GEMMs this small leave the GEMM kernel's lanes idle; loop directly instead.
+    L.direct_kernel = L.groups > 1 && (L.group_out_c < kRowBlock || L.k < 16);
+    if (!L.direct_kernel) {
+      for (int g = 0; g < L.groups; ++g) {
+        L.packed.push_back(PackWeights(
+            L.weights.data() + static_cast<int64_t>(g) * L.group_out_c * L.k, L.group_out_c, L.k));
+      }
+    }
+    info.mac_index = L.mac_index;
+    mac_layer_ids_.push_back(L.node_id);
+    mac_layers_.push_back(std::move(L));
+  }
+  return Status::Ok();
+}
+
+}  // namespace r2f::accel

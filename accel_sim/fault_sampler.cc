@@ -1,0 +1,86 @@
+#include "accel_sim/fault_sampler.h"
+
+#include <cmath>
+
+namespace r2f::accel {
+namespace {
+
+// Distinguishes fault streams from any other use of the same seed.
+constexpr uint64_t kFaultDomain = 0x52324620464c4950ULL;  // "R2F FLIP"
+
+// Calls sink(position) for each flipped bit in [0, n_bits), in increasing order; 0 < ber < 1.
+template <typename Sink>
+void SampleSparse(Xoshiro256* rng, uint64_t n_bits, double ber, Sink sink) {
+  // The number of clean bits before the next flip is geometric: P(skip = s) = (1-p)^s p, drawn
+  // by inversion as floor(log(U) / log(1-p)) with U uniform in (0, 1].
+  const double inv_log_keep = 1.0 / std::log1p(-ber);
+  uint64_t pos = 0;
+  while (pos < n_bits) {
+    const double skip = std::floor(std::log(rng->UniformOpenClosed()) * inv_log_keep);
+    // Compare in double first: a skip beyond the end may exceed the range of uint64_t.
+    if (skip >= static_cast<double>(n_bits - pos)) break;
+    pos += static_cast<uint64_t>(skip);
+    if (pos >= n_bits) break;  // guards the double-to-integer rounding at the boundary
+    sink(pos);
+    ++pos;
+  }
+}
+
+template <typename Sink>
+void SampleDense(Xoshiro256* rng, uint64_t n_bits, double ber, Sink sink) {
+  // P(Next() < threshold) = threshold / 2^64 = ber (to 2^-64).
+  const auto threshold = static_cast<uint64_t>(std::ldexp(ber, 64));
+  for (uint64_t i = 0; i < n_bits; ++i) {
+    if (rng->Next() < threshold) sink(i);
+  }
+}
+
+template <typename Sink>
+void Sample(Xoshiro256* rng, uint64_t n_bits, double ber, Sampling sampling, Sink sink) {
+  if (n_bits == 0 || !(ber > 0.0)) return;
+  if (ber >= 1.0) {
+    for (uint64_t i = 0; i < n_bits; ++i) sink(i);
+  } else if (sampling == Sampling::kSparse) {
+    SampleSparse(rng, n_bits, ber, sink);
+  } else {
+    SampleDense(rng, n_bits, ber, sink);
+  }
+}
+
+}  // namespace
+
+void SampleFlipPositions(Xoshiro256* rng, uint64_t n_bits, double ber, Sampling sampling,
+                         std::vector<uint64_t>* positions) {
+  Sample(rng, n_bits, ber, sampling, [&](uint64_t pos) { positions->push_back(pos); });
+}
+
+Xoshiro256 FaultStream(const FaultKey& key, FaultSite site) {
+  uint64_t h = HashCombine(kFaultDomain, key.seed);
+  h = HashCombine(h, key.execution_tag);
+  h = HashCombine(h, key.sample_id);
+  h = HashCombine(h, key.node_id);
+  h = HashCombine(h, key.replica);
+  h = HashCombine(h, static_cast<uint64_t>(site));
+  return Xoshiro256(h);
+}
+
+void SampleFaultPlan(const FaultConfig& config, const FaultKey& key, const LayerExposure& exposure,
+                     FaultPlan* plan) {
+  plan->Clear();
+  if (!(config.ber > 0.0)) return;
+  for (int s = 0; s < kNumFaultSites; ++s) {
+    if (!config.sites[s]) continue;
+    const auto site = static_cast<FaultSite>(s);
+    Xoshiro256 rng = FaultStream(key, site);
+    // Site widths are 8 and 32 bits: element and bit by shift and mask.
+    const int log2_width = kSiteBitWidth[s] == 8 ? 3 : 5;
+    const uint64_t bit_mask = static_cast<uint64_t>(kSiteBitWidth[s]) - 1;
+    std::vector<BitFlip>& flips = plan->at(site);
+    Sample(&rng, exposure.Bits(site), config.ber, config.sampling, [&](uint64_t pos) {
+      flips.push_back(
+          BitFlip{static_cast<uint32_t>(pos >> log2_width), static_cast<uint32_t>(pos & bit_mask)});
+    });
+  }
+}
+
+}  // namespace r2f::accel

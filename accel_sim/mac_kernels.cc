@@ -1,0 +1,448 @@
+#include "accel_sim/mac_kernels.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <tuple>
+
+#include "accel_sim/int16_gemm.h"
+#include "accel_sim/requantize.h"
+#include "accel_sim/tmr_voter.h"
+
+namespace r2f::accel {
+namespace {
+
+// Column-tile size: the packed tile (k x cols int16) should stay in L2 next to its int32
+// result, and there should be enough tiles for both cores (docs/accel_sim.md).
+constexpr int64_t kTileBytes = 96 * 1024;
+constexpr int64_t kMinTileCols = 2 * kPanelCols;
+
+// Output rows [r0, r1) of a tile grouped by image: rows oy0..oy1 of image `image` fill tile
+// columns [col0, col0 + (oy1 - oy0) * out_w).
+struct Segment {
+  int64_t image;
+  int oy0, oy1;
+  int64_t col0;
+};
+
+struct TileBuffers {
+  std::vector<int8_t> col;      // im2col tile [k][cols]
+  std::vector<int16_t> panels;  // the tile packed for Int16Gemm
+  std::vector<int32_t> acc;     // [padded rows][padded cols]
+  std::vector<Segment> segments;
+  std::vector<int8_t> rows[4];      // epilogue: three replica rows and a clean row
+  std::vector<uint32_t> deltas[3];  // epilogue: each replica's accumulator deltas of a row
+};
+
+TileBuffers& ThreadBuffers() {
+  thread_local TileBuffers buffers;
+  return buffers;
+}
+
+template <typename T>
+void Grow(std::vector<T>* v, int64_t n) {
+  if (static_cast<int64_t>(v->size()) < n) v->resize(static_cast<size_t>(n));
+}
+
+// The valid output-column range [lo, hi) for kernel column kx: those whose input column
+// ox*stride + kx - pad lies inside [0, in_w).
+void ValidRange(int out_w, int in_w, int stride, int pad, int kx, int* lo, int* hi) {
+  // ox >= ceil((pad - kx) / stride) and ox <= floor((in_w - 1 + pad - kx) / stride)
+  int a = pad - kx;
+  int first = a <= 0 ? 0 : (a + stride - 1) / stride;
+  int b = in_w - 1 + pad - kx;
+  int last = b < 0 ? -1 : b / stride;
+  *lo = std::min(first, out_w);
+  *hi = std::max(*lo, std::min(last + 1, out_w));
+}
+
+void TileSegments(const MacLayer& L, int64_t r0, int64_t r1, std::vector<Segment>* segments) {
+  segments->clear();
+  int64_t b = r0 / L.out_h;
+  int64_t r = r0;
+  while (r < r1) {
+    const int64_t end = std::min<int64_t>(r1, (b + 1) * L.out_h);
+    segments->push_back({b, static_cast<int>(r - b * L.out_h), static_cast<int>(end - b * L.out_h),
+                         (r - r0) * L.out_w});
+    r = end;
+    ++b;
+  }
+}
+
+// Short copies are the common case (rows of 4 to 28 pixels): fixed-size chunks compile to
+// plain moves, where a memcpy call would cost more than the copy.
+inline void CopyShort(int8_t* dst, const int8_t* src, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) std::memcpy(dst + i, src + i, 8);
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
+// Zeroing of the few bytes at row edges. Written out because GCC turns short zeroing loops
+// into memset calls, whose fixed cost dominated im2col (measured: 5% of a forward pass).
+inline void ZeroFew(int8_t* p, int n) {
+  switch (n) {
+    case 0:
+      return;
+    case 1:
+      p[0] = 0;
+      return;
+    case 2:
+      p[0] = p[1] = 0;
+      return;
+    case 3:
+      p[0] = p[1] = p[2] = 0;
+      return;
+    default:
+      std::memset(p, 0, static_cast<size_t>(n));
+  }
+}
+
+// im2col rows of one segment for a stride-1 convolution whose output rows are as wide as its
+// input rows ("same" width): output rows oy read input rows oy + ky - pad_h shifted by
+// `offset` columns, so consecutive valid rows form one contiguous copy; the columns whose
+// window leaves the row ([0, lo) and [hi, out_w)) picked up neighbouring-row bytes and are
+// zeroed after. The copy is trimmed so that it never reads outside the input plane.
+void Im2ColSameWidth(const MacLayer& L, const int8_t* plane, const Segment& s, int ky, int offset,
+                     int lo, int hi, int8_t* dst) {
+  const int w = L.out_w;
+  const int valid0 = std::clamp(L.pad_h - ky, s.oy0, s.oy1);
+  const int valid1 = std::clamp(L.in_h + L.pad_h - ky, valid0, s.oy1);
+  // Rows whose window lies in the top or bottom padding (at most pad_h rows: skip empty calls).
+  if (valid0 > s.oy0) std::memset(dst, 0, static_cast<size_t>(valid0 - s.oy0) * w);
+  if (s.oy1 > valid1) {
+    std::memset(dst + static_cast<int64_t>(valid1 - s.oy0) * w, 0,
+                static_cast<size_t>(s.oy1 - valid1) * w);
+  }
+  if (valid0 == valid1) return;
+  int8_t* out = dst + static_cast<int64_t>(valid0 - s.oy0) * w;
+  const int8_t* in = plane + static_cast<int64_t>(valid0 + ky - L.pad_h) * w + offset;
+  const int64_t n = static_cast<int64_t>(valid1 - valid0) * w;
+  const int64_t first = offset < 0 ? -offset : 0;
+  const int64_t last = offset > 0 ? n - offset : n;
+  if (last > first) std::memcpy(out + first, in + first, static_cast<size_t>(last - first));
+  for (int row = 0; row < valid1 - valid0; ++row) {
+    int8_t* r = out + static_cast<int64_t>(row) * w;
+    ZeroFew(r, lo);
+    ZeroFew(r + hi, w - hi);
+  }
+}
+
+// im2col of one tile for group g: col[kk * cols + j] for the tile's columns j.
+void Im2ColTile(const MacLayer& L, const std::vector<MacImage>& images, int g,
+                const std::vector<Segment>& segments, int64_t cols, int8_t* col) {
+  const int khw = L.kernel_h * L.kernel_w;
+  const int64_t in_plane = static_cast<int64_t>(L.in_h) * L.in_w;
+  const bool pointwise = L.kernel_h == 1 && L.kernel_w == 1 && L.stride_h == 1 && L.stride_w == 1 &&
+                         L.pad_h == 0 && L.pad_w == 0;
+  const bool same_width = L.stride_h == 1 && L.stride_w == 1 && L.out_w == L.in_w;
+  for (int kk = 0; kk < L.k; ++kk) {
+    const int c = g * L.group_in_c + kk / khw;
+    const int ky = (kk % khw) / L.kernel_w;
+    const int kx = kk % L.kernel_w;
+    int8_t* dst_row = col + static_cast<int64_t>(kk) * cols;
+    if (pointwise) {
+      // Output pixel p of an image reads input pixel p: one copy per segment.
+      for (const Segment& s : segments) {
+        std::memcpy(dst_row + s.col0, images[s.image].input + c * in_plane + s.oy0 * L.in_w,
+                    static_cast<size_t>((s.oy1 - s.oy0) * L.out_w));
+      }
+      continue;
+    }
+    int lo, hi;
+    ValidRange(L.out_w, L.in_w, L.stride_w, L.pad_w, kx, &lo, &hi);
+    const int offset = kx - L.pad_w;
+    if (same_width) {
+      for (const Segment& s : segments) {
+        Im2ColSameWidth(L, images[s.image].input + c * in_plane, s, ky, offset, lo, hi,
+                        dst_row + s.col0);
+      }
+      continue;
+    }
+    for (const Segment& s : segments) {
+      const int8_t* plane = images[s.image].input + c * in_plane;
+      int8_t* dst = dst_row + s.col0;
+      for (int oy = s.oy0; oy < s.oy1; ++oy, dst += L.out_w) {
+        const int iy = oy * L.stride_h + ky - L.pad_h;
+        if (iy < 0 || iy >= L.in_h) {
+          std::memset(dst, 0, static_cast<size_t>(L.out_w));
+          continue;
+        }
+        const int8_t* src = plane + static_cast<int64_t>(iy) * L.in_w;
+        ZeroFew(dst, lo);
+        if (L.stride_w == 1) {
+          CopyShort(dst + lo, src + lo + offset, hi - lo);
+        } else {
+          for (int ox = lo; ox < hi; ++ox) dst[ox] = src[ox * L.stride_w + offset];
+        }
+        ZeroFew(dst + hi, L.out_w - hi);
+      }
+    }
+  }
+}
+
+// The specials (hidden and output flips) of execution f in channel oc that fall into plane
+// positions [pos, pos + len).
+std::pair<const ExecutionFaults::Special*, const ExecutionFaults::Special*> SpecialsIn(
+    const ExecutionFaults* f, int oc, int64_t hw, int64_t pos, int64_t len) {
+  if (f == nullptr) return {nullptr, nullptr};
+  auto [first, last] = f->SpecialsOf(oc);
+  if (first == last) return {first, last};
+  const auto lo = static_cast<uint32_t>(oc * hw + pos);
+  const auto hi = static_cast<uint32_t>(oc * hw + pos + len);
+  auto less = [](const ExecutionFaults::Special& s, uint32_t e) { return s.element < e; };
+  first = std::lower_bound(first, last, lo, less);
+  return {first, std::lower_bound(first, last, hi, less)};
+}
+
+// The faulty int8 value of one element of one execution: clean accumulator + bias + delta,
+// hidden XOR, requantisation, output XOR.
+int8_t FaultyValue(const MacLayer& L, int oc, int32_t clean, uint32_t delta,
+                   const ExecutionFaults::Special* special) {
+  uint32_t a = static_cast<uint32_t>(clean) + static_cast<uint32_t>(L.bias[oc]) + delta;
+  uint8_t output_mask = 0;
+  if (special != nullptr) {
+    a ^= special->hidden_mask;
+    output_mask = special->output_mask;
+  }
+  return static_cast<int8_t>(RequantizeScalar(static_cast<int32_t>(a), L.shift[oc], L.relu) ^
+                             output_mask);
+}
+
+// Hidden and output flips in one row segment of one target, element by element (they are few),
+// after the row itself has been written: each execution's exact value (clean accumulator, its
+// row deltas `deltas[r]` or none, its masks), voted per element for TMR replicas.
+void ApplySpecials(const MacLayer& L, const MacTarget& t, int oc, int64_t pos, int64_t len,
+                   const int32_t* acc, const uint32_t* const* deltas, int8_t* out) {
+  const int64_t hw = L.out_spatial();
+  const ExecutionFaults::Special* it[3] = {nullptr, nullptr, nullptr};
+  const ExecutionFaults::Special* end[3] = {nullptr, nullptr, nullptr};
+  bool any = false;
+  for (int r = 0; r < t.replicas; ++r) {
+    std::tie(it[r], end[r]) = SpecialsIn(t.faults[r], oc, hw, pos, len);
+    any |= it[r] != end[r];
+  }
+  if (!any) return;
+  const auto base = static_cast<uint32_t>(oc * hw + pos);
+  while (true) {
+    uint32_t e = UINT32_MAX;
+    for (int r = 0; r < t.replicas; ++r) {
+      if (it[r] != end[r]) e = std::min(e, it[r]->element);
+    }
+    if (e == UINT32_MAX) return;
+    const int64_t i = e - base;
+    int8_t v[3];
+    for (int r = 0; r < t.replicas; ++r) {
+      const ExecutionFaults::Special* s = nullptr;
+      if (it[r] != end[r] && it[r]->element == e) s = it[r]++;
+      v[r] = FaultyValue(L, oc, acc[i], deltas[r] != nullptr ? deltas[r][i] : 0, s);
+    }
+    out[i] = t.replicas == 1 ? v[0] : MajorityVote(v[0], v[1], v[2]);
+  }
+}
+
+// The accumulator deltas of execution f for channel oc, output rows [oy0, oy1), into `row`
+// (len values); nullptr if f changes nothing there.
+const uint32_t* RowDeltas(const ExecutionFaults* f, int oc, int oy0, int oy1, int64_t len,
+                          std::vector<uint32_t>* row) {
+  if (f == nullptr || !f->Touches(oc, oy0, oy1)) return nullptr;
+  Grow(row, len);
+  std::fill(row->begin(), row->begin() + len, 0u);
+  f->AddDeltas(oc, oy0, oy1, row->data());
+  return row->data();
+}
+
+// Requantises the clean accumulators (bias not included) of channel oc, output rows
+// [oy0, oy1), into every target of `image`: with each execution's deltas, TMR replicas voted,
+// hidden and output flips applied.
+void EmitRow(const MacLayer& L, const MacImage& image, int oc, int oy0, int oy1, const int32_t* acc,
+             TileBuffers& buf) {
+  const int32_t bias = L.bias[oc];
+  const int shift = L.shift[oc];
+  const int64_t pos = static_cast<int64_t>(oy0) * L.out_w;
+  const int64_t len = static_cast<int64_t>(oy1 - oy0) * L.out_w;
+  const int64_t offset = oc * L.out_spatial() + pos;
+  for (const MacTarget& t : image.targets) {
+    int8_t* out = t.output + offset;
+    bool affected = false;
+    for (int r = 0; r < t.replicas; ++r) {
+      affected |= t.faults[r] != nullptr && t.faults[r]->Affects(oc);
+    }
+    if (!affected) {  // the common clean case
+      RequantizeRow(acc, len, bias, shift, L.relu, out);
+      continue;
+    }
+    const uint32_t* deltas[3] = {nullptr, nullptr, nullptr};
+    int touched = 0;
+    for (int r = 0; r < t.replicas; ++r) {
+      deltas[r] = RowDeltas(t.faults[r], oc, oy0, oy1, len, &buf.deltas[r]);
+      touched += deltas[r] != nullptr;
+    }
+    if (t.replicas == 1) {
+      if (deltas[0] != nullptr) {
+        RequantizeRowDelta(acc, deltas[0], len, bias, shift, L.relu, out);
+      } else {
+        RequantizeRow(acc, len, bias, shift, L.relu, out);
+      }
+    } else if (touched < 2) {
+      RequantizeRow(acc, len, bias, shift, L.relu, out);  // one faulty replica is outvoted
+    } else {
+      const int8_t* rows[3];
+      bool have_clean = false;
+      for (int r = 0; r < 3; ++r) {
+        if (deltas[r] != nullptr) {
+          Grow(&buf.rows[r], len);
+          RequantizeRowDelta(acc, deltas[r], len, bias, shift, L.relu, buf.rows[r].data());
+          rows[r] = buf.rows[r].data();
+        } else {
+          if (!have_clean) {
+            Grow(&buf.rows[3], len);
+            RequantizeRow(acc, len, bias, shift, L.relu, buf.rows[3].data());
+            have_clean = true;
+          }
+          rows[r] = buf.rows[3].data();
+        }
+      }
+      VoteBuffers(rows[0], rows[1], rows[2], len, out);
+    }
+    ApplySpecials(L, t, oc, pos, len, acc, deltas, out);
+  }
+}
+
+// Requantisation of a tile's GEMM result acc[n * ld + j] for the output channels of group g.
+void EpilogueTile(const MacLayer& L, const std::vector<MacImage>& images, int g,
+                  const std::vector<Segment>& segments, const int32_t* acc, int64_t ld,
+                  TileBuffers& buf) {
+  for (int n = 0; n < L.group_out_c; ++n) {
+    const int oc = g * L.group_out_c + n;
+    for (const Segment& s : segments) {
+      // Consecutive output rows of one image are contiguous on both sides.
+      EmitRow(L, images[s.image], oc, s.oy0, s.oy1, acc + n * ld + s.col0, buf);
+    }
+  }
+}
+
+void RunGemmPath(const MacLayer& L, const std::vector<MacImage>& images) {
+  const int64_t total_rows = static_cast<int64_t>(images.size()) * L.out_h;
+  // Tile width in output rows: small enough for L2, large enough for the kernel, and at least
+  // two tiles per core when the layer is big enough to share.
+  int64_t cols_target = std::max<int64_t>(kMinTileCols, kTileBytes / (2 * int64_t{L.k}));
+  const int threads = omp_get_max_threads();
+  const int64_t total_cols = total_rows * L.out_w;
+  const int64_t share = (total_cols + 2 * threads - 1) / (2 * threads);
+  cols_target = std::min(cols_target, std::max<int64_t>(share, kMinTileCols));
+  const int64_t rows_per_tile = std::max<int64_t>(1, cols_target / L.out_w);
+  const int64_t tiles = (total_rows + rows_per_tile - 1) / rows_per_tile;
+  const int64_t items = tiles * L.groups;
+
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t tile = item / L.groups;
+    const int g = static_cast<int>(item % L.groups);
+    const int64_t r0 = tile * rows_per_tile;
+    const int64_t r1 = std::min(total_rows, r0 + rows_per_tile);
+    const auto cols = static_cast<int>((r1 - r0) * L.out_w);
+    const int64_t ld = (cols + kPanelCols - 1) / kPanelCols * kPanelCols;
+    const PackedWeights& w = L.packed[g];
+    TileBuffers& buf = ThreadBuffers();
+    Grow(&buf.col, int64_t{cols} * L.k);
+    Grow(&buf.panels, PanelElements(L.k, cols));
+    Grow(&buf.acc, int64_t{w.row_blocks} * kRowBlock * ld);
+    TileSegments(L, r0, r1, &buf.segments);
+    Im2ColTile(L, images, g, buf.segments, cols, buf.col.data());
+    PackPanels(buf.col.data(), L.k, cols, cols, buf.panels.data());
+    Int16Gemm(w, buf.panels.data(), cols, buf.acc.data(), static_cast<int>(ld));
+    EpilogueTile(L, images, g, buf.segments, buf.acc.data(), ld, buf);
+  }
+}
+
+// Direct int32 convolution of one output channel of one image (small grouped convolutions,
+// where a GEMM per group would have N = 1 or 2).
+void DirectChannel(const MacLayer& L, const int8_t* in, int oc, int32_t* acc) {
+  const int64_t hw = L.out_spatial();
+  std::fill(acc, acc + hw, 0);
+  const int g = oc / L.group_out_c;
+  const int8_t* w = L.weights.data() + static_cast<int64_t>(oc) * L.k;
+  for (int cl = 0; cl < L.group_in_c; ++cl) {
+    const int8_t* plane = in + static_cast<int64_t>(g * L.group_in_c + cl) * L.in_h * L.in_w;
+    for (int ky = 0; ky < L.kernel_h; ++ky) {
+      for (int kx = 0; kx < L.kernel_w; ++kx) {
+        const int32_t wv = w[(cl * L.kernel_h + ky) * L.kernel_w + kx];
+        if (wv == 0) continue;
+        int lo, hi;
+        ValidRange(L.out_w, L.in_w, L.stride_w, L.pad_w, kx, &lo, &hi);
+        const int offset = kx - L.pad_w;
+        for (int oy = 0; oy < L.out_h; ++oy) {
+          const int iy = oy * L.stride_h + ky - L.pad_h;
+          if (iy < 0 || iy >= L.in_h) continue;
+          const int8_t* src = plane + static_cast<int64_t>(iy) * L.in_w;
+          int32_t* dst = acc + static_cast<int64_t>(oy) * L.out_w;
+          if (L.stride_w == 1) {
+            const int8_t* s = src + offset;
+            for (int ox = lo; ox < hi; ++ox) dst[ox] += wv * s[ox];
+          } else {
+            for (int ox = lo; ox < hi; ++ox) dst[ox] += wv * src[ox * L.stride_w + offset];
+          }
+        }
+      }
+    }
+  }
+}
+
+void RunDirectPath(const MacLayer& L, const std::vector<MacImage>& images) {
+  const auto num_images = static_cast<int64_t>(images.size());
+  const int64_t items = num_images * L.out_c;
+  const int64_t hw = L.out_spatial();
+#pragma omp parallel for schedule(static)
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t b = item / L.out_c;
+    const int oc = static_cast<int>(item % L.out_c);
+    TileBuffers& buf = ThreadBuffers();
+    Grow(&buf.acc, hw);
+    DirectChannel(L, images[b].input, oc, buf.acc.data());
+    EmitRow(L, images[b], oc, 0, L.out_h, buf.acc.data(), buf);
+  }
+}
+
+}  // namespace
+
+void RunMacLayer(const MacLayer& layer, const std::vector<MacImage>& images) {
+  if (images.empty()) return;
+  if (layer.direct_kernel) {
+    RunDirectPath(layer, images);
+  } else {
+    RunGemmPath(layer, images);
+  }
+}
+
+Status RunMacLayerWithPlans(const MacLayer& layer, const int8_t* input,
+                            const std::vector<FaultPlan>& plans, int8_t* output) {
+  if (plans.size() != 1 && plans.size() != 3) {
+    return Status::InvalidArgument("a MAC layer runs once or three times, not " +
+                                   std::to_string(plans.size()));
+  }
+  std::vector<ExecutionFaults> faults(plans.size());
+  // As the executor does: a lone execution reads a flipped copy of its input, TMR replicas
+  // share the clean input and carry input deltas.
+  std::vector<int8_t> faulty_input;
+  MacImage image;
+  image.input = input;
+  MacTarget target;
+  target.output = output;
+  target.replicas = static_cast<int>(plans.size());
+  for (size_t r = 0; r < plans.size(); ++r) {
+    int8_t* copy = nullptr;
+    if (plans.size() == 1 && !plans[0].at(FaultSite::kInputs).empty()) {
+      faulty_input.resize(static_cast<size_t>(layer.in_elements()));
+      copy = faulty_input.data();
+      image.input = copy;
+    }
+    R2F_RETURN_IF_ERROR(faults[r].Build(layer, input, plans[r], copy));
+    if (faults[r].any()) target.faults[r] = &faults[r];
+  }
+  image.targets.push_back(target);
+  RunMacLayer(layer, {image});
+  return Status::Ok();
+}
+
+}  // namespace r2f::accel

@@ -1,0 +1,64 @@
+// Requantisation of int32 accumulators to int8 outputs (docs/quantization.md, conv / linear):
+// y = sat8(act(RoundShift(acc, shift))). The row kernels are written so that the compiler
+// vectorises them (int32 only, no branches in the loop); they equal the scalar definition.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "common/fixed_point.h"
+
+namespace r2f::accel {
+
+// The definition, for any shift in [-kMaxMacLeftShift, kMaxRightShift].
+inline int8_t RequantizeScalar(int32_t acc, int shift, bool relu) {
+  int64_t v = RoundShift(acc, shift);
+  if (relu && v < 0) v = 0;
+  return SaturateInt8(v);
+}
+
+// out[i] = RequantizeScalar(acc[i] + bias, shift, relu) for i < n.
+// For 1 <= shift <= 31 it uses floor((a + 2^(s-1)) / 2^s) = (a >> s) + ((a >> (s-1)) & 1),
+// which cannot overflow int32 (writing a = q*2^s + r, both sides are q + [r >= 2^(s-1)]).
+// Requires acc[i] + bias to fit int32 (guaranteed by CompiledModel's bias limit).
+inline void RequantizeRow(const int32_t* acc, int64_t n, int32_t bias, int shift, bool relu,
+                          int8_t* out) {
+  const int32_t lo = relu ? 0 : -128;
+  if (shift >= 1 && shift <= 31) {
+    const int s1 = shift - 1;
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t a = acc[i] + bias;
+      int32_t v = (a >> shift) + ((a >> s1) & 1);
+      v = v < lo ? lo : v;
+      v = v > 127 ? 127 : v;
+      out[i] = static_cast<int8_t>(v);
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = RequantizeScalar(acc[i] + bias, shift, relu);
+  }
+}
+
+// out[i] = RequantizeScalar(acc[i] + bias + delta[i], shift, relu), the sum taken modulo 2^32
+// (the caller guarantees that the true sum fits int32, so it is exact).
+inline void RequantizeRowDelta(const int32_t* acc, const uint32_t* delta, int64_t n, int32_t bias,
+                               int shift, bool relu, int8_t* out) {
+  const int32_t lo = relu ? 0 : -128;
+  const auto ubias = static_cast<uint32_t>(bias);
+  if (shift >= 1 && shift <= 31) {
+    const int s1 = shift - 1;
+    for (int64_t i = 0; i < n; ++i) {
+      const auto a = static_cast<int32_t>(static_cast<uint32_t>(acc[i]) + ubias + delta[i]);
+      int32_t v = (a >> shift) + ((a >> s1) & 1);
+      v = v < lo ? lo : v;
+      v = v > 127 ? 127 : v;
+      out[i] = static_cast<int8_t>(v);
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const auto a = static_cast<int32_t>(static_cast<uint32_t>(acc[i]) + ubias + delta[i]);
+      out[i] = RequantizeScalar(a, shift, relu);
+    }
+  }
+}
+
+}  // namespace r2f::accel

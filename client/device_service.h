@@ -1,0 +1,98 @@
+// The device side of the Table-I API without MQTT: answers setAIoTMode, deployModel and getData
+// on the simulated accelerator (accel_sim), so that it can be tested in-process. The daemon
+// (client/client_main.cc) hands Handle() to the transport; the protocol and the idempotency of
+// each call are described in docs/daemons.md.
+//
+// Determinism: the soft errors of a getData are keyed by (device seed, execution_tag, sample id,
+// layer, replica, site), so a request's reply is a pure function of its content and the device
+// state (model, mode). A retried request therefore gives the same answer whether the transport's
+// reply cache still holds it or the device ran it again after a restart, and deployModel /
+// setAIoTMode are idempotent by construction (re-applying the same model or mode is a no-op).
+//
+// Not thread-safe: calls must be serialised (the transport runs the handler on one thread).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "accel_sim/accelerator.h"
+#include "client/device_config.h"
+#include "client/device_state_store.h"
+#include "common/dataset.h"
+#include "common/status.h"
+#include "common/transport_message.h"
+#include "r2f.pb.h"
+
+namespace r2f {
+
+class DeviceService {
+ public:
+  // The service over the device's own data. Restores the model and mode saved in
+  // options.state_dir; a saved model that cannot be read or no longer validates (for instance
+  // after a change of the data set) is logged and ignored, so the device starts empty and the
+  // server's next deployModel repairs it. Errors: InvalidArgument for bad options.
+  static Result<std::unique_ptr<DeviceService>> Create(DeviceServiceOptions options, Dataset train,
+                                                       Dataset test);
+
+  // Table I #1, setAIoTMode: sets the mode and the TMR protection of later getData calls.
+  // TMR_PARTIAL needs a deployed model whose MAC layers contain every protected layer (no
+  // duplicates); other TMR modes take no protected layers. Saved before it is acknowledged.
+  Result<pb::Ack> SetAIoTMode(const pb::SetAIoTModeRequest& request);
+
+  // Table I #2, deployModel. A whole model is validated (Accelerator::Create: errors name the
+  // layer; its input shape must fit the device's data), saved, then run. The model the device
+  // already runs (same version and contents) is acknowledged without re-applying it. A
+  // WeightDelta applies only to the version it names (else InvalidArgument, and the server
+  // sends the whole model); the result must match weights_crc32 (else Corruption); a delta to
+  // the version already running, with matching weights, is a no-op. If a new model no longer
+  // has a protected layer, the TMR mode falls back to none (said in Ack.detail).
+  Result<pb::Ack> DeployModel(const pb::DeployModelRequest& request);
+
+  // Table I #3, getData. Needs a model and request.mode equal to the device's mode; samples must
+  // exist in the split and number at most max_samples_per_request. Inference: logits (+ per
+  // layer similarity to clean when asked). Training: inputs, labels, logits and every MAC
+  // layer's output encoded by the request's policy (docs/daemons.md).
+  Result<pb::DataReply> GetData(const pb::GetDataRequest& request);
+
+  // The transport handler: parses the payload for its kind, runs the call and wraps the result
+  // with sendAck / sendData (client/r2f_client_api.h). Errors (also for payloads that do not
+  // parse or kinds this device does not serve) become MSG_ERROR replies in the transport.
+  Result<Message> Handle(const Message& request);
+
+  uint64_t model_version() const;  // 0: no model
+  // The model now running; null when none is deployed.
+  const pb::QuantizedModel* deployed_model() const {
+    return accelerator_ ? &accelerator_->model() : nullptr;
+  }
+  pb::AIoTMode mode() const { return mode_.mode(); }
+  // Calls executed by this object (successful or not).
+  uint64_t requests_handled() const { return requests_handled_; }
+  const DeviceServiceOptions& options() const { return options_; }
+
+ private:
+  DeviceService(DeviceServiceOptions options, Dataset train, Dataset test);
+  void Restore();
+  // Accelerator::Create plus the check that the model's input fits the device's data.
+  Result<std::unique_ptr<accel::Accelerator>> Instantiate(const pb::QuantizedModel& model) const;
+  // Replaces the running model by `model` (already validated), saving it first.
+  Status Install(std::unique_ptr<accel::Accelerator> accelerator, std::string* detail);
+  // Handle() without the logging and the debug delay; *samples gets getData's sample count.
+  Result<Message> Dispatch(const Message& request, size_t* samples);
+  Status CheckProtection(const pb::SetAIoTModeRequest& request) const;
+  pb::Ack MakeAck(pb::MessageKind kind, std::string detail) const;
+  Result<pb::DataReply> Inference(const pb::GetDataRequest& request,
+                                  const accel::ImageBatch& images);
+  Result<pb::DataReply> Training(const pb::GetDataRequest& request, const Dataset& data,
+                                 const accel::ImageBatch& images);
+
+  DeviceServiceOptions options_;
+  Dataset train_, test_;
+  DeviceStateStore store_;
+  std::unique_ptr<accel::Accelerator> accelerator_;  // null: no model deployed
+  pb::SetAIoTModeRequest mode_;
+  accel::TmrConfig tmr_;  // mode_ in accel_sim's terms
+  uint64_t requests_handled_ = 0;
+};
+
+}  // namespace r2f
