@@ -66,9 +66,61 @@ run_tests() {
   (cd "$BUILD_DIR" && ctest --output-on-failure -j "$JOBS" --timeout 1200 "$@")
 }
 
+# A free TCP port on the loopback interface (nothing answers a connect to it).
+free_port() {
+  local port
+  for _ in $(seq 1 50); do
+    port=$(( 20000 + RANDOM % 40000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  log "error: no free port found"; exit 1
+}
+
+# Starts a throwaway mosquitto on 127.0.0.1:$1 with its files in $2; prints its pid.
+start_broker() {
+  local port="$1" dir="$2"
+  cat > "$dir/mosquitto.conf" <<CONF
+listener $port 127.0.0.1
+allow_anonymous true
+persistence false
+max_queued_messages 0
+user root
+CONF
+  mosquitto -c "$dir/mosquitto.conf" > "$dir/mosquitto.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 50); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$pid"
+      return 0
+    fi
+    sleep 0.1
+  done
+  log "error: mosquitto did not start; its log:"; cat "$dir/mosquitto.log" >&2; exit 1
+}
+
+# The main job end to end: pre-train (cached), broker, device daemon, remote retraining.
 demo() {
   build
-  "$ROOT/scripts/demo.sh" "$BUILD_DIR" "$@"
+  cd "$ROOT"
+  local bin="$BUILD_DIR/bin" work port broker_pid client_pid
+  log "1/3 pre-training the default ResNet18 on Fashion-MNIST (cached under cache/models)"
+  "$bin/r2f_server" pretrain --config configs/pretrain/resnet18.yaml
+
+  work=$(mktemp -d /tmp/r2f-demo.XXXXXX)
+  port=$(free_port)
+  broker_pid=$(start_broker "$port" "$work")
+  trap 'kill ${client_pid:-} 2>/dev/null; wait ${client_pid:-} 2>/dev/null; kill $broker_pid 2>/dev/null; rm -rf "$work"' EXIT
+  log "2/3 mosquitto on 127.0.0.1:$port; device daemon (configs/demo/client.yaml, BER 2e-4)"
+  "$bin/r2f_client" --config configs/demo/client.yaml --broker "tcp://127.0.0.1:$port" \
+    > "$work/client.log" 2>&1 &
+  client_pid=$!
+
+  log "3/3 remote retraining (configs/retrain/quick.yaml): Base, APRM-60% retraining, retrained"
+  "$bin/r2f_server" retrain --config configs/retrain/quick.yaml --broker "tcp://127.0.0.1:$port"
+  log "done: per-iteration stage times in runs/quick/stages.jsonl, totals in runs/quick/summary.json"
 }
 
 cmd="${1:-}"

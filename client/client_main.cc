@@ -39,6 +39,9 @@ int main(int argc, char** argv) {
   std::string config_path;
   app.add_option("--config", config_path, "device YAML config (see configs/client.yaml)")
       ->required();
+  std::string broker_override;
+  app.add_option("--broker", broker_override,
+                 "broker URI, overriding the config's broker.uri (e.g. tcp://10.0.0.5:1883)");
   CLI11_PARSE(app, argc, argv);
 
   // Termination signals are blocked in every thread (Paho's threads inherit this mask) and
@@ -51,6 +54,7 @@ int main(int argc, char** argv) {
 
   auto config = r2f::LoadDeviceConfig(config_path);
   if (!config.ok()) return Fail(config.status());
+  if (!broker_override.empty()) config->transport.broker_uri = broker_override;
   const r2f::DeviceConfig& cfg = *config;
   if (auto st = r2f::InitLogging(cfg.log_level, cfg.log_file); !st.ok()) return Fail(st);
   auto log = r2f::GetLogger("client");

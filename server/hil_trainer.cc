@@ -74,8 +74,7 @@ Result<HilStepResult> HilTrainer::Step(const std::string& pixels, const std::str
 }
 
 Result<pb::QuantizedModel> HilTrainer::Export(uint64_t model_version) {
-  return ConvertFloat2Int(float_model_.module, float_model_.format, float_model_.norm,
-                          model_version);
+  return ConvertFloat2Int(float_model_.module, deployed_, model_version);
 }
 
 Status HilTrainer::Save(const std::string& prefix) {

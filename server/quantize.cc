@@ -61,6 +61,31 @@ bool PassesFormatThrough(pb::OpType op) {
          op == pb::OP_CHANNEL_SHUFFLE || op == pb::OP_FLATTEN || op == pb::OP_SLICE;
 }
 
+// The int8 weights and int32 biases of every MAC layer of `folded` in `format`.
+Status AddQuantizedLayers(GraphModule& folded, const QuantFormat& format,
+                          pb::QuantizedModel* model) {
+  const pb::Graph& graph = folded->graph();
+  model->clear_layers();
+  for (const pb::Node& node : graph.nodes()) {
+    if (!IsMacLayer(node)) continue;
+    auto it = format.weight_frac.find(node.id());
+    if (it == format.weight_frac.end()) {
+      return Status::InvalidArgument("no weight format for layer " + std::to_string(node.id()));
+    }
+    const std::vector<int>& wf = it->second;
+    torch::Tensor wq = QuantizeWeights(folded->weight(node.id()), wf).contiguous();
+    torch::Tensor bq =
+        QuantizeBias(folded->bias(node.id()), wf, format.activation_frac[node.inputs(0)]).contiguous();
+    pb::QuantizedLayer* layer = model->add_layers();
+    layer->set_node_id(node.id());
+    layer->set_weights(std::string(reinterpret_cast<const char*>(wq.data_ptr<int8_t>()), wq.numel()));
+    const int32_t* b = bq.data_ptr<int32_t>();
+    for (int64_t i = 0; i < bq.numel(); ++i) layer->add_bias(b[i]);
+    for (int f : wf) layer->add_weight_frac(f);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 torch::Tensor NormalizedInput(const uint8_t* pixels, int batch, const pb::Shape& chw,
@@ -182,23 +207,22 @@ Result<pb::QuantizedModel> ConvertFloat2Int(GraphModule& folded, const QuantForm
   }
   model.set_input_lut(lut);
 
-  for (const pb::Node& node : graph.nodes()) {
-    if (!IsMacLayer(node)) continue;
-    auto it = format.weight_frac.find(node.id());
-    if (it == format.weight_frac.end()) {
-      return Status::InvalidArgument("no weight format for layer " + std::to_string(node.id()));
-    }
-    const std::vector<int>& wf = it->second;
-    torch::Tensor wq = QuantizeWeights(folded->weight(node.id()), wf).contiguous();
-    torch::Tensor bq =
-        QuantizeBias(folded->bias(node.id()), wf, format.activation_frac[node.inputs(0)]).contiguous();
-    pb::QuantizedLayer* layer = model.add_layers();
-    layer->set_node_id(node.id());
-    layer->set_weights(std::string(reinterpret_cast<const char*>(wq.data_ptr<int8_t>()), wq.numel()));
-    const int32_t* b = bq.data_ptr<int32_t>();
-    for (int64_t i = 0; i < bq.numel(); ++i) layer->add_bias(b[i]);
-    for (int f : wf) layer->add_weight_frac(f);
+  R2F_RETURN_IF_ERROR(AddQuantizedLayers(folded, format, &model));
+  return model;
+}
+
+Result<pb::QuantizedModel> ConvertFloat2Int(GraphModule& folded, const pb::QuantizedModel& like,
+                                            uint64_t model_version) {
+  if (!folded->folded()) return Status::InvalidArgument("convertFloat2Int needs a BN-folded model");
+  pb::Graph like_graph = like.graph();
+  R2F_RETURN_IF_ERROR(InferShapes(&like_graph).WithContext("deployed model"));
+  if (folded->graph().SerializeAsString() != like_graph.SerializeAsString()) {
+    return Status::InvalidArgument("convertFloat2Int: the float model's graph differs from the "
+                                   "deployed model's");
   }
+  pb::QuantizedModel model = like;
+  model.set_model_version(model_version);
+  R2F_RETURN_IF_ERROR(AddQuantizedLayers(folded, FormatOf(like), &model));
   return model;
 }
 

@@ -49,6 +49,12 @@ Result<pb::QuantizedModel> ConvertFloat2Int(GraphModule& folded, const QuantForm
                                             const InputNormalization& norm,
                                             uint64_t model_version);
 
+// convertFloat2Int for retraining: the weights and biases of `folded` quantized with the
+// formats of `like` (the deployed model), everything else (graph, activation formats, input
+// table) copied from `like`, so the int8 representation never drifts.
+Result<pb::QuantizedModel> ConvertFloat2Int(GraphModule& folded, const pb::QuantizedModel& like,
+                                            uint64_t model_version);
+
 // The paper's convertInt2Float for models: a folded float module whose weights and biases are
 // the dequantized integers of `model`, and the model's formats.
 struct FloatModel {

@@ -48,9 +48,10 @@ int Pretrain(const std::string& config_path) {
 }
 
 // `r2f_server eval`: remote evaluation on a device daemon (server/remote_eval.h).
-int Eval(const std::string& config_path) {
+int Eval(const std::string& config_path, const std::string& broker) {
   auto config = r2f::LoadEvalConfig(config_path);
   if (!config.ok()) return Fail(config.status());
+  if (!broker.empty()) config->session.server.transport.broker_uri = broker;
   auto model = r2f::LoadSessionModel(config->session);
   if (!model.ok()) return Fail(model.status());
   auto server = r2f::R2fServer::Connect(config->session.server);
@@ -62,9 +63,10 @@ int Eval(const std::string& config_path) {
 }
 
 // `r2f_server retrain`: remote retraining over MQTT (server/retrain.h).
-int Retrain(const std::string& config_path, bool resume) {
+int Retrain(const std::string& config_path, bool resume, const std::string& broker) {
   auto config = r2f::LoadRetrainConfig(config_path);
   if (!config.ok()) return Fail(config.status());
+  if (!broker.empty()) config->session.server.transport.broker_uri = broker;
   auto result = r2f::RunRetrain(*config, resume);
   if (!result.ok()) return Fail(result.status());
   const r2f::RetrainResult& r = *result;
@@ -103,11 +105,17 @@ int main(int argc, char** argv) {
       ->required();
   retrain->add_flag("--resume", resume, "continue after the last checkpoint of the run directory");
 
+  std::string broker;
+  for (CLI::App* remote : {eval, retrain}) {
+    remote->add_option("--broker", broker,
+                       "broker URI, overriding the config's broker.uri (e.g. tcp://10.0.0.5:1883)");
+  }
+
   CLI11_PARSE(app, argc, argv);
   if (auto st = r2f::InitLogging(log_level, ""); !st.ok()) return Fail(st);
   if (models->parsed()) return ListModels();
   if (pretrain->parsed()) return Pretrain(pretrain_config);
-  if (eval->parsed()) return Eval(eval_config);
-  if (retrain->parsed()) return Retrain(retrain_config, resume);
+  if (eval->parsed()) return Eval(eval_config, broker);
+  if (retrain->parsed()) return Retrain(retrain_config, resume, broker);
   return 0;
 }
