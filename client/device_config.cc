@@ -43,6 +43,10 @@ void ParseFaults(ConfigMap f, accel::FaultConfig* out) {
 
 }  // namespace
 
+uint64_t MaxRequestBytes(const DeviceServiceOptions& service) {
+  return service.max_model_bytes + 16 * service.max_samples_per_request + (64u << 10);
+}
+
 Result<DeviceConfig> ParseDeviceConfig(ConfigMap& map) {
   DeviceConfig cfg;
   cfg.source = map.origin();
@@ -78,6 +82,12 @@ Result<DeviceConfig> ParseDeviceConfig(ConfigMap& map) {
   cfg.service.max_samples_per_request = static_cast<uint64_t>(
       limits.GetInt("max_samples_per_request",
                     static_cast<int64_t>(cfg.service.max_samples_per_request), 1, 1 << 20));
+  cfg.transport.max_queued_requests = static_cast<size_t>(limits.GetInt(
+      "max_queued_requests", static_cast<int64_t>(cfg.transport.max_queued_requests), 1, 4096));
+  // No request is larger than a deployModel of the largest model accepted or a getData naming
+  // the most samples (a sample id takes at most 11 bytes): the transport refuses anything
+  // larger at its first chunk, so the device never buffers what it would refuse anyway.
+  cfg.transport.max_incoming_payload_bytes = MaxRequestBytes(cfg.service);
 
   ConfigMap log = map.Section("log");
   cfg.log_level =

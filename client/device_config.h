@@ -41,6 +41,11 @@ struct DeviceConfig {
   std::string log_file;  // empty: stderr only
 };
 
+// The largest request a device with these limits accepts: a deployModel of max_model_bytes
+// or a getData of max_samples_per_request sample ids, plus framing. ParseDeviceConfig sets
+// TransportOptions::max_incoming_payload_bytes to it.
+uint64_t MaxRequestBytes(const DeviceServiceOptions& service);
+
 // Reads and validates a device config file.
 Result<DeviceConfig> LoadDeviceConfig(const std::string& path);
 // The same from an already opened map (tests build configs from strings).

@@ -16,6 +16,11 @@ std::string Hex32(uint32_t v) {
   return buf;
 }
 
+// At most `max` bytes of an id for messages: an oversized id is refused, not echoed in full.
+std::string Clip(const std::string& id, size_t max) {
+  return id.size() <= max ? id : id.substr(0, max) + "...";
+}
+
 std::string ChunkName(const pb::Envelope& env) {
   return "chunk " + std::to_string(env.chunk_index()) + "/" + std::to_string(env.chunk_count()) +
          " of " + MessageKey::Of(env).ToString();
@@ -49,8 +54,55 @@ Status Reassembler::Reject(Status status) {
 }
 
 void Reassembler::Erase(std::map<MessageKey, Partial>::iterator it) {
-  inflight_bytes_ -= it->second.bytes;
+  const Partial& p = it->second;
+  inflight_bytes_ -= p.bytes;
+  charged_bytes_ -= p.bytes + p.overhead;
+  auto d = per_device_.find(it->first.device_id);
+  if (d != per_device_.end()) {
+    d->second.charged_bytes -= p.bytes + p.overhead;
+    if (--d->second.messages == 0) per_device_.erase(d);
+  }
   partial_.erase(it);
+}
+
+uint64_t Reassembler::Overhead(const MessageKey& key, uint32_t chunk_count) {
+  return kMessageOverheadBytes + key.device_id.size() + key.job_id.size() +
+         uint64_t{chunk_count} * kSlotBytes;
+}
+
+size_t Reassembler::inflight_messages(const std::string& device_id) const {
+  auto it = per_device_.find(device_id);
+  return it == per_device_.end() ? 0 : it->second.messages;
+}
+
+uint64_t Reassembler::inflight_charged_bytes(const std::string& device_id) const {
+  auto it = per_device_.find(device_id);
+  return it == per_device_.end() ? 0 : it->second.charged_bytes;
+}
+
+Status Reassembler::CheckBudget(const std::string& where, const std::string& device,
+                                uint64_t charge, bool new_message) const {
+  auto it = per_device_.find(device);
+  const DeviceUsage usage = it == per_device_.end() ? DeviceUsage{} : it->second;
+  if (new_message && usage.messages >= options_.max_inflight_messages_per_device) {
+    return Status::ResourceExhausted(
+        where + ": device '" + device + "' already has " + std::to_string(usage.messages) +
+        " incomplete messages in flight, limit " +
+        std::to_string(options_.max_inflight_messages_per_device) + " per device");
+  }
+  if (usage.charged_bytes + charge > options_.max_inflight_bytes_per_device) {
+    return Status::ResourceExhausted(
+        where + ": device '" + device + "' holds " + std::to_string(usage.charged_bytes) +
+        " bytes of incomplete messages, this chunk needs " + std::to_string(charge) +
+        " more, limit " + std::to_string(options_.max_inflight_bytes_per_device) + " per device");
+  }
+  if (charged_bytes_ + charge > options_.max_inflight_bytes) {
+    return Status::ResourceExhausted(where + ": " + std::to_string(charged_bytes_) +
+                                     " bytes of incomplete messages held, this chunk needs " +
+                                     std::to_string(charge) + " more, limit " +
+                                     std::to_string(options_.max_inflight_bytes));
+  }
+  return Status::Ok();
 }
 
 void Reassembler::Drop(const MessageKey& key) {
@@ -76,6 +128,14 @@ std::vector<MessageKey> Reassembler::EvictExpired() {
 }
 
 Status Reassembler::CheckHeader(const pb::Envelope& env) const {
+  for (const std::string* id : {&env.device_id(), &env.job_id()}) {
+    if (id->size() > options_.max_id_bytes) {
+      return Status::InvalidArgument(std::string(id == &env.device_id() ? "device_id" : "job_id") +
+                                     " '" + Clip(*id, 32) + "' of " + std::to_string(id->size()) +
+                                     " bytes exceeds the limit " +
+                                     std::to_string(options_.max_id_bytes));
+    }
+  }
   const std::string where = ChunkName(env);
   if (env.protocol_version() != kProtocolVersion) {
     return Status::InvalidArgument(where + ": protocol version " +
@@ -134,20 +194,23 @@ Result<std::optional<Message>> Reassembler::Add(pb::Envelope env) {
   auto it = partial_.find(key);
   if (it != partial_.end()) {
     const Partial& p = it->second;
+    // The messages are built before Erase(it): `p` dies with it.
     if (p.chunk_count != env.chunk_count() || p.payload_size != env.payload_size() ||
         p.payload_crc32 != env.payload_crc32()) {
-      Erase(it);
-      return Reject(Status::InvalidArgument(
+      Status s = Status::InvalidArgument(
           where + ": header disagrees with earlier chunks (chunk_count " +
           std::to_string(p.chunk_count) + ", payload_size " + std::to_string(p.payload_size) +
-          ", payload CRC-32 " + Hex32(p.payload_crc32) + "); message dropped"));
+          ", payload CRC-32 " + Hex32(p.payload_crc32) + "); message dropped");
+      Erase(it);
+      return Reject(std::move(s));
     }
     if (p.chunks[env.chunk_index()].has_value()) {
       if (p.chunk_crcs[env.chunk_index()] != env.chunk_crc32()) {
-        Erase(it);
-        return Reject(Status::Corruption(
+        Status s = Status::Corruption(
             where + ": duplicate with different contents (CRC-32 " + Hex32(env.chunk_crc32()) +
-            " vs " + Hex32(p.chunk_crcs[env.chunk_index()]) + "); message dropped"));
+            " vs " + Hex32(p.chunk_crcs[env.chunk_index()]) + "); message dropped");
+        Erase(it);
+        return Reject(std::move(s));
       }
       ++stats_.duplicates;
       return std::optional<Message>();
@@ -158,28 +221,42 @@ Result<std::optional<Message>> Reassembler::Add(pb::Envelope env) {
                                        std::to_string(env.payload_size()) + "; message dropped"));
     }
   }
-  if (inflight_bytes_ + env.chunk().size() > options_.max_inflight_bytes) {
-    return Reject(Status::ResourceExhausted(where + ": " + std::to_string(inflight_bytes_) +
-                                            " bytes of incomplete messages held, " + "limit " +
-                                            std::to_string(options_.max_inflight_bytes)));
+  const bool new_message = it == partial_.end();
+  const uint64_t overhead = new_message ? Overhead(key, env.chunk_count()) : 0;
+  const uint64_t size = env.chunk().size();
+  // A single-chunk message completes right here and is never held.
+  if (!(new_message && env.chunk_count() == 1)) {
+    if (Status s = CheckBudget(where, key.device_id, size + overhead, new_message); !s.ok()) {
+      // A message that lost a chunk can only be completed by a full resend: free it now.
+      if (!new_message) {
+        Erase(it);
+        s = Status::ResourceExhausted(s.message() + "; message dropped");
+      }
+      return Reject(std::move(s));
+    }
   }
 
-  if (it == partial_.end()) {
+  if (new_message) {
     Partial p;
     p.chunk_count = env.chunk_count();
     p.payload_size = env.payload_size();
     p.payload_crc32 = env.payload_crc32();
+    p.overhead = overhead;
     p.chunks.resize(env.chunk_count());
     p.chunk_crcs.resize(env.chunk_count());
     it = partial_.emplace(key, std::move(p)).first;
+    ++per_device_[key.device_id].messages;
+    charged_bytes_ += overhead;
+    per_device_[key.device_id].charged_bytes += overhead;
   }
   Partial& p = it->second;
   const uint32_t index = env.chunk_index();
-  const uint64_t size = env.chunk().size();
   p.chunk_crcs[index] = env.chunk_crc32();
   p.chunks[index] = std::move(*env.mutable_chunk());
   p.bytes += size;
   inflight_bytes_ += size;
+  charged_bytes_ += size;
+  per_device_[key.device_id].charged_bytes += size;
   ++p.received;
   p.last_progress = Now();
   ++stats_.chunks_accepted;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -15,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include <google/protobuf/stubs/logging.h>
 #include <spdlog/spdlog.h>
 
 #include "common/checksum.h"
@@ -52,17 +54,73 @@ std::string Hostname() {
 
 std::string Seconds(milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
 
+// Longest job id a Call accepts: the reassembler refuses longer ids (ReassemblerOptions).
+constexpr size_t kMaxIdBytes = 256;
+// MSG_STATUS payloads are "online" / "offline": anything larger is refused unassembled.
+constexpr uint64_t kMaxStatusBytes = 64;
+// Rejections logged per device and second; the rest are counted and summarised.
+constexpr int kRejectionLogsPerSecond = 5;
+
+// libprotobuf logs an ERROR line on stderr for every message it refuses to parse (a string field
+// that is not UTF-8, ...), which would let any peer flood the log past our throttling. Our
+// parsers report those failures as a Status already, so the library's lines go to debug level.
+void ProtobufLog(google::protobuf::LogLevel level, const char* file, int line,
+                 const std::string& message) {
+  if (level == google::protobuf::LOGLEVEL_FATAL) {
+    spdlog::critical("protobuf {}:{}: {}", file, line, message);
+  } else {
+    spdlog::debug("protobuf {}:{}: {}", file, line, message);
+  }
+}
+
+void RouteProtobufLogs() {
+  static std::once_flag once;
+  std::call_once(once, [] { google::protobuf::SetLogHandler(&ProtobufLog); });
+}
+
+// Tail of a rejection log line that follows suppressed ones.
+std::string NotLogged(uint64_t suppressed) {
+  return suppressed == 0 ? ""
+                         : " (" + std::to_string(suppressed) + " earlier rejections not logged)";
+}
+
+ReassemblerOptions ReassemblyLimits(const TransportOptions& o) {
+  ReassemblerOptions r;
+  r.max_payload_bytes = o.max_incoming_payload_bytes > 0
+                            ? std::min(o.max_payload_bytes, o.max_incoming_payload_bytes)
+                            : o.max_payload_bytes;
+  r.max_chunk_count = o.max_chunk_count;
+  r.max_inflight_bytes = o.max_inflight_bytes;
+  r.max_inflight_bytes_per_device = o.max_inflight_bytes_per_device;
+  r.max_inflight_messages_per_device = o.max_inflight_messages_per_device;
+  r.max_id_bytes = kMaxIdBytes;
+  r.timeout = o.reassembly_timeout;
+  return r;
+}
+
+// MQTT 3.1.1 CONNACK refusals that retrying cannot fix (3, "server unavailable", can pass).
+const char* LoginRefusal(int connack_code) {
+  switch (connack_code) {
+    case 1:
+      return "unacceptable protocol version";
+    case 2:
+      return "client id rejected";
+    case 4:
+      return "bad user name or password";
+    case 5:
+      return "not authorised (wrong user name or password, or a user the broker does not know)";
+    default:
+      return nullptr;
+  }
+}
+
 }  // namespace
 
 class Transport::Impl {
  public:
   explicit Impl(TransportOptions o)
       : o_(std::move(o)),
-        reassembler_(ReassemblerOptions{o_.max_payload_bytes,
-                                        o_.max_chunk_count,
-                                        o_.max_inflight_bytes,
-                                        o_.reassembly_timeout,
-                                        {}}),
+        reassembler_(ReassemblyLimits(o_)),
         cache_(o_.reply_cache_entries, o_.reply_cache_bytes),
         sub_listener_(this) {
     std::random_device rd;
@@ -152,6 +210,11 @@ class Transport::Impl {
   void HandleServerEnvelope(const ParsedTopic& topic, pb::Envelope env);
   void HandleDeviceEnvelope(const ParsedTopic& topic, pb::Envelope env);
   void NoteProblem(uint64_t request_id, const std::string& device_id, const Status& s);
+  // True if this rejection from `device` may be logged now; a few per device and second, the
+  // rest are counted (log_suppressed) and summarised in the next line logged for the device.
+  bool MayLogRejection(const std::string& device, uint64_t* suppressed);
+  // Server role: whether a reply envelope answers a Call still waiting.
+  bool IsPendingReply(const pb::Envelope& env) const;
   void RejectRequest(const std::string& job_id, uint64_t request_id, pb::MessageKind kind,
                      const Status& s);
   void OnRequest(Message request);
@@ -198,6 +261,16 @@ class Transport::Impl {
   // Receiver thread only.
   Reassembler reassembler_;
   std::map<RequestKey, Clock::time_point> recent_errors_;
+  struct LogBudget {
+    Clock::time_point window_start;
+    int logged = 0;
+    uint64_t suppressed = 0;
+  };
+  std::map<std::string, LogBudget> log_budget_;  // per device, pruned by housekeeping
+
+  // The last TLS error Paho reported (its thread writes, Start reads).
+  std::mutex ssl_error_mu_;
+  std::string last_ssl_error_;
 
   // Server role.
   mutable std::mutex pending_mu_;
@@ -247,6 +320,7 @@ Status Transport::Impl::ValidateOptions() const {
 
 Status Transport::Impl::Start() {
   R2F_RETURN_IF_ERROR(ValidateOptions());
+  RouteProtobufLogs();
   client_id_ = !o_.client_id.empty() ? o_.client_id
                : IsDevice()          ? "r2f-dev-" + o_.device_id
                                      : "r2f-server-" + Hostname();
@@ -289,12 +363,24 @@ Status Transport::Impl::Start() {
              std::chrono::duration_cast<std::chrono::seconds>(o_.connect_timeout).count())));
   if (!o_.username.empty()) conn_opts_.set_user_name(o_.username);
   if (!o_.password.empty()) conn_opts_.set_password(o_.password);
-  const bool tls = o_.broker_uri.rfind("ssl://", 0) == 0 || o_.broker_uri.rfind("mqtts://", 0) == 0;
+  const bool tls = o_.broker_uri.rfind("ssl://", 0) == 0 ||
+                   o_.broker_uri.rfind("mqtts://", 0) == 0 || o_.broker_uri.rfind("wss://", 0) == 0;
   if (tls || !o_.ca_file.empty() || !o_.cert_file.empty() || !o_.key_file.empty()) {
     mqtt::ssl_options ssl;
     if (!o_.ca_file.empty()) ssl.set_trust_store(o_.ca_file);
     if (!o_.cert_file.empty()) ssl.set_key_store(o_.cert_file);
     if (!o_.key_file.empty()) ssl.set_private_key(o_.key_file);
+    ssl.set_enable_server_cert_auth(true);
+    ssl.set_verify(o_.tls_verify_hostname);
+    // Paho's thread: only remember the text, so that a failed connect can say why.
+    ssl.set_error_handler([this](const std::string& error) {
+      std::lock_guard<std::mutex> l(ssl_error_mu_);
+      last_ssl_error_ = error;
+      while (!last_ssl_error_.empty() &&
+             std::isspace(static_cast<unsigned char>(last_ssl_error_.back()))) {
+        last_ssl_error_.pop_back();
+      }
+    });
     conn_opts_.set_ssl(std::move(ssl));
   }
   if (IsDevice()) {
@@ -310,8 +396,14 @@ Status Transport::Impl::Start() {
   // The first connect is ours to retry: Paho's automatic reconnect only covers lost connections.
   const auto deadline = Clock::now() + o_.connect_timeout;
   milliseconds backoff{100};
+  const std::string who =
+      "'" + client_id_ + "'" + (o_.username.empty() ? "" : " (user '" + o_.username + "')");
   for (;;) {
     Status attempt;
+    {
+      std::lock_guard<std::mutex> l(ssl_error_mu_);
+      last_ssl_error_.clear();
+    }
     try {
       mqtt::token_ptr tok = cli_->connect(conn_opts_);
       // Paho fails the token itself after its connect timeout; the slack only guards against a
@@ -319,12 +411,43 @@ Status Transport::Impl::Start() {
       if (tok->wait_until(deadline + std::chrono::seconds(2))) break;
       attempt = Status::DeadlineExceeded("connect not answered");
     } catch (const mqtt::exception& e) {
-      attempt = Status::Unavailable(e.what());
+      if (const char* refusal = LoginRefusal(e.get_return_code())) {
+        // The broker answered and said no: retrying with the same credentials cannot help.
+        std::string hint;
+        if (IsDevice() && o_.username != o_.device_id) {
+          hint = "; with configs/mosquitto/acl a device logs in with its device id '" +
+                 o_.device_id + "' as user name";
+        }
+        return Status::InvalidArgument("broker " + o_.broker_uri + " refused the login of " + who +
+                                       ": " + refusal + " (CONNACK " +
+                                       std::to_string(e.get_return_code()) + ")" + hint);
+      }
+      std::string ssl_error;
+      {
+        std::lock_guard<std::mutex> l(ssl_error_mu_);
+        ssl_error = last_ssl_error_;
+      }
+      if (ssl_error.find("certificate verify failed") != std::string::npos) {
+        // The broker's certificate is not signed by a CA we trust: not a passing condition.
+        return Status::InvalidArgument("cannot connect to " + o_.broker_uri + " as " + who +
+                                       ": the broker's TLS certificate is not trusted (" +
+                                       (o_.ca_file.empty()
+                                            ? "no broker.ca_file given, the system's CAs were used"
+                                            : "ca_file '" + o_.ca_file + "'") +
+                                       "): " + ssl_error);
+      }
+      attempt = Status::Unavailable(std::string(e.what()) +
+                                    (ssl_error.empty() ? "" : ": TLS: " + ssl_error));
     }
     if (Clock::now() + backoff >= deadline || attempt.code() == Status::Code::kDeadlineExceeded) {
-      return Status::Unavailable("cannot connect to " + o_.broker_uri + " as '" + client_id_ +
-                                 "' within " + Seconds(o_.connect_timeout) + ": " +
-                                 attempt.message());
+      std::string hint;
+      if (tls && o_.tls_verify_hostname) {
+        hint =
+            " (with TLS also check that the broker's certificate names the host of the URI, "
+            "or set broker.verify_hostname: false)";
+      }
+      return Status::Unavailable("cannot connect to " + o_.broker_uri + " as " + who + " within " +
+                                 Seconds(o_.connect_timeout) + ": " + attempt.message() + hint);
     }
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, milliseconds(1000));
@@ -489,6 +612,14 @@ void Transport::Impl::ReceiverLoop() {
       for (auto it = recent_errors_.begin(); it != recent_errors_.end();) {
         it = now - it->second >= kErrorReplyPeriod ? recent_errors_.erase(it) : std::next(it);
       }
+      for (auto it = log_budget_.begin(); it != log_budget_.end();) {
+        const bool idle = now - it->second.window_start >= std::chrono::seconds(10);
+        if (idle && it->second.suppressed > 0) {
+          spdlog::warn("transport {}: {} more rejections (device '{}') not logged", client_id_,
+                       it->second.suppressed, it->first);
+        }
+        it = idle ? log_budget_.erase(it) : std::next(it);
+      }
       next_housekeeping = now + kHousekeepingPeriod;
     }
   }
@@ -497,17 +628,23 @@ void Transport::Impl::ReceiverLoop() {
 void Transport::Impl::HandleIncoming(const mqtt::message& msg) {
   const std::string& topic_name = msg.get_topic();
   std::optional<ParsedTopic> topic = ParseTopic(o_.topic_prefix, topic_name);
+  uint64_t suppressed = 0;
   if (!topic) {
     Count(&TransportStats::rejected);
-    spdlog::warn("transport {}: dropped message on unexpected topic '{}'", client_id_, topic_name);
+    if (MayLogRejection("", &suppressed)) {
+      spdlog::warn("transport {}: dropped message on unexpected topic '{}'{}", client_id_,
+                   topic_name, NotLogged(suppressed));
+    }
     return;
   }
   Result<pb::Envelope> env = ParseEnvelope(msg.get_payload());
   if (!env.ok()) {
     // Nothing in it says which request it was, so there is nobody to reply to: log and drop.
     Count(&TransportStats::rejected);
-    spdlog::warn("transport {}: dropped message on {}: {}", client_id_, topic_name,
-                 env.status().ToString());
+    if (MayLogRejection(topic->device_id, &suppressed)) {
+      spdlog::warn("transport {}: dropped message on {}: {}{}", client_id_, topic_name,
+                   env.status().ToString(), NotLogged(suppressed));
+    }
     return;
   }
   if (IsDevice()) {
@@ -529,13 +666,30 @@ void Transport::Impl::HandleServerEnvelope(const ParsedTopic& topic, pb::Envelop
   } else if (is_status ? env.kind() != pb::MSG_STATUS : !IsReplyKind(env.kind())) {
     bad = Status::InvalidArgument(KindName(env.kind()) + " does not belong on ." +
                                   LeafName(topic.leaf));
+  } else if (is_status && (env.chunk_count() != 1 || env.payload_size() > kMaxStatusBytes)) {
+    bad = Status::InvalidArgument("status message of " + std::to_string(env.payload_size()) +
+                                  " bytes in " + std::to_string(env.chunk_count()) +
+                                  " chunks (a status is one chunk of at most " +
+                                  std::to_string(kMaxStatusBytes) + " bytes)");
+  } else if (!is_status && !IsPendingReply(env)) {
+    // A reply nobody waits for (a late copy after a retry was answered, or a device sending
+    // what was never asked): dropped before reassembly, so it costs no memory.
+    Count(&TransportStats::dropped);
+    Count(&TransportStats::unsolicited);
+    reassembler_.Drop(MessageKey::Of(env));
+    spdlog::debug("transport {}: no pending call for {} from device {}; dropped", client_id_,
+                  KindName(env.kind()), topic.device_id);
+    return;
   }
   Result<std::optional<Message>> r =
       bad.ok() ? reassembler_.Add(std::move(env)) : Result<std::optional<Message>>(bad);
   if (!r.ok()) {
     Count(&TransportStats::rejected);
-    spdlog::warn("transport {}: rejected message from device {}: {}", client_id_, topic.device_id,
-                 r.status().ToString());
+    uint64_t suppressed = 0;
+    if (MayLogRejection(topic.device_id, &suppressed)) {
+      spdlog::warn("transport {}: rejected message from device {}: {}{}", client_id_,
+                   topic.device_id, r.status().ToString(), NotLogged(suppressed));
+    }
     NoteProblem(request_id, topic.device_id, r.status());
     return;
   }
@@ -562,6 +716,31 @@ void Transport::Impl::HandleServerEnvelope(const ParsedTopic& topic, pb::Envelop
   pending_cv_.notify_all();
 }
 
+bool Transport::Impl::IsPendingReply(const pb::Envelope& env) const {
+  std::lock_guard<std::mutex> l(pending_mu_);
+  auto it = pending_.find(env.request_id());
+  return it != pending_.end() && it->second->device_id == env.device_id() &&
+         it->second->job_id == env.job_id();
+}
+
+bool Transport::Impl::MayLogRejection(const std::string& device, uint64_t* suppressed) {
+  const auto now = Clock::now();
+  LogBudget& b = log_budget_[device];
+  if (now - b.window_start >= std::chrono::seconds(1)) {
+    b.window_start = now;
+    b.logged = 0;
+  }
+  if (b.logged >= kRejectionLogsPerSecond) {
+    ++b.suppressed;
+    Count(&TransportStats::log_suppressed);
+    return false;
+  }
+  ++b.logged;
+  *suppressed = b.suppressed;
+  b.suppressed = 0;
+  return true;
+}
+
 void Transport::Impl::NoteProblem(uint64_t request_id, const std::string& device_id,
                                   const Status& s) {
   std::lock_guard<std::mutex> l(pending_mu_);
@@ -572,8 +751,11 @@ void Transport::Impl::NoteProblem(uint64_t request_id, const std::string& device
 void Transport::Impl::HandleDeviceEnvelope(const ParsedTopic& topic, pb::Envelope env) {
   if (topic.leaf != TopicLeaf::kCmd || topic.device_id != o_.device_id) {
     Count(&TransportStats::rejected);
-    spdlog::warn("transport {}: dropped message on the {} topic of device {}", client_id_,
-                 LeafName(topic.leaf), topic.device_id);
+    uint64_t suppressed = 0;
+    if (MayLogRejection(topic.device_id, &suppressed)) {
+      spdlog::warn("transport {}: dropped message on the {} topic of device {}{}", client_id_,
+                   LeafName(topic.leaf), topic.device_id, NotLogged(suppressed));
+    }
     return;
   }
   const std::string job_id = env.job_id();
@@ -604,7 +786,11 @@ void Transport::Impl::HandleDeviceEnvelope(const ParsedTopic& topic, pb::Envelop
 void Transport::Impl::RejectRequest(const std::string& job_id, uint64_t request_id,
                                     pb::MessageKind kind, const Status& s) {
   Count(&TransportStats::rejected);
-  spdlog::warn("transport {}: rejected request: {}", client_id_, s.ToString());
+  uint64_t suppressed = 0;
+  if (MayLogRejection(o_.device_id, &suppressed)) {
+    spdlog::warn("transport {}: rejected request: {}{}", client_id_, s.ToString(),
+                 NotLogged(suppressed));
+  }
   RequestKey key(job_id, request_id);
   const auto now = Clock::now();
   auto it = recent_errors_.find(key);
@@ -844,6 +1030,10 @@ Result<Message> Transport::Impl::Call(const std::string& device_id, Message requ
   if (request.payload.size() > o_.max_payload_bytes) {
     return Status::ResourceExhausted(Describe(request) + ": payload exceeds the limit " +
                                      std::to_string(o_.max_payload_bytes));
+  }
+  if (request.job_id.size() > kMaxIdBytes || device_id.size() > kMaxIdBytes) {
+    return Status::InvalidArgument("job and device ids may have at most " +
+                                   std::to_string(kMaxIdBytes) + " bytes");
   }
   request.device_id = device_id;
   if (request.request_id == 0) request.request_id = NewRequestId();

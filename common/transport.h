@@ -39,14 +39,26 @@ struct TransportOptions {
   // queued QoS-1 messages) under it. Empty: "r2f-dev-<device_id>" or "r2f-server-<hostname>".
   std::string client_id;
   std::string username, password;
-  // TLS (PEM files); used when the URI is ssl:// or any of them is set.
+  // TLS (PEM files); used when the URI is ssl:// or any of them is set. The broker's
+  // certificate chain is checked against ca_file (empty: the system's CAs).
   std::string ca_file, cert_file, key_file;
+  // TLS: the broker's certificate must also name the URI's host (Paho's post-connect check).
+  bool tls_verify_hostname = true;
 
   std::string topic_prefix = "r2f/v1";
   size_t chunk_bytes = kDefaultChunkBytes;
   uint64_t max_payload_bytes = 256ull << 20;   // larger messages are refused both ways
   uint64_t max_inflight_bytes = 512ull << 20;  // incomplete incoming messages, all together
   uint32_t max_chunk_count = 1u << 16;
+  // Incoming messages larger than this are refused at their first chunk; 0 means
+  // max_payload_bytes. The device daemon sets it from limits.max_model_bytes (no request is
+  // larger than a model), so a device never buffers more than it would accept.
+  uint64_t max_incoming_payload_bytes = 0;
+  // Incomplete incoming messages per sending device (server role: each device on its own, so
+  // one device cannot starve the others; device role: everything the server sends). Bytes are
+  // charged as in common/reassembler.h (chunks plus bookkeeping).
+  uint64_t max_inflight_bytes_per_device = 260ull << 20;
+  uint32_t max_inflight_messages_per_device = 16;
   int qos = 1;
   std::chrono::milliseconds reassembly_timeout{30000};  // incomplete message without progress
 
@@ -80,13 +92,16 @@ struct TransportStats {
   uint64_t chunks_sent = 0;
   uint64_t messages_received = 0;  // complete, valid messages
   uint64_t chunks_received = 0;
-  uint64_t rejected = 0;  // envelopes or chunks rejected (malformed, stale, misrouted)
+  uint64_t rejected = 0;  // envelopes or chunks rejected (malformed, stale, misrouted, limits)
   uint64_t error_replies_sent = 0;
   uint64_t handler_calls = 0;          // device role
   uint64_t cache_hits = 0;             // device: retried requests answered from the reply cache
   uint64_t duplicates_suppressed = 0;  // device: copies of a request already queued or running
   uint64_t retries = 0;                // server: attempts after the first
   uint64_t dropped = 0;                // queue overflows, unmatched replies
+  uint64_t unsolicited = 0;            // server: reply chunks for no pending call, dropped before
+                                       // reassembly (counted in `dropped` too)
+  uint64_t log_suppressed = 0;         // rejection log lines left out (at most a few per device/s)
   uint64_t connects = 0;               // successful (re)connects
 };
 
@@ -100,7 +115,9 @@ class Transport {
 
   // Connects (persistent session, automatic reconnect), subscribes for the role and, in the
   // device role, publishes the retained "online" status. Unavailable if the broker could not be
-  // reached within options.connect_timeout.
+  // reached within options.connect_timeout (naming the TLS error, if any); InvalidArgument at
+  // once, without retrying, when the broker refuses the login (wrong user name or password, a
+  // user it does not know, a client id it rejects).
   static Result<std::unique_ptr<Transport>> Connect(TransportOptions options);
 
   ~Transport();  // Stop()
