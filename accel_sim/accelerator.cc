@@ -71,6 +71,14 @@ class AcceleratorImpl : public Accelerator {
     return spec;
   }
 
+  // "12 ('layer2.0.conv1', OP_CONV)", or "99 (no such node)".
+  std::string DescribeNode(uint32_t id) const {
+    const auto& nodes = model_->nodes();
+    if (id >= nodes.size()) return std::to_string(id) + " (no such node)";
+    return std::to_string(id) + " ('" + nodes[id].name + "', " + pb::OpType_Name(nodes[id].op) +
+           ")";
+  }
+
   // Checks the call's arguments and builds the deployed chain(s) for `tmr`.
   Status Prepare(const ImageBatch& images, const FaultConfig& faults, const TmrConfig& tmr,
                  uint64_t tag, ChainRequest* req) const {
@@ -113,8 +121,8 @@ class AcceleratorImpl : public Accelerator {
           const auto& ids = model_->mac_layer_ids();
           auto it = std::find(ids.begin(), ids.end(), id);
           if (it == ids.end()) {
-            return Status::InvalidArgument("tmr: protected layer " + std::to_string(id) +
-                                           " is not a MAC layer of the model");
+            return Status::InvalidArgument("tmr: protected layer " + DescribeNode(id) +
+                                           " is not a MAC layer (conv or linear) of the model");
           }
           spec.replicas[it - ids.begin()] = Thrice(0);
         }

@@ -19,16 +19,19 @@
 namespace r2f::accel {
 
 struct AcceleratorConfig {
-  int rows = 32;                      // PE rows: reduction dimension K
-  int cols = 32;                      // PE columns: output channels N
-  int buffer_kb = 1024;               // on-chip buffer
-  double dram_bytes_per_cycle = 16;   // off-chip bandwidth
+  int rows = 32;                     // PE rows: reduction dimension K
+  int cols = 32;                     // PE columns: output channels N
+  int buffer_kb = 1024;              // on-chip buffer
+  double dram_bytes_per_cycle = 16;  // off-chip bandwidth
   double clock_mhz = 200;
 };
 
 enum class FaultSite : int { kWeights = 0, kInputs = 1, kHidden = 2, kOutputs = 3 };
 inline constexpr int kNumFaultSites = 4;
+// "weights", "inputs", "hidden", "outputs": the names configs and command lines use.
 const char* FaultSiteName(FaultSite site);
+// The inverse of FaultSiteName; InvalidArgument naming `name` and the known names otherwise.
+Result<FaultSite> ParseFaultSite(const std::string& name);
 
 // How flip positions are drawn. kSparse: geometric skips, cost O(flips). kDense: one Bernoulli
 // draw per exposed bit, as per-element-mask injectors do (the benchmark's naive baseline).
@@ -47,6 +50,11 @@ enum class TmrMode {
   kLayerWise,    // every MAC layer three times, the voted output feeds the next layer
   kNetworkWise,  // three independent whole chains, outputs voted per layer
 };
+
+// "none", "partial", "layer_wise", "network_wise".
+const char* TmrModeName(TmrMode mode);
+// The inverse of TmrModeName; InvalidArgument naming `name` and the known names otherwise.
+Result<TmrMode> ParseTmrMode(const std::string& name);
 
 struct TmrConfig {
   TmrMode mode = TmrMode::kNone;

@@ -57,7 +57,8 @@ struct MacLayer {
   bool direct_kernel = false;         // small per-group GEMMs (depthwise): direct int32 loops
 
   // Weight (oc, kk) from the packed copy when there is one: the GEMM has just streamed that
-  // copy through the cache, while the int8 array is read only by the fault paths.
+  // copy through the cache, while the int8 array is read by no other hot path (reading it
+  // for every weight flip cost a cache miss each).
   int8_t CachedWeight(int oc, int kk) const {
     if (packed.empty()) return weights[static_cast<int64_t>(oc) * k + kk];
     const PackedWeights& p = packed[oc / group_out_c];

@@ -99,6 +99,39 @@ std::vector<LayerCycleReport> ModelNetwork(const AcceleratorConfig& config, cons
   return out;
 }
 
+std::vector<LayerCycleReport> ModelBatches(const AcceleratorConfig& config, const pb::Graph& graph,
+                                           int64_t images, int batch) {
+  std::vector<LayerCycleReport> total;
+  if (images <= 0 || batch <= 0) return total;
+  const int64_t full = images / batch;
+  const int rest = static_cast<int>(images % batch);
+  auto add = [&](const std::vector<LayerCycleReport>& layers, int64_t times) {
+    if (total.empty()) {
+      total = layers;
+      for (LayerCycleReport& r : total) {
+        r.m = r.macs = r.folds = r.compute_cycles = r.stall_cycles = r.dram_bytes = 0;
+      }
+    }
+    for (size_t i = 0; i < layers.size(); ++i) {
+      LayerCycleReport& t = total[i];
+      t.m += layers[i].m * times;
+      t.macs += layers[i].macs * times;
+      t.folds += layers[i].folds * times;
+      t.compute_cycles += layers[i].compute_cycles * times;
+      t.stall_cycles += layers[i].stall_cycles * times;
+      t.dram_bytes += layers[i].dram_bytes * times;
+    }
+  };
+  if (full > 0) add(ModelNetwork(config, graph, batch), full);
+  if (rest > 0) add(ModelNetwork(config, graph, rest), 1);
+  for (LayerCycleReport& r : total) {
+    r.utilisation =
+        static_cast<double>(r.macs) / (static_cast<double>(r.TotalCycles()) *
+                                       static_cast<double>(int64_t{config.rows} * config.cols));
+  }
+  return total;
+}
+
 Status WriteCycleReportCsv(const std::string& path, const std::vector<LayerCycleReport>& layers,
                            const std::vector<int>& executions) {
   if (!executions.empty() && executions.size() != layers.size()) {

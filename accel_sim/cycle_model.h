@@ -24,13 +24,13 @@ struct LayerCycleReport {
   int64_t k = 0;
   int64_t n = 0;
   int64_t groups = 1;
-  int64_t macs = 0;            // m * k * n * groups
-  int64_t folds = 0;           // groups * ceil(k/rows) * ceil(n/cols)
-  int64_t compute_cycles = 0;  // sum over folds of the per-fold cost
-  int64_t stall_cycles = 0;    // DRAM-bound cycles beyond compute
-  int64_t dram_bytes = 0;      // modelled off-chip traffic
-  double utilisation = 0;        // macs / ((compute + stall) * rows * cols), in [0, 1]
-  double mapping_efficiency = 0; // mean share of PEs holding a weight, over folds, in [0, 1]
+  int64_t macs = 0;               // m * k * n * groups
+  int64_t folds = 0;              // groups * ceil(k/rows) * ceil(n/cols)
+  int64_t compute_cycles = 0;     // sum over folds of the per-fold cost
+  int64_t stall_cycles = 0;       // DRAM-bound cycles beyond compute
+  int64_t dram_bytes = 0;         // modelled off-chip traffic
+  double utilisation = 0;         // macs / ((compute + stall) * rows * cols), in [0, 1]
+  double mapping_efficiency = 0;  // mean share of PEs holding a weight, over folds, in [0, 1]
   int64_t TotalCycles() const { return compute_cycles + stall_cycles; }
 };
 
@@ -43,8 +43,15 @@ LayerCycleReport ModelLayer(const AcceleratorConfig& config, const GemmShape& ge
                             int64_t in_elements, int64_t out_elements);
 
 // Every MAC layer of a shape-inferred graph, in graph order.
-std::vector<LayerCycleReport> ModelNetwork(const AcceleratorConfig& config,
-                                           const pb::Graph& graph, int batch);
+std::vector<LayerCycleReport> ModelNetwork(const AcceleratorConfig& config, const pb::Graph& graph,
+                                           int batch);
+
+// A run over `images` images in batches of `batch` (the last batch holds the remainder), each
+// batch executed once: per MAC layer, the batches' reports summed (m, MACs, folds, cycles,
+// stalls, DRAM bytes); utilisation is recomputed from the sums, mapping efficiency is a
+// property of the folds and unchanged. No layers when images <= 0; requires batch > 0.
+std::vector<LayerCycleReport> ModelBatches(const AcceleratorConfig& config, const pb::Graph& graph,
+                                           int64_t images, int batch);
 
 // Writes the per-layer report as CSV with the header
 // layer,name,M,K,N,groups,MACs,folds,cycles,stall_cycles,dram_bytes,utilisation_pct,mapping_efficiency_pct

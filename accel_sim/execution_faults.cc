@@ -14,14 +14,21 @@ struct MaskedElement {
 
 void MergeFlips(const std::vector<BitFlip>& flips, std::vector<MaskedElement>* out) {
   out->clear();
-  for (const BitFlip& f : flips) out->push_back({f.element, uint32_t{1} << f.bit});
-  auto by_element = [](const MaskedElement& a, const MaskedElement& b) {
-    return a.element < b.element;
-  };
-  // Sampled plans come in increasing bit order already; hand-made ones may not.
-  if (!std::is_sorted(out->begin(), out->end(), by_element)) {
-    std::sort(out->begin(), out->end(), by_element);
+  // Sampled plans come in increasing bit order: one pass merges them. Hand-made plans may
+  // come in any order: sorted and merged again below.
+  bool sorted = true;
+  for (const BitFlip& f : flips) {
+    const uint32_t mask = uint32_t{1} << f.bit;
+    if (!out->empty() && out->back().element == f.element) {
+      out->back().mask ^= mask;
+      continue;
+    }
+    sorted &= out->empty() || out->back().element < f.element;
+    out->push_back({f.element, mask});
   }
+  if (sorted) return;
+  std::sort(out->begin(), out->end(),
+            [](const MaskedElement& a, const MaskedElement& b) { return a.element < b.element; });
   size_t w = 0;
   for (size_t r = 0; r < out->size(); ++r) {
     if (w > 0 && (*out)[w - 1].element == (*out)[r].element) {
@@ -50,17 +57,24 @@ Status CheckFlips(const MacLayer& L, const FaultPlan& plan) {
   return Status::Ok();
 }
 
-int32_t FlipDelta(int8_t v, uint32_t mask) {
-  return static_cast<int8_t>(v ^ static_cast<int>(mask)) - v;
+// begin[c] = the index of the first entry of channel >= c in `sorted` (ascending elements,
+// channel = element / per_channel), for c in [0, channels]: one walk, no division.
+template <typename T>
+void IndexByChannel(const std::vector<T>& sorted, uint64_t per_channel, int channels,
+                    std::vector<uint32_t>* begin) {
+  begin->resize(static_cast<size_t>(channels) + 1);
+  size_t i = 0;
+  uint64_t end = 0;
+  for (int c = 0; c < channels; ++c) {
+    (*begin)[c] = static_cast<uint32_t>(i);
+    end += per_channel;
+    while (i < sorted.size() && sorted[i].element < end) ++i;
+  }
+  (*begin)[channels] = static_cast<uint32_t>(i);
 }
 
-// The outputs [lo, hi) along one axis whose window reads kernel offset `kernel` inside the
-// input: 0 <= o * stride + kernel - pad < in.
-void ValidOutputs(int out, int in, int stride, int pad, int kernel, int32_t* lo, int32_t* hi) {
-  const int a = pad - kernel;
-  *lo = std::min(a <= 0 ? 0 : (a + stride - 1) / stride, out);
-  const int b = in - 1 + pad - kernel;
-  *hi = std::max(*lo, std::min(b < 0 ? 0 : b / stride + 1, out));
+int32_t FlipDelta(int8_t v, uint32_t mask) {
+  return static_cast<int8_t>(v ^ static_cast<int>(mask)) - v;
 }
 
 // The output position whose window reads input (iy, ix) at kernel offset (ky, kx), if any.
@@ -75,16 +89,18 @@ bool OutputOf(const MacLayer& L, int iy, int ix, int ky, int kx, int* oy, int* o
 
 }  // namespace
 
-Status ExecutionFaults::Build(const MacLayer& L, const int8_t* input, const FaultPlan& plan,
-                              int8_t* faulty_input) {
+Status ExecutionFaults::Build(const MacLayer& L, const FaultPlan& plan, bool private_input) {
   any_ = false;
+  has_input_deltas_ = false;
   layer_ = &L;
-  input_ = input;
   weight_flips_.clear();
+  private_inputs_.clear();
   input_flips_.clear();
+  input_begin_.clear();
   taps_.clear();
   tap_weights_.clear();
   points_.clear();
+  point_begin_.clear();
   special_.clear();
   R2F_RETURN_IF_ERROR(CheckFlips(L, plan));
   if (plan.Empty()) return Status::Ok();
@@ -98,45 +114,38 @@ Status ExecutionFaults::Build(const MacLayer& L, const int8_t* input, const Faul
   MergeFlips(plan.at(FaultSite::kInputs), &inputs);
   MergeFlips(plan.at(FaultSite::kHidden), &hidden);
   MergeFlips(plan.at(FaultSite::kOutputs), &outputs);
-  if (faulty_input != nullptr) {
-    // The GEMM reads the flipped input: w * x' covers the input flips, and the weight flips'
-    // deltas below read x' too, so (w' - w) * x' + w * x' = w' * x' without cross terms.
-    std::memcpy(faulty_input, input, static_cast<size_t>(L.in_elements()));
+  if (private_input) {
+    // The GEMM will read the flipped input: w * x' covers the input flips, and the weight
+    // flips' deltas read x' too (from its im2col), so (w' - w) * x' + w * x' = w' * x' without
+    // cross terms.
     for (const MaskedElement& f : inputs) {
-      faulty_input[f.element] =
-          static_cast<int8_t>(faulty_input[f.element] ^ static_cast<int>(f.mask));
+      private_inputs_.push_back({f.element, static_cast<uint8_t>(f.mask)});
     }
-    input_ = faulty_input;
     inputs.clear();
   }
 
-  // Weight flips, by output channel (their element order).
-  weight_begin_.assign(static_cast<size_t>(L.out_c) + 1, 0);
-  for (const MaskedElement& f : weights) {
-    const int oc = static_cast<int>(f.element / L.k);
-    const int kk = static_cast<int>(f.element % L.k);
-    WeightFlip w;
-    w.mask = f.mask;
-    w.kk = kk;
-    w.in_channel = oc / L.group_out_c * L.group_in_c + kk / khw;
-    w.ky = (kk % khw) / L.kernel_w;
-    w.kx = kk % L.kernel_w;
-    ValidOutputs(L.out_h, L.in_h, L.stride_h, L.pad_h, w.ky, &w.oy_lo, &w.oy_hi);
-    ValidOutputs(L.out_w, L.in_w, L.stride_w, L.pad_w, w.kx, &w.ox_lo, &w.ox_hi);
-    weight_flips_.push_back(w);
-    ++weight_begin_[oc + 1];
+  // Weight flips, by output channel (their element order): one walk over the channel
+  // boundaries gives both the index and kk, without a division per flip.
+  weight_begin_.resize(static_cast<size_t>(L.out_c) + 1);
+  size_t wi = 0;
+  for (int c = 0; c < L.out_c; ++c) {
+    weight_begin_[c] = static_cast<uint32_t>(wi);
+    const uint64_t base = static_cast<uint64_t>(c) * L.k;
+    for (; wi < weights.size() && weights[wi].element < base + L.k; ++wi) {
+      weight_flips_.push_back({static_cast<int32_t>(weights[wi].element - base), weights[wi].mask});
+    }
   }
-  for (int c = 0; c < L.out_c; ++c) weight_begin_[c + 1] += weight_begin_[c];
+  weight_begin_[L.out_c] = static_cast<uint32_t>(wi);
 
   // Input flips, by group (their element order), each with the outputs that read it.
-  input_begin_.assign(static_cast<size_t>(L.groups) + 1, 0);
+  if (!inputs.empty()) input_begin_.assign(static_cast<size_t>(L.groups) + 1, 0);
   for (const MaskedElement& f : inputs) {
     const int c = static_cast<int>(f.element / in_plane);
     const int iy = static_cast<int>((f.element % in_plane) / L.in_w);
     const int ix = static_cast<int>(f.element % L.in_w);
     InputFlip in;
-    in.dx = FlipDelta(input[f.element], f.mask);
-    in.in_channel_in_group = c % L.group_in_c;
+    in.flip = {f.element, static_cast<uint8_t>(f.mask)};
+    in.dx = 0;
     in.oy_min = L.out_h;
     in.oy_max = -1;
     in.tap_begin = static_cast<uint32_t>(taps_.size());
@@ -158,31 +167,35 @@ Status ExecutionFaults::Build(const MacLayer& L, const int8_t* input, const Faul
     input_flips_.push_back(in);
     ++input_begin_[c / L.group_in_c + 1];
   }
-  for (int g = 0; g < L.groups; ++g) input_begin_[g + 1] += input_begin_[g];
+  for (size_t g = 0; g + 1 < input_begin_.size(); ++g) input_begin_[g + 1] += input_begin_[g];
 
   // Cross terms: a flipped weight reading a flipped input.
-  point_begin_.assign(static_cast<size_t>(L.out_c) + 1, 0);
   if (!inputs.empty()) {
+    point_begin_.assign(static_cast<size_t>(L.out_c) + 1, 0);
     auto by_element = [](const MaskedElement& m, uint32_t v) { return m.element < v; };
     for (int oc = 0; oc < L.out_c; ++oc) {
       for (uint32_t i = weight_begin_[oc]; i < weight_begin_[oc + 1]; ++i) {
-        const WeightFlip& w = weight_flips_[i];
+        const WeightDelta& w = weight_flips_[i];
+        const int in_channel = oc / L.group_out_c * L.group_in_c + w.kk / khw;
+        const int ky = (w.kk % khw) / L.kernel_w;
+        const int kx = w.kk % L.kernel_w;
         auto it = std::lower_bound(inputs.begin(), inputs.end(),
-                                   static_cast<uint32_t>(w.in_channel * in_plane), by_element);
-        for (; it != inputs.end() && it->element < (w.in_channel + 1) * in_plane; ++it) {
+                                   static_cast<uint32_t>(in_channel * in_plane), by_element);
+        for (; it != inputs.end() && it->element < (in_channel + 1) * in_plane; ++it) {
           int oy, ox;
           const int iy = static_cast<int>((it->element % in_plane) / L.in_w);
           const int ix = static_cast<int>(it->element % L.in_w);
-          if (!OutputOf(L, iy, ix, w.ky, w.kx, &oy, &ox)) continue;
-          const int32_t dx = FlipDelta(input[it->element], it->mask);
-          const int32_t dw = FlipDelta(L.weights[static_cast<int64_t>(oc) * L.k + w.kk], w.mask);
-          points_.push_back({oy * L.out_w + ox, static_cast<uint32_t>(dw * dx)});
+          if (!OutputOf(L, iy, ix, ky, kx, &oy, &ox)) continue;
+          const int32_t dw = w.Delta(L.weights[static_cast<int64_t>(oc) * L.k + w.kk]);
+          points_.push_back(
+              {oy * L.out_w + ox, dw, {it->element, static_cast<uint8_t>(it->mask)}, 0});
           ++point_begin_[oc + 1];
         }
       }
     }
+    for (int c = 0; c < L.out_c; ++c) point_begin_[c + 1] += point_begin_[c];
   }
-  for (int c = 0; c < L.out_c; ++c) point_begin_[c + 1] += point_begin_[c];
+  has_input_deltas_ = !input_flips_.empty() || !points_.empty();
 
   // Hidden and output flips, merged per element.
   size_t h = 0, o = 0;
@@ -194,23 +207,37 @@ Status ExecutionFaults::Build(const MacLayer& L, const int8_t* input, const Faul
     if (oe == sp.element) sp.output_mask = static_cast<uint8_t>(outputs[o++].mask);
     special_.push_back(sp);
   }
-  special_begin_.assign(static_cast<size_t>(L.out_c) + 1, 0);
-  for (const Special& sp : special_) ++special_begin_[sp.element / hw + 1];
-  for (int c = 0; c < L.out_c; ++c) special_begin_[c + 1] += special_begin_[c];
-
-  affected_.assign(static_cast<size_t>(L.out_c), 0);
-  for (int c = 0; c < L.out_c; ++c) {
-    const int g = c / L.group_out_c;
-    affected_[c] = weight_begin_[c] != weight_begin_[c + 1] ||
-                   input_begin_[g] != input_begin_[g + 1] ||
-                   special_begin_[c] != special_begin_[c + 1];
-  }
+  IndexByChannel(special_, static_cast<uint64_t>(hw), L.out_c, &special_begin_);
   return Status::Ok();
 }
 
-bool ExecutionFaults::Touches(int c, int oy0, int oy1) const {
-  if (!any_) return false;
-  if (weight_begin_[c] != weight_begin_[c + 1]) return true;
+void ExecutionFaults::BindInput(const int8_t* input, int8_t* faulty_input) {
+  if (has_private_input()) {
+    if (faulty_input != input) {
+      std::memcpy(faulty_input, input, static_cast<size_t>(layer_->in_elements()));
+    }
+    ToggleInputFlips(faulty_input);
+  }
+  for (InputFlip& in : input_flips_) in.dx = FlipDelta(input[in.flip.element], in.flip.mask);
+  for (PointDelta& p : points_) {
+    p.value = static_cast<uint32_t>(p.dw * FlipDelta(input[p.flip.element], p.flip.mask));
+  }
+}
+
+void ExecutionFaults::ToggleInputFlips(int8_t* input) const {
+  for (const InputMask& f : private_inputs_) {
+    input[f.element] = static_cast<int8_t>(input[f.element] ^ f.mask);
+  }
+}
+
+bool ExecutionFaults::GroupHasInputFlips(int c) const {
+  const int g = c / layer_->group_out_c;
+  return !input_begin_.empty() && input_begin_[g] != input_begin_[g + 1];
+}
+
+bool ExecutionFaults::InputDeltasReach(int c, int oy0, int oy1) const {
+  if (!point_begin_.empty() && point_begin_[c] != point_begin_[c + 1]) return true;
+  if (input_begin_.empty()) return false;
   const int g = c / layer_->group_out_c;
   for (uint32_t i = input_begin_[g]; i < input_begin_[g + 1]; ++i) {
     if (input_flips_[i].oy_max >= oy0 && input_flips_[i].oy_min < oy1) return true;
@@ -218,28 +245,9 @@ bool ExecutionFaults::Touches(int c, int oy0, int oy1) const {
   return false;
 }
 
-void ExecutionFaults::AddDeltas(int c, int oy0, int oy1, uint32_t* row) const {
+void ExecutionFaults::AddInputDeltas(int c, int oy0, int oy1, uint32_t* row) const {
   const MacLayer& L = *layer_;
-  const int64_t in_plane = static_cast<int64_t>(L.in_h) * L.in_w;
-  // Weight flips: (w' - w) * x over the rows' valid windows.
-  for (uint32_t i = weight_begin_[c]; i < weight_begin_[c + 1]; ++i) {
-    const WeightFlip& w = weight_flips_[i];
-    const int32_t dw = FlipDelta(L.CachedWeight(c, w.kk), w.mask);
-    const int8_t* plane = input_ + w.in_channel * in_plane;
-    const int offset = w.kx - L.pad_w;
-    for (int oy = std::max(oy0, w.oy_lo); oy < std::min(oy1, w.oy_hi); ++oy) {
-      const int8_t* src = plane + static_cast<int64_t>(oy * L.stride_h + w.ky - L.pad_h) * L.in_w;
-      uint32_t* dst = row + static_cast<int64_t>(oy - oy0) * L.out_w;
-      if (L.stride_w == 1) {
-        const int8_t* s = src + offset;
-        for (int ox = w.ox_lo; ox < w.ox_hi; ++ox) dst[ox] += static_cast<uint32_t>(dw * s[ox]);
-      } else {
-        for (int ox = w.ox_lo; ox < w.ox_hi; ++ox) {
-          dst[ox] += static_cast<uint32_t>(dw * src[ox * L.stride_w + offset]);
-        }
-      }
-    }
-  }
+  if (!has_input_deltas_) return;
   // Cross terms.
   const int64_t first = static_cast<int64_t>(oy0) * L.out_w,
                 last = static_cast<int64_t>(oy1) * L.out_w;

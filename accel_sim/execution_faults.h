@@ -5,20 +5,29 @@
 // row segment, for the integer deltas this execution adds to the clean accumulators and
 // requantises the sum:
 //   weights: w' = w ^ mask; every accumulator of that output channel (this image) whose window
-//            reads weight w gets (w' - w) * x: a rank-1 update of the channel's plane.
+//            reads weight w gets (w' - w) * x: a rank-1 update of the channel's plane. The x of
+//            the outputs of a row segment are exactly row kk of the segment's im2col (zeros in
+//            the padding), so only (kk, mask) is recorded per channel and the epilogue adds
+//            (w' - w) * im2col_row[kk] (mac_kernels.cc, scaled_row.h).
 //   inputs:  x' = x ^ mask; every accumulator whose window reads x (all windows containing it,
 //            all output channels of its group) gets w * (x' - x). When a flipped weight reads a
 //            flipped input, the cross term (w'-w)(x'-x) is added too, so that the accumulator is
 //            exactly bias + sum w'x' over the faulty operands.
-//            For a lone (non-TMR) execution the input flips are instead applied to a copy of
-//            the input that its own GEMM reads (Build's `faulty_input`): exact, and much cheaper,
-//            since at BER 1e-4 input flips reach a large share of a layer's outputs.
+//            For a lone (non-TMR) execution the input flips are instead applied to the input
+//            that its own GEMM reads (a "private input", see BindInput): exact, and much
+//            cheaper, since at BER 1e-4 input flips reach a large share of a layer's outputs.
 //   hidden:  the final int32 accumulator (bias and the deltas above included) has bits XORed,
 //            before requantisation.
 //   outputs: the stored int8 output has bits XORed, after activation and saturation.
 // Hidden and output flips touch single elements ("specials") that the epilogue treats one by
-// one. Build() only sorts and indexes the flips; deltas are generated into a row buffer that
-// stays in L1, so the cost is O(flips x fan-out), with no pass over the layer.
+// one. Deltas are added to the int32 tile in place (a lone execution owning its GEMM result)
+// or generated into a row buffer that stays in L1 (TMR replicas sharing one), so the cost is
+// O(flips x fan-out), with no pass over the layer.
+//
+// Two steps, so that the executor can index every layer's flips in one parallel pass before
+// the forward pass (one OpenMP synchronisation per call instead of one per layer, which matters
+// on a loaded machine): Build() needs only the flips and the layer's weights; BindInput() reads
+// the layer input once it exists (O(input flips + cross terms)).
 #pragma once
 
 #include <cstdint>
@@ -40,29 +49,59 @@ class ExecutionFaults {
     uint8_t output_mask;
   };
 
-  // Indexes the flips of `plan` for `layer`. `input` is the image's clean layer input (CHW);
-  // it must stay valid and unchanged until the deltas have been used. Fails, leaving the
-  // object without flips, if a flip lies outside its site.
+  // A flipped weight of one output channel at reduction index kk (in [0, layer.k)):
+  // w' = w ^ mask. w is read by the epilogue (MacLayer::CachedWeight), where it is in cache.
+  struct WeightDelta {
+    int32_t kk;
+    uint32_t mask;
+    int32_t Delta(int8_t w) const { return static_cast<int8_t>(w ^ static_cast<int>(mask)) - w; }
+  };
+
+  // Indexes the flips of `plan` for `layer` (which must outlive the object). Fails, leaving
+  // the object without flips, if a flip lies outside its site.
   //
-  // With `faulty_input` (in_elements() bytes), the input flips are not turned into deltas:
-  // the flipped input is written there instead, and the GEMM of this execution must run on
-  // it. That is exact and nearly free for a lone execution; TMR replicas sharing one clean
-  // GEMM need the deltas (faulty_input == nullptr).
-  Status Build(const MacLayer& layer, const int8_t* input, const FaultPlan& plan,
-               int8_t* faulty_input = nullptr);
+  // With `private_input` (a lone execution), input flips are not turned into deltas:
+  // BindInput writes the flipped input where the GEMM of this execution will read it. TMR
+  // replicas sharing one clean GEMM need the deltas (private_input == false).
+  Status Build(const MacLayer& layer, const FaultPlan& plan, bool private_input);
+
+  // Must be called after Build() and before the deltas are used, with the image's clean layer
+  // input (CHW), read here only. Computes the input-flip deltas and cross terms; for a
+  // private input, writes the flipped input into `faulty_input` (in_elements() bytes). That
+  // may be `input` itself: the bits are then flipped in place (no copy), and the caller
+  // restores the clean input after the layer with ToggleInputFlips(input).
+  void BindInput(const int8_t* input, int8_t* faulty_input);
+
+  // Whether BindInput needs a faulty_input buffer.
+  bool has_private_input() const { return !private_inputs_.empty(); }
+
+  // XORs the input flips that BindInput wrote into faulty_input into `input`: self-inverse,
+  // so applied to the flipped input it restores the clean one.
+  void ToggleInputFlips(int8_t* input) const;
 
   bool any() const { return any_; }
   // Whether output channel c differs from clean anywhere (deltas or specials).
-  bool Affects(int c) const { return any_ && affected_[c] != 0; }
-  // Whether output channel c gets a delta somewhere in output rows [oy0, oy1).
-  bool Touches(int c, int oy0, int oy1) const;
-  // Adds the deltas of channel c, output rows [oy0, oy1), to row[(oy - oy0) * out_w + ox]
-  // (wrapping: added to the clean accumulator modulo 2^32 they give the faulty accumulator,
-  // which always fits int32, so the sum is exact).
-  void AddDeltas(int c, int oy0, int oy1, uint32_t* row) const;
-  bool HasSpecials(int c) const {
-    return any_ && !special_.empty() && special_begin_[c] != special_begin_[c + 1];
+  bool Affects(int c) const {
+    return any_ && (weight_begin_[c] != weight_begin_[c + 1] ||
+                    special_begin_[c] != special_begin_[c + 1] ||
+                    (has_input_deltas_ && GroupHasInputFlips(c)));
   }
+  // The weight flips of output channel c, by increasing kk: [first, last).
+  std::pair<const WeightDelta*, const WeightDelta*> WeightDeltasOf(int c) const {
+    if (!any_) return {nullptr, nullptr};
+    return {weight_flips_.data() + weight_begin_[c], weight_flips_.data() + weight_begin_[c + 1]};
+  }
+  bool HasWeightDeltas(int c) const { return any_ && weight_begin_[c] != weight_begin_[c + 1]; }
+  // Whether input flips (or cross terms) give channel c a delta in output rows [oy0, oy1).
+  bool HasInputDeltas(int c, int oy0, int oy1) const {
+    return has_input_deltas_ && InputDeltasReach(c, oy0, oy1);
+  }
+  // Adds the input-flip deltas and cross terms of channel c, output rows [oy0, oy1), to
+  // row[(oy - oy0) * out_w + ox] (wrapping: added to the clean accumulator modulo 2^32 they
+  // give the faulty accumulator, which always fits int32, so the sum is exact). Weight flips
+  // are not included (WeightDeltasOf).
+  void AddInputDeltas(int c, int oy0, int oy1, uint32_t* row) const;
+  bool HasSpecials(int c) const { return any_ && special_begin_[c] != special_begin_[c + 1]; }
   // The specials of output channel c, ascending: [first, last).
   std::pair<const Special*, const Special*> SpecialsOf(int c) const {
     if (!HasSpecials(c)) return {nullptr, nullptr};
@@ -70,18 +109,13 @@ class ExecutionFaults {
   }
 
  private:
-  struct WeightFlip {  // per output channel
-    uint32_t mask;     // w' = w ^ mask; w is read when the deltas are generated (in cache then)
-    int32_t kk;        // the weight's index within the channel
-    int32_t in_channel;
-    int32_t ky, kx;
-    // The outputs whose window reads this weight inside the input (not in padding):
-    // rows [oy_lo, oy_hi), columns [ox_lo, ox_hi).
-    int32_t oy_lo, oy_hi, ox_lo, ox_hi;
+  struct InputMask {  // a flipped input byte: x' = x ^ mask
+    uint32_t element;
+    uint8_t mask;
   };
   struct InputFlip {  // per group
-    int32_t dx;       // x' - x
-    int32_t in_channel_in_group;
+    InputMask flip;
+    int32_t dx;                   // x' - x (BindInput)
     int32_t oy_min, oy_max;       // output rows whose windows read the element
     uint32_t tap_begin, tap_end;  // into taps_
   };
@@ -90,25 +124,30 @@ class ExecutionFaults {
   };
   struct PointDelta {  // a cross term, per output channel
     int32_t pos;
-    uint32_t value;
+    int32_t dw;      // w' - w of the flipped weight
+    InputMask flip;  // the flipped input it reads
+    uint32_t value;  // dw * (x' - x) (BindInput)
   };
 
+  bool GroupHasInputFlips(int c) const;
+  bool InputDeltasReach(int c, int oy0, int oy1) const;
+
   const MacLayer* layer_ = nullptr;
-  const int8_t* input_ = nullptr;
   bool any_ = false;
-  std::vector<WeightFlip> weight_flips_;
-  std::vector<uint32_t> weight_begin_;  // per output channel, + 1
+  bool has_input_deltas_ = false;  // input_flips_ or points_ not empty
+  std::vector<WeightDelta> weight_flips_;
+  std::vector<uint32_t> weight_begin_;     // per output channel, + 1
+  std::vector<InputMask> private_inputs_;  // a private input's flips
   std::vector<InputFlip> input_flips_;
-  std::vector<uint32_t> input_begin_;  // per group, + 1
+  std::vector<uint32_t> input_begin_;  // per group, + 1 (when there are input flips)
   std::vector<Tap> taps_;
   // Per tap, the weights of the group's output channels at the tap's kernel offset (a copy:
   // the epilogue reads them for every channel, and the layer's weights are not in cache).
   std::vector<int8_t> tap_weights_;  // [tap][group_out_c]
   std::vector<PointDelta> points_;
-  std::vector<uint32_t> point_begin_;  // per output channel, + 1
+  std::vector<uint32_t> point_begin_;  // per output channel, + 1 (when there are cross terms)
   std::vector<Special> special_;
   std::vector<uint32_t> special_begin_;  // per output channel, + 1
-  std::vector<uint8_t> affected_;        // per output channel
 };
 
 }  // namespace r2f::accel

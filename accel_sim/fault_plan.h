@@ -55,7 +55,8 @@ struct LayerExposure {
   }
 };
 
-// What identifies one layer execution's soft errors (see rng.h).
+// What identifies one layer execution's soft errors: the key of its private random stream
+// (FaultStream in fault_sampler.h, HashCombine in common/random.h).
 struct FaultKey {
   uint64_t seed = 0;
   uint64_t execution_tag = 0;

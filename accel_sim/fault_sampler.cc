@@ -10,7 +10,7 @@ constexpr uint64_t kFaultDomain = 0x52324620464c4950ULL;  // "R2F FLIP"
 
 // Calls sink(position) for each flipped bit in [0, n_bits), in increasing order; 0 < ber < 1.
 template <typename Sink>
-void SampleSparse(Xoshiro256* rng, uint64_t n_bits, double ber, Sink sink) {
+void SampleSparse(Rng* rng, uint64_t n_bits, double ber, Sink sink) {
   // The number of clean bits before the next flip is geometric: P(skip = s) = (1-p)^s p, drawn
   // by inversion as floor(log(U) / log(1-p)) with U uniform in (0, 1].
   const double inv_log_keep = 1.0 / std::log1p(-ber);
@@ -27,7 +27,7 @@ void SampleSparse(Xoshiro256* rng, uint64_t n_bits, double ber, Sink sink) {
 }
 
 template <typename Sink>
-void SampleDense(Xoshiro256* rng, uint64_t n_bits, double ber, Sink sink) {
+void SampleDense(Rng* rng, uint64_t n_bits, double ber, Sink sink) {
   // P(Next() < threshold) = threshold / 2^64 = ber (to 2^-64).
   const auto threshold = static_cast<uint64_t>(std::ldexp(ber, 64));
   for (uint64_t i = 0; i < n_bits; ++i) {
@@ -36,7 +36,7 @@ void SampleDense(Xoshiro256* rng, uint64_t n_bits, double ber, Sink sink) {
 }
 
 template <typename Sink>
-void Sample(Xoshiro256* rng, uint64_t n_bits, double ber, Sampling sampling, Sink sink) {
+void Sample(Rng* rng, uint64_t n_bits, double ber, Sampling sampling, Sink sink) {
   if (n_bits == 0 || !(ber > 0.0)) return;
   if (ber >= 1.0) {
     for (uint64_t i = 0; i < n_bits; ++i) sink(i);
@@ -49,29 +49,39 @@ void Sample(Xoshiro256* rng, uint64_t n_bits, double ber, Sampling sampling, Sin
 
 }  // namespace
 
-void SampleFlipPositions(Xoshiro256* rng, uint64_t n_bits, double ber, Sampling sampling,
+void SampleFlipPositions(Rng* rng, uint64_t n_bits, double ber, Sampling sampling,
                          std::vector<uint64_t>* positions) {
   Sample(rng, n_bits, ber, sampling, [&](uint64_t pos) { positions->push_back(pos); });
 }
 
-Xoshiro256 FaultStream(const FaultKey& key, FaultSite site) {
+namespace {
+
+// The hash of every key component but the site (shared by the four sites' streams).
+uint64_t KeyHash(const FaultKey& key) {
   uint64_t h = HashCombine(kFaultDomain, key.seed);
   h = HashCombine(h, key.execution_tag);
   h = HashCombine(h, key.sample_id);
   h = HashCombine(h, key.node_id);
-  h = HashCombine(h, key.replica);
-  h = HashCombine(h, static_cast<uint64_t>(site));
-  return Xoshiro256(h);
+  return HashCombine(h, key.replica);
 }
+
+Rng SiteStream(uint64_t key_hash, FaultSite site) {
+  return Rng(HashCombine(key_hash, static_cast<uint64_t>(site)));
+}
+
+}  // namespace
+
+Rng FaultStream(const FaultKey& key, FaultSite site) { return SiteStream(KeyHash(key), site); }
 
 void SampleFaultPlan(const FaultConfig& config, const FaultKey& key, const LayerExposure& exposure,
                      FaultPlan* plan) {
   plan->Clear();
   if (!(config.ber > 0.0)) return;
+  const uint64_t key_hash = KeyHash(key);
   for (int s = 0; s < kNumFaultSites; ++s) {
     if (!config.sites[s]) continue;
     const auto site = static_cast<FaultSite>(s);
-    Xoshiro256 rng = FaultStream(key, site);
+    Rng rng = SiteStream(key_hash, site);
     // Site widths are 8 and 32 bits: element and bit by shift and mask.
     const int log2_width = kSiteBitWidth[s] == 8 ? 3 : 5;
     const uint64_t bit_mask = static_cast<uint64_t>(kSiteBitWidth[s]) - 1;

@@ -6,7 +6,7 @@
 
 #include "accel_sim/accelerator.h"
 #include "accel_sim/fault_plan.h"
-#include "accel_sim/rng.h"
+#include "common/random.h"
 
 namespace r2f::accel {
 
@@ -14,11 +14,11 @@ namespace r2f::accel {
 // with probability `ber`, in increasing order. kSparse jumps from flip to flip with geometric
 // skips (cost O(flips + 1)); kDense draws one Bernoulli per bit (cost O(n_bits)). Both draw
 // from the same distribution (not the same values). Requires 0 <= ber <= 1.
-void SampleFlipPositions(Xoshiro256* rng, uint64_t n_bits, double ber, Sampling sampling,
+void SampleFlipPositions(Rng* rng, uint64_t n_bits, double ber, Sampling sampling,
                          std::vector<uint64_t>* positions);
 
 // The random stream of one (key, site): independent of every other key and site.
-Xoshiro256 FaultStream(const FaultKey& key, FaultSite site);
+Rng FaultStream(const FaultKey& key, FaultSite site);
 
 // Fills *plan (cleared first) with the flips of one execution: for every enabled site, the
 // site's bits of `exposure` flip independently with probability config.ber.

@@ -1,15 +1,52 @@
+// The names of fault sites and TMR modes, shared by every config and command line.
 #include "accel_sim/accelerator.h"
 
 namespace r2f::accel {
 
 const char* FaultSiteName(FaultSite site) {
   switch (site) {
-    case FaultSite::kWeights: return "weights";
-    case FaultSite::kInputs: return "inputs";
-    case FaultSite::kHidden: return "hidden";
-    case FaultSite::kOutputs: return "outputs";
+    case FaultSite::kWeights:
+      return "weights";
+    case FaultSite::kInputs:
+      return "inputs";
+    case FaultSite::kHidden:
+      return "hidden";
+    case FaultSite::kOutputs:
+      return "outputs";
   }
   return "unknown";
+}
+
+Result<FaultSite> ParseFaultSite(const std::string& name) {
+  for (int s = 0; s < kNumFaultSites; ++s) {
+    const auto site = static_cast<FaultSite>(s);
+    if (name == FaultSiteName(site)) return site;
+  }
+  return Status::InvalidArgument("unknown fault site '" + name +
+                                 "' (known: weights, inputs, hidden, outputs)");
+}
+
+const char* TmrModeName(TmrMode mode) {
+  switch (mode) {
+    case TmrMode::kNone:
+      return "none";
+    case TmrMode::kPartial:
+      return "partial";
+    case TmrMode::kLayerWise:
+      return "layer_wise";
+    case TmrMode::kNetworkWise:
+      return "network_wise";
+  }
+  return "unknown";
+}
+
+Result<TmrMode> ParseTmrMode(const std::string& name) {
+  for (TmrMode mode :
+       {TmrMode::kNone, TmrMode::kPartial, TmrMode::kLayerWise, TmrMode::kNetworkWise}) {
+    if (name == TmrModeName(mode)) return mode;
+  }
+  return Status::InvalidArgument("unknown TMR mode '" + name +
+                                 "' (known: none, partial, layer_wise, network_wise)");
 }
 
 }  // namespace r2f::accel

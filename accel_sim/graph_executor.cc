@@ -1,6 +1,7 @@
 #include "accel_sim/graph_executor.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "accel_sim/elementwise_ops.h"
@@ -48,6 +49,7 @@ struct Item {
   int chain;
   int image;
   int source_chain;  // the first chain with the same input image (itself if unique)
+  bool aliased;      // another chain's item reads the very same input buffer
 };
 
 // Runs the request's chains node by node; one object per ExecuteChains call.
@@ -73,6 +75,7 @@ class ChainRunner {
   Status Run() {
     AssignBuffers();
     const std::vector<NodeInfo>& nodes = model_.nodes();
+    if (faults_on_) R2F_RETURN_IF_ERROR(PrepareAllFaults());
     QuantizeInput(model_.input_lut(), nodes[0], batch_, req_.pixels, node_ptr_[0][0]);
     for (const NodeInfo& node : nodes) {
       if (node.op == pb::OP_INPUT || node.op == pb::OP_FLATTEN) continue;
@@ -90,13 +93,15 @@ class ChainRunner {
   }
 
  private:
-  const int8_t* In(const MacLayer& L, int c, int b) const {
+  int8_t* In(const MacLayer& L, int c, int b) const {
     return node_ptr_[c][L.input_node] + b * L.in_elements();
   }
   int8_t* Out(const MacLayer& L, int c, int b) const {
     return node_ptr_[c][L.node_id] + b * L.out_elements();
   }
-  ExecutionFaults& Faults(int c, int b, int r) { return faults_[c][b * 3 + r]; }
+  ExecutionFaults& Faults(int c, const MacLayer& L, int b, int r) {
+    return faults_[c][(static_cast<size_t>(L.mac_index) * batch_ + b) * 3 + r];
+  }
   int8_t* FaultyInput(const MacLayer& L, int c, int b) {
     return faulty_inputs_[c].data() + b * L.in_elements();
   }
@@ -121,9 +126,8 @@ class ChainRunner {
       const int64_t size = arena_size + (c == 0 ? input_size : 0);
       if (static_cast<int64_t>(arena_[c].size()) < size)
         arena_[c].resize(static_cast<size_t>(size));
-      if (faults_on_ && faults_[c].size() < static_cast<size_t>(batch_) * 3) {
-        faults_[c].resize(static_cast<size_t>(batch_) * 3);
-      }
+      const size_t executions = model_.mac_layers().size() * batch_ * 3;
+      if (faults_on_ && faults_[c].size() < executions) faults_[c].resize(executions);
       if (faults_on_ && static_cast<int64_t>(faulty_inputs_[c].size()) < max_in * batch_) {
         faulty_inputs_[c].resize(static_cast<size_t>(max_in * batch_));
       }
@@ -145,19 +149,23 @@ class ChainRunner {
   }
 
   // The (chain, image) items of a layer, each pointing at the first chain whose input image is
-  // bit-identical, so that they can share one clean GEMM.
+  // bit-identical, so that they can share one clean GEMM, and knowing whether another chain
+  // reads the same buffer (the graph input is shared by all chains).
   void FindSharedInputs(const MacLayer& L) {
     items_.clear();
     for (int c = 0; c < chains_; ++c) {
       for (int b = 0; b < batch_; ++b) {
         int source = c;
-        for (int c2 = 0; c2 < c && source == c; ++c2) {
-          if (In(L, c2, b) == In(L, c, b) ||
-              std::memcmp(In(L, c2, b), In(L, c, b), static_cast<size_t>(L.in_elements())) == 0) {
+        bool aliased = false;
+        for (int c2 = 0; c2 < chains_; ++c2) {
+          aliased |= c2 != c && In(L, c2, b) == In(L, c, b);
+          if (c2 < c && source == c &&
+              (In(L, c2, b) == In(L, c, b) ||
+               std::memcmp(In(L, c2, b), In(L, c, b), static_cast<size_t>(L.in_elements())) == 0)) {
             source = c2;
           }
         }
-        items_.push_back({c, b, source});
+        items_.push_back({c, b, source, aliased});
       }
     }
   }
@@ -177,61 +185,102 @@ class ChainRunner {
     }
   }
 
-  // Draws every execution's flips and indexes them for the GEMM epilogue.
-  Status PrepareFaults(const MacLayer& L) {
-    const LayerExposure exposure = L.Exposure();
+  // Draws the flips of every execution of every MAC layer and indexes them (the part that
+  // needs no layer input), in one parallel pass before the forward pass: on a loaded machine
+  // every OpenMP synchronisation can cost a scheduler time slice, so the faulty path adds one
+  // per call rather than one per layer.
+  Status PrepareAllFaults() {
+    const auto& layers = model_.mac_layers();
+    const auto num_layers = static_cast<int64_t>(layers.size());
+    const int64_t num_items = chains_ * num_layers * batch_;
+    // Flip counts per item, summed afterwards: atomic adds from both threads to the same
+    // statistics would bounce their cache line.
+    item_flips_.assign(static_cast<size_t>(num_items), {});
     Status failure;
-    const auto num_items = static_cast<int64_t>(items_.size());
-    private_input_.assign(items_.size(), 0);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 4)
     for (int64_t i = 0; i < num_items; ++i) {
-      const Item& it = items_[i];
+      const int c = static_cast<int>(i / (num_layers * batch_));
+      const MacLayer& L = layers[(i / batch_) % num_layers];
+      const int b = static_cast<int>(i % batch_);
       thread_local FaultPlan plan;
-      const std::vector<uint32_t>& replicas = req_.chains[it.chain].replicas[L.mac_index];
+      const std::vector<uint32_t>& replicas = req_.chains[c].replicas[L.mac_index];
       for (size_t r = 0; r < replicas.size(); ++r) {
-        const FaultKey key{req_.faults.seed, req_.execution_tag, req_.sample_ids[it.image],
-                           L.node_id, replicas[r]};
-        SampleFaultPlan(req_.faults, key, exposure, &plan);
-        LayerFaultStats& st = stats_[it.chain][L.mac_index];
-        for (int s = 0; s < kNumFaultSites; ++s) {
-#pragma omp atomic
-          st.flips[s] += plan.flips[s].size();
-        }
-        // A lone execution reads a flipped copy of its input (see ExecutionFaults::Build).
-        const bool private_input = replicas.size() == 1 && !plan.at(FaultSite::kInputs).empty();
-        private_input_[i] = private_input;
-        Status status = Faults(it.chain, it.image, static_cast<int>(r))
-                            .Build(L, In(L, it.chain, it.image), plan,
-                                   private_input ? FaultyInput(L, it.chain, it.image) : nullptr);
+        const FaultKey key{req_.faults.seed, req_.execution_tag, req_.sample_ids[b], L.node_id,
+                           replicas[r]};
+        SampleFaultPlan(req_.faults, key, L.Exposure(), &plan);
+        for (int s = 0; s < kNumFaultSites; ++s) item_flips_[i][s] += plan.flips[s].size();
+        // A lone execution reads its own flipped input (see ExecutionFaults::Build).
+        Status status = Faults(c, L, b, static_cast<int>(r)).Build(L, plan, replicas.size() == 1);
         if (!status.ok()) {
 #pragma omp critical(r2f_fault_failure)
           failure = status;
         }
       }
     }
+    for (int64_t i = 0; i < num_items; ++i) {
+      const int c = static_cast<int>(i / (num_layers * batch_));
+      const int m = static_cast<int>((i / batch_) % num_layers);
+      for (int s = 0; s < kNumFaultSites; ++s) stats_[c][m].flips[s] += item_flips_[i][s];
+    }
     return failure;
+  }
+
+  // Gives every execution of layer L its input (see ExecutionFaults::BindInput). A private
+  // input is the layer input itself, flipped in place (undone by RestoreInputs after the
+  // layer), unless another chain reads the same buffer: then a copy.
+  void BindInputs(const MacLayer& L) {
+    private_input_.assign(items_.size(), nullptr);
+    in_place_.assign(items_.size(), 0);
+    for (size_t i = 0; i < items_.size(); ++i) {
+      const Item& it = items_[i];
+      const size_t replicas = req_.chains[it.chain].replicas[L.mac_index].size();
+      for (size_t r = 0; r < replicas; ++r) {
+        ExecutionFaults& f = Faults(it.chain, L, it.image, static_cast<int>(r));
+        if (!f.any()) continue;
+        int8_t* flipped = nullptr;
+        if (f.has_private_input()) {
+          flipped = it.aliased ? FaultyInput(L, it.chain, it.image) : In(L, it.chain, it.image);
+          private_input_[i] = flipped;
+          in_place_[i] = !it.aliased;
+        }
+        f.BindInput(In(L, it.chain, it.image), flipped);
+      }
+    }
+  }
+
+  // Undoes the in-place input flips of BindInputs: the layer input is another node's output,
+  // read again by later nodes and reported to the caller.
+  void RestoreInputs(const MacLayer& L) {
+    for (size_t i = 0; i < items_.size(); ++i) {
+      if (!in_place_[i]) continue;
+      Faults(items_[i].chain, L, items_[i].image, 0).ToggleInputFlips(private_input_[i]);
+      in_place_[i] = 0;
+    }
   }
 
   Status RunMacNode(const MacLayer& L) {
     FindSharedInputs(L);
     CountExposure(L);
-    if (faults_on_) R2F_RETURN_IF_ERROR(PrepareFaults(L));
+    if (faults_on_) BindInputs(L);
     // One GEMM per distinct input image, feeding every item that shares it; an execution with
     // its own flipped input gets a GEMM of its own.
     images_.clear();
     image_of_.assign(items_.size(), -1);
-    if (!faults_on_) private_input_.assign(items_.size(), 0);
+    if (!faults_on_) {
+      private_input_.assign(items_.size(), nullptr);
+      in_place_.assign(items_.size(), 0);
+    }
     for (size_t i = 0; i < items_.size(); ++i) {
       const Item& it = items_[i];
       MacTarget target;
       target.output = Out(L, it.chain, it.image);
       target.replicas = static_cast<int>(req_.chains[it.chain].replicas[L.mac_index].size());
       for (int r = 0; faults_on_ && r < target.replicas; ++r) {
-        const ExecutionFaults& f = Faults(it.chain, it.image, r);
+        const ExecutionFaults& f = Faults(it.chain, L, it.image, r);
         if (f.any()) target.faults[r] = &f;
       }
-      if (private_input_[i]) {
-        images_.push_back(MacImage{FaultyInput(L, it.chain, it.image), {target}});
+      if (private_input_[i] != nullptr) {
+        images_.push_back(MacImage{private_input_[i], {target}});
         continue;
       }
       // The first item with this clean input image owns the shared GEMM.
@@ -244,6 +293,7 @@ class ChainRunner {
       images_[shared].targets.push_back(target);
     }
     RunMacLayer(L, images_);
+    RestoreInputs(L);
     return Status::Ok();
   }
 
@@ -259,8 +309,10 @@ class ChainRunner {
   const bool faults_on_;
   std::vector<Item> items_;
   std::vector<MacImage> images_;
-  std::vector<int> image_of_;           // per source item: index of its shared clean GEMM image
-  std::vector<uint8_t> private_input_;  // per item: runs on its own flipped input
+  std::vector<int> image_of_;  // per source item: index of its shared clean GEMM image
+  std::vector<std::array<uint64_t, kNumFaultSites>> item_flips_;  // PrepareAllFaults' counts
+  std::vector<int8_t*> private_input_;  // per item: its own flipped input, or nullptr
+  std::vector<uint8_t> in_place_;       // per item: private_input_ is its flipped layer input
 };
 
 }  // namespace

@@ -7,6 +7,10 @@
 // layer's clean GEMM is computed once per distinct input image, so chains whose inputs still
 // agree bit for bit (at BER 0, or before the first flip) pay for one GEMM. A lone execution
 // with input flips runs its own GEMM on its flipped input (see execution_faults.h).
+//
+// The faults of every execution of every MAC layer are drawn and indexed in one parallel pass
+// before the forward pass, and bound to each layer's input just before the layer runs: the
+// faulty path then adds one OpenMP synchronisation per call, not one per layer.
 #pragma once
 
 #include <cstdint>
@@ -44,11 +48,12 @@ class ChainWorkspace {
 
  private:
   friend Status ExecuteChains(const CompiledModel&, const ChainRequest&, ChainWorkspace*);
-  std::vector<std::vector<int8_t>> arena_;            // per chain
-  std::vector<std::vector<ExecutionFaults>> faults_;  // per chain: [image * 3 + replica]
-  std::vector<std::vector<int8_t>> faulty_inputs_;    // per chain: flipped layer inputs, per image
-  std::vector<std::vector<int8_t*>> node_ptr_;        // per chain, per node
-  std::vector<std::vector<LayerFaultStats>> stats_;   // per chain, per MAC layer
+  std::vector<std::vector<int8_t>> arena_;  // per chain
+  // Per chain: [(MAC layer * batch + image) * 3 + replica], all layers indexed before the pass.
+  std::vector<std::vector<ExecutionFaults>> faults_;
+  std::vector<std::vector<int8_t>> faulty_inputs_;   // per chain: flipped layer inputs, per image
+  std::vector<std::vector<int8_t*>> node_ptr_;       // per chain, per node
+  std::vector<std::vector<LayerFaultStats>> stats_;  // per chain, per MAC layer
 };
 
 // Executes every chain of `request`. Checks the request's shape (chain specs sized to the MAC

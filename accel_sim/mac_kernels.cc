@@ -8,6 +8,7 @@
 
 #include "accel_sim/int16_gemm.h"
 #include "accel_sim/requantize.h"
+#include "accel_sim/scaled_row.h"
 #include "accel_sim/tmr_voter.h"
 
 namespace r2f::accel {
@@ -128,56 +129,79 @@ void Im2ColSameWidth(const MacLayer& L, const int8_t* plane, const Segment& s, i
   }
 }
 
-// im2col of one tile for group g: col[kk * cols + j] for the tile's columns j.
-void Im2ColTile(const MacLayer& L, const std::vector<MacImage>& images, int g,
-                const std::vector<Segment>& segments, int64_t cols, int8_t* col) {
+// Row kk of the im2col of group g over `segments`: dst_row[j] for the segments' columns j is
+// the input value that output column j multiplies with weight kk (0 in the padding).
+void Im2ColRow(const MacLayer& L, const std::vector<MacImage>& images, int g,
+               const std::vector<Segment>& segments, int kk, int8_t* dst_row) {
   const int khw = L.kernel_h * L.kernel_w;
   const int64_t in_plane = static_cast<int64_t>(L.in_h) * L.in_w;
   const bool pointwise = L.kernel_h == 1 && L.kernel_w == 1 && L.stride_h == 1 && L.stride_w == 1 &&
                          L.pad_h == 0 && L.pad_w == 0;
   const bool same_width = L.stride_h == 1 && L.stride_w == 1 && L.out_w == L.in_w;
-  for (int kk = 0; kk < L.k; ++kk) {
-    const int c = g * L.group_in_c + kk / khw;
-    const int ky = (kk % khw) / L.kernel_w;
-    const int kx = kk % L.kernel_w;
-    int8_t* dst_row = col + static_cast<int64_t>(kk) * cols;
-    if (pointwise) {
-      // Output pixel p of an image reads input pixel p: one copy per segment.
-      for (const Segment& s : segments) {
-        std::memcpy(dst_row + s.col0, images[s.image].input + c * in_plane + s.oy0 * L.in_w,
-                    static_cast<size_t>((s.oy1 - s.oy0) * L.out_w));
-      }
-      continue;
-    }
-    int lo, hi;
-    ValidRange(L.out_w, L.in_w, L.stride_w, L.pad_w, kx, &lo, &hi);
-    const int offset = kx - L.pad_w;
-    if (same_width) {
-      for (const Segment& s : segments) {
-        Im2ColSameWidth(L, images[s.image].input + c * in_plane, s, ky, offset, lo, hi,
-                        dst_row + s.col0);
-      }
-      continue;
-    }
+  const int c = g * L.group_in_c + kk / khw;
+  const int ky = (kk % khw) / L.kernel_w;
+  const int kx = kk % L.kernel_w;
+  if (pointwise) {
+    // Output pixel p of an image reads input pixel p: one copy per segment.
     for (const Segment& s : segments) {
-      const int8_t* plane = images[s.image].input + c * in_plane;
-      int8_t* dst = dst_row + s.col0;
-      for (int oy = s.oy0; oy < s.oy1; ++oy, dst += L.out_w) {
-        const int iy = oy * L.stride_h + ky - L.pad_h;
-        if (iy < 0 || iy >= L.in_h) {
-          std::memset(dst, 0, static_cast<size_t>(L.out_w));
-          continue;
-        }
-        const int8_t* src = plane + static_cast<int64_t>(iy) * L.in_w;
-        ZeroFew(dst, lo);
-        if (L.stride_w == 1) {
-          CopyShort(dst + lo, src + lo + offset, hi - lo);
-        } else {
-          for (int ox = lo; ox < hi; ++ox) dst[ox] = src[ox * L.stride_w + offset];
-        }
-        ZeroFew(dst + hi, L.out_w - hi);
-      }
+      std::memcpy(dst_row + s.col0, images[s.image].input + c * in_plane + s.oy0 * L.in_w,
+                  static_cast<size_t>((s.oy1 - s.oy0) * L.out_w));
     }
+    return;
+  }
+  int lo, hi;
+  ValidRange(L.out_w, L.in_w, L.stride_w, L.pad_w, kx, &lo, &hi);
+  const int offset = kx - L.pad_w;
+  if (same_width) {
+    for (const Segment& s : segments) {
+      Im2ColSameWidth(L, images[s.image].input + c * in_plane, s, ky, offset, lo, hi,
+                      dst_row + s.col0);
+    }
+    return;
+  }
+  for (const Segment& s : segments) {
+    const int8_t* plane = images[s.image].input + c * in_plane;
+    int8_t* dst = dst_row + s.col0;
+    for (int oy = s.oy0; oy < s.oy1; ++oy, dst += L.out_w) {
+      const int iy = oy * L.stride_h + ky - L.pad_h;
+      if (iy < 0 || iy >= L.in_h) {
+        std::memset(dst, 0, static_cast<size_t>(L.out_w));
+        continue;
+      }
+      const int8_t* src = plane + static_cast<int64_t>(iy) * L.in_w;
+      ZeroFew(dst, lo);
+      if (L.stride_w == 1) {
+        CopyShort(dst + lo, src + lo + offset, hi - lo);
+      } else {
+        for (int ox = lo; ox < hi; ++ox) dst[ox] = src[ox * L.stride_w + offset];
+      }
+      ZeroFew(dst + hi, L.out_w - hi);
+    }
+  }
+}
+
+// im2col of one tile for group g: col[kk * cols + j] for the tile's columns j.
+void Im2ColTile(const MacLayer& L, const std::vector<MacImage>& images, int g,
+                const std::vector<Segment>& segments, int64_t cols, int8_t* col) {
+  for (int kk = 0; kk < L.k; ++kk) {
+    Im2ColRow(L, images, g, segments, kk, col + static_cast<int64_t>(kk) * cols);
+  }
+}
+
+// The im2col rows a row segment's weight-flip deltas read: row kk of the segment at
+// x + kk * ld (Im2ColTile's layout, offset to the segment's first column).
+struct SegmentInput {
+  const int8_t* x = nullptr;
+  int64_t ld = 0;
+};
+
+// Adds the weight-flip deltas (w' - w) * x of execution f, channel oc, to the n values of a row
+// segment.
+void AddWeightDeltas(const MacLayer& L, const ExecutionFaults& f, int oc, const SegmentInput& in,
+                     int64_t n, uint32_t* dst) {
+  auto [first, last] = f.WeightDeltasOf(oc);
+  for (const ExecutionFaults::WeightDelta* d = first; d != last; ++d) {
+    AddScaledRow(in.x + d->kk * in.ld, d->Delta(L.CachedWeight(oc, d->kk)), n, dst);
   }
 }
 
@@ -187,7 +211,7 @@ std::pair<const ExecutionFaults::Special*, const ExecutionFaults::Special*> Spec
     const ExecutionFaults* f, int oc, int64_t hw, int64_t pos, int64_t len) {
   if (f == nullptr) return {nullptr, nullptr};
   auto [first, last] = f->SpecialsOf(oc);
-  if (first == last) return {first, last};
+  if (first == last || (pos == 0 && len == hw)) return {first, last};  // none, or whole plane
   const auto lo = static_cast<uint32_t>(oc * hw + pos);
   const auto hi = static_cast<uint32_t>(oc * hw + pos + len);
   auto less = [](const ExecutionFaults::Special& s, uint32_t e) { return s.element < e; };
@@ -215,6 +239,15 @@ int8_t FaultyValue(const MacLayer& L, int oc, int32_t clean, uint32_t delta,
 void ApplySpecials(const MacLayer& L, const MacTarget& t, int oc, int64_t pos, int64_t len,
                    const int32_t* acc, const uint32_t* const* deltas, int8_t* out) {
   const int64_t hw = L.out_spatial();
+  const auto base = static_cast<uint32_t>(oc * hw + pos);
+  if (t.replicas == 1) {  // nothing to merge or vote: the common case, kept lean
+    auto [first, last] = SpecialsIn(t.faults[0], oc, hw, pos, len);
+    for (const ExecutionFaults::Special* s = first; s != last; ++s) {
+      const uint32_t i = s->element - base;
+      out[i] = FaultyValue(L, oc, acc[i], deltas[0] != nullptr ? deltas[0][i] : 0, s);
+    }
+    return;
+  }
   const ExecutionFaults::Special* it[3] = {nullptr, nullptr, nullptr};
   const ExecutionFaults::Special* end[3] = {nullptr, nullptr, nullptr};
   bool any = false;
@@ -223,7 +256,6 @@ void ApplySpecials(const MacLayer& L, const MacTarget& t, int oc, int64_t pos, i
     any |= it[r] != end[r];
   }
   if (!any) return;
-  const auto base = static_cast<uint32_t>(oc * hw + pos);
   while (true) {
     uint32_t e = UINT32_MAX;
     for (int r = 0; r < t.replicas; ++r) {
@@ -237,26 +269,32 @@ void ApplySpecials(const MacLayer& L, const MacTarget& t, int oc, int64_t pos, i
       if (it[r] != end[r] && it[r]->element == e) s = it[r]++;
       v[r] = FaultyValue(L, oc, acc[i], deltas[r] != nullptr ? deltas[r][i] : 0, s);
     }
-    out[i] = t.replicas == 1 ? v[0] : MajorityVote(v[0], v[1], v[2]);
+    out[i] = MajorityVote(v[0], v[1], v[2]);
   }
 }
 
 // The accumulator deltas of execution f for channel oc, output rows [oy0, oy1), into `row`
 // (len values); nullptr if f changes nothing there.
-const uint32_t* RowDeltas(const ExecutionFaults* f, int oc, int oy0, int oy1, int64_t len,
-                          std::vector<uint32_t>* row) {
-  if (f == nullptr || !f->Touches(oc, oy0, oy1)) return nullptr;
+const uint32_t* RowDeltas(const MacLayer& L, const ExecutionFaults* f, int oc, int oy0, int oy1,
+                          const SegmentInput& in, int64_t len, std::vector<uint32_t>* row) {
+  if (f == nullptr) return nullptr;
+  const bool weights = f->HasWeightDeltas(oc);
+  const bool inputs = f->HasInputDeltas(oc, oy0, oy1);
+  if (!weights && !inputs) return nullptr;
   Grow(row, len);
   std::fill(row->begin(), row->begin() + len, 0u);
-  f->AddDeltas(oc, oy0, oy1, row->data());
+  if (weights) AddWeightDeltas(L, *f, oc, in, len, row->data());
+  if (inputs) f->AddInputDeltas(oc, oy0, oy1, row->data());
   return row->data();
 }
 
 // Requantises the clean accumulators (bias not included) of channel oc, output rows
 // [oy0, oy1), into every target of `image`: with each execution's deltas, TMR replicas voted,
-// hidden and output flips applied.
-void EmitRow(const MacLayer& L, const MacImage& image, int oc, int oy0, int oy1, const int32_t* acc,
-             TileBuffers& buf) {
+// hidden and output flips applied. `in` gives the segment's im2col rows (read only for weight
+// flips). A lone execution that is the image's only target owns `acc`: its deltas are added
+// to it in place.
+void EmitRow(const MacLayer& L, const MacImage& image, int oc, int oy0, int oy1, int32_t* acc,
+             const SegmentInput& in, TileBuffers& buf) {
   const int32_t bias = L.bias[oc];
   const int shift = L.shift[oc];
   const int64_t pos = static_cast<int64_t>(oy0) * L.out_w;
@@ -268,14 +306,25 @@ void EmitRow(const MacLayer& L, const MacImage& image, int oc, int oy0, int oy1,
     for (int r = 0; r < t.replicas; ++r) {
       affected |= t.faults[r] != nullptr && t.faults[r]->Affects(oc);
     }
-    if (!affected) {  // the common clean case
+    if (!affected) {  // the clean case
       RequantizeRow(acc, len, bias, shift, L.relu, out);
       continue;
     }
     const uint32_t* deltas[3] = {nullptr, nullptr, nullptr};
+    if (t.replicas == 1 && image.targets.size() == 1) {
+      // The common faulty case: no other target reads this GEMM result, so the deltas go into
+      // it and `acc` becomes the faulty accumulators (specials then need no deltas).
+      const ExecutionFaults& f = *t.faults[0];
+      auto* faulty = reinterpret_cast<uint32_t*>(acc);
+      if (f.HasWeightDeltas(oc)) AddWeightDeltas(L, f, oc, in, len, faulty);
+      if (f.HasInputDeltas(oc, oy0, oy1)) f.AddInputDeltas(oc, oy0, oy1, faulty);
+      RequantizeRow(acc, len, bias, shift, L.relu, out);
+      if (f.HasSpecials(oc)) ApplySpecials(L, t, oc, pos, len, acc, deltas, out);
+      continue;
+    }
     int touched = 0;
     for (int r = 0; r < t.replicas; ++r) {
-      deltas[r] = RowDeltas(t.faults[r], oc, oy0, oy1, len, &buf.deltas[r]);
+      deltas[r] = RowDeltas(L, t.faults[r], oc, oy0, oy1, in, len, &buf.deltas[r]);
       touched += deltas[r] != nullptr;
     }
     if (t.replicas == 1) {
@@ -309,15 +358,19 @@ void EmitRow(const MacLayer& L, const MacImage& image, int oc, int oy0, int oy1,
   }
 }
 
-// Requantisation of a tile's GEMM result acc[n * ld + j] for the output channels of group g.
+// Requantisation of a tile's GEMM result acc[n * ld + j] for the output channels of group g;
+// col is the tile's im2col (`cols` columns per row).
 void EpilogueTile(const MacLayer& L, const std::vector<MacImage>& images, int g,
-                  const std::vector<Segment>& segments, const int32_t* acc, int64_t ld,
-                  TileBuffers& buf) {
-  for (int n = 0; n < L.group_out_c; ++n) {
-    const int oc = g * L.group_out_c + n;
-    for (const Segment& s : segments) {
+                  const std::vector<Segment>& segments, int32_t* acc, int64_t ld, const int8_t* col,
+                  int64_t cols, TileBuffers& buf) {
+  // Image by image, channel by channel: each execution's fault index is then read
+  // sequentially (interleaving the images' indexes cost cache misses on every channel).
+  for (const Segment& s : segments) {
+    const SegmentInput in{col + s.col0, cols};
+    for (int n = 0; n < L.group_out_c; ++n) {
       // Consecutive output rows of one image are contiguous on both sides.
-      EmitRow(L, images[s.image], oc, s.oy0, s.oy1, acc + n * ld + s.col0, buf);
+      EmitRow(L, images[s.image], g * L.group_out_c + n, s.oy0, s.oy1, acc + n * ld + s.col0, in,
+              buf);
     }
   }
 }
@@ -352,7 +405,7 @@ void RunGemmPath(const MacLayer& L, const std::vector<MacImage>& images) {
     Im2ColTile(L, images, g, buf.segments, cols, buf.col.data());
     PackPanels(buf.col.data(), L.k, cols, cols, buf.panels.data());
     Int16Gemm(w, buf.panels.data(), cols, buf.acc.data(), static_cast<int>(ld));
-    EpilogueTile(L, images, g, buf.segments, buf.acc.data(), ld, buf);
+    EpilogueTile(L, images, g, buf.segments, buf.acc.data(), ld, buf.col.data(), cols, buf);
   }
 }
 
@@ -389,6 +442,29 @@ void DirectChannel(const MacLayer& L, const int8_t* in, int oc, int32_t* acc) {
   }
 }
 
+// The im2col rows that the weight flips of channel oc of image b read, for the direct path
+// (which has no im2col): only those rows are built, in buf.col ([kk][out_spatial]).
+SegmentInput WeightFlipRows(const MacLayer& L, const std::vector<MacImage>& images, int64_t b,
+                            int oc, TileBuffers& buf) {
+  const int64_t hw = L.out_spatial();
+  SegmentInput in{nullptr, hw};
+  for (const MacTarget& t : images[b].targets) {
+    for (int r = 0; r < t.replicas; ++r) {
+      if (t.faults[r] == nullptr || !t.faults[r]->HasWeightDeltas(oc)) continue;
+      if (in.x == nullptr) {
+        Grow(&buf.col, hw * L.k);
+        buf.segments.assign(1, Segment{b, 0, L.out_h, 0});
+        in.x = buf.col.data();
+      }
+      auto [first, last] = t.faults[r]->WeightDeltasOf(oc);
+      for (const ExecutionFaults::WeightDelta* d = first; d != last; ++d) {
+        Im2ColRow(L, images, oc / L.group_out_c, buf.segments, d->kk, buf.col.data() + d->kk * hw);
+      }
+    }
+  }
+  return in;
+}
+
 void RunDirectPath(const MacLayer& L, const std::vector<MacImage>& images) {
   const auto num_images = static_cast<int64_t>(images.size());
   const int64_t items = num_images * L.out_c;
@@ -400,7 +476,8 @@ void RunDirectPath(const MacLayer& L, const std::vector<MacImage>& images) {
     TileBuffers& buf = ThreadBuffers();
     Grow(&buf.acc, hw);
     DirectChannel(L, images[b].input, oc, buf.acc.data());
-    EmitRow(L, images[b], oc, 0, L.out_h, buf.acc.data(), buf);
+    const SegmentInput in = WeightFlipRows(L, images, b, oc, buf);
+    EmitRow(L, images[b], oc, 0, L.out_h, buf.acc.data(), in, buf);
   }
 }
 
@@ -431,13 +508,14 @@ Status RunMacLayerWithPlans(const MacLayer& layer, const int8_t* input,
   target.output = output;
   target.replicas = static_cast<int>(plans.size());
   for (size_t r = 0; r < plans.size(); ++r) {
+    R2F_RETURN_IF_ERROR(faults[r].Build(layer, plans[r], plans.size() == 1));
     int8_t* copy = nullptr;
-    if (plans.size() == 1 && !plans[0].at(FaultSite::kInputs).empty()) {
+    if (faults[r].has_private_input()) {
       faulty_input.resize(static_cast<size_t>(layer.in_elements()));
       copy = faulty_input.data();
       image.input = copy;
     }
-    R2F_RETURN_IF_ERROR(faults[r].Build(layer, input, plans[r], copy));
+    faults[r].BindInput(input, copy);
     if (faults[r].any()) target.faults[r] = &faults[r];
   }
   image.targets.push_back(target);

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "accel_sim/rng.h"
 #include "common/graph.h"
+#include "common/random.h"
 
 namespace r2f::accel {
 namespace {
@@ -25,7 +25,7 @@ class Random {
   }
 
  private:
-  Xoshiro256 rng_;
+  Rng rng_;
 };
 
 }  // namespace

@@ -4,15 +4,11 @@
 #include <numeric>
 #include <utility>
 
+#include "common/random.h"
+
 namespace r2f {
 
-uint64_t SplitMix64Rng::Next() {
-  state_ += 0x9e3779b97f4a7c15ULL;
-  uint64_t z = state_;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
+uint64_t SplitMix64Rng::Next() { return SplitMix64(state_); }
 
 uint32_t UniformBelow(SplitMix64Rng& rng, uint64_t bound) {
   assert(bound >= 1 && bound <= (uint64_t{1} << 32));

@@ -15,8 +15,8 @@ namespace r2f {
 
 // The SplitMix64 generator (Steele, Lea and Flood, 2014): a 64-bit counter advanced by the
 // golden-ratio increment, output through a fixed mixing function. Not cryptographic; good for
-// shuffling. (The step function r2f::SplitMix64 of common/random.h is the same algorithm; this copy
-// keeps the shuffle independent of that header, whose generators may evolve.)
+// shuffling. Each step is r2f::SplitMix64 of common/random.h; the reference outputs and the
+// golden permutations pinned in tests/common_permutation_test.cc guard against any change there.
 class SplitMix64Rng {
  public:
   explicit SplitMix64Rng(uint64_t seed) : state_(seed) {}

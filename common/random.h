@@ -27,6 +27,18 @@ inline uint64_t MixKey(std::initializer_list<uint64_t> words) {
   return key;
 }
 
+// Folds one more key component into a running hash, fully mixed at every step (two SplitMix64
+// rounds), so that keys differing in any component give unrelated values. Not commutative:
+// (a, b) != (b, a). Used for keyed streams: Rng(HashCombine(HashCombine(domain, a), b)) is a
+// private generator for the key (a, b), independent of every other key, whatever ran before it
+// or on which thread (accel_sim's fault streams: seed, tag, sample, layer, replica, site).
+// Its outputs are pinned by tests/accel_fault_test.cc (every simulated fault depends on them).
+inline uint64_t HashCombine(uint64_t hash, uint64_t value) {
+  uint64_t state = hash ^ (value * 0xD1B54A32D192ED03ull);
+  uint64_t mixed = SplitMix64(state);
+  return SplitMix64(mixed);
+}
+
 // xoshiro256** (Blackman, Vigna 2018), seeded through SplitMix64.
 class Rng {
  public:
@@ -46,6 +58,9 @@ class Rng {
   }
   // Uniform in [0, 1) with 53 random bits.
   double UniformDouble() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
+  // Uniform in (0, 1] with 53 random bits: never 0, so log() of it is finite (inversion
+  // sampling of geometric skips).
+  double UniformOpenClosed() { return static_cast<double>((Next() >> 11) + 1) * 0x1.0p-53; }
   // Uniform integer in [0, bound), unbiased (Lemire's multiply-and-reject), bound > 0.
   uint64_t Below(uint64_t bound) {
     unsigned __int128 m = static_cast<unsigned __int128>(Next()) * bound;

@@ -100,6 +100,32 @@ TEST(CycleModelTest, NetworkReportFollowsTheGraph) {
   EXPECT_EQ(layers[1].compute_cycles, 2 * (64 + 32 + 4 - 2));
 }
 
+TEST(CycleModelTest, RunOfSeveralBatchesSumsFullAndPartialBatches) {
+  GraphBuilder b("net", {3, 8, 8}, 5);
+  uint32_t x = b.Conv("conv", b.input(), ConvSpec{40, 3, 2, 1, 1, false, true});
+  x = b.Flatten("flat", b.GlobalAvgPool("gap", x));
+  const pb::Graph g = b.Finish(b.Linear("fc", x, 5)).value();
+  // 10 images in batches of 4: two batches of 4 and one of 2 (hand-computed per fold cost
+  // 2R + C + M - 2 with M = 64, 64, 32 for the conv and 4, 4, 2 for the linear layer).
+  const std::vector<LayerCycleReport> run = ModelBatches(AcceleratorConfig{}, g, 10, 4);
+  ASSERT_EQ(run.size(), 2u);
+  EXPECT_EQ(run[0].name, "conv");
+  EXPECT_EQ(run[0].m, 160);
+  EXPECT_EQ(run[0].folds, 6);
+  EXPECT_EQ(run[0].compute_cycles, 2 * 2 * (64 + 32 + 64 - 2) + 2 * (64 + 32 + 32 - 2));
+  EXPECT_EQ(run[0].macs, 160 * 27 * 40);
+  EXPECT_DOUBLE_EQ(run[0].utilisation, 160.0 * 27 * 40 / (run[0].TotalCycles() * 1024.0));
+  EXPECT_DOUBLE_EQ(run[0].mapping_efficiency,
+                   ModelNetwork(AcceleratorConfig{}, g, 4)[0].mapping_efficiency);
+  EXPECT_EQ(run[1].compute_cycles, 2 * 2 * (64 + 32 + 4 - 2) + 2 * (64 + 32 + 2 - 2));
+  // Whole batches only: exactly that many times one batch.
+  const auto one = ModelNetwork(AcceleratorConfig{}, g, 4);
+  const auto two = ModelBatches(AcceleratorConfig{}, g, 8, 4);
+  EXPECT_EQ(two[1].compute_cycles, 2 * one[1].compute_cycles);
+  EXPECT_EQ(two[1].dram_bytes, 2 * one[1].dram_bytes);
+  EXPECT_TRUE(ModelBatches(AcceleratorConfig{}, g, 0, 4).empty());
+}
+
 TEST(CycleModelTest, CsvReport) {
   testing::TempDir dir;
   LayerCycleReport a = ModelLayer(AcceleratorConfig{}, Gemm(10, 32, 32), 1, 320, 320);

@@ -8,6 +8,7 @@
 #include "accel_sim/exact_gemm.h"
 #include "accel_sim/int16_gemm.h"
 #include "accel_sim/mac_kernels.h"
+#include "accel_sim/scaled_row.h"
 #include "tests/accel_models.h"
 #include "tests/accel_reference.h"
 
@@ -89,6 +90,27 @@ TEST(Int16GemmTest, PackPanelsHonoursRowStride) {
                                  (t / 2) * kPanelCols * 2 + (j % kPanelCols) * 2 + t % 2];
       const int16_t want = j < cols ? x[static_cast<size_t>(t) * ldx + j] : 0;
       ASSERT_EQ(got, want) << "t=" << t << " j=" << j;
+    }
+  }
+}
+
+TEST(AddScaledRowTest, MatchesWrappingInt32LoopForEveryTail) {
+  // The weight-flip delta row: every length around the 16- and 8-wide SIMD blocks, the extreme
+  // scales (+-255 with x = -128 is the largest product) and accumulators near the int32 edges,
+  // where the sum must wrap like the modular arithmetic the epilogue relies on.
+  std::mt19937_64 rng(17);
+  for (int32_t dw : {255, -255, 1, -1, 0, 128, -128, 77}) {
+    for (int64_t n = 0; n <= 41; ++n) {
+      std::vector<int8_t> x(static_cast<size_t>(n) + 3);
+      for (auto& v : x) v = static_cast<int8_t>(rng() % 4 == 0 ? -128 : rng());
+      std::vector<uint32_t> dst(static_cast<size_t>(n) + 2), want;
+      for (auto& v : dst) v = static_cast<uint32_t>(rng() % 2 ? rng() : 0x7fffff00u + rng() % 512);
+      want = dst;
+      for (int64_t j = 0; j < n; ++j) {
+        want[j] = static_cast<uint32_t>(static_cast<int64_t>(want[j]) + int64_t{dw} * x[j + 1]);
+      }
+      AddScaledRow(x.data() + 1, dw, n, dst.data());  // unaligned source
+      ASSERT_EQ(dst, want) << "dw " << dw << " n " << n;
     }
   }
 }

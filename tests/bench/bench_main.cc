@@ -1,0 +1,117 @@
+// r2f_bench: speed of the simulated accelerator against LibTorch, as ratios measured side by
+// side in one run (the machine is shared: absolute times drift with other people's load).
+//
+//   ./build/bin/r2f_bench
+//   ./build/bin/r2f_bench --benchmark_format=json --benchmark_out=bench.json
+//
+// Unless given on the command line: only the benchmarks of the ratios (BM_Forward/*,
+// BM_TorchFp32Forward; the tables' BM_Network/* and BM_Gemm/* need a --benchmark_filter),
+// 7 repetitions of each in random interleaved order (a burst of load then hits all benchmarks
+// alike), at least 0.3 s per repetition. At the end it prints (console) or adds (JSON: a
+// top-level "ratios" array, on stdout and in the --benchmark_out file) the ratios of median
+// real times with their targets; see tests/bench/ratio_reporter.h and docs/accel_sim.md.
+//
+// Like r2f_sim, it runs with GOMP_SPINCOUNT=1000 unless OMP_WAIT_POLICY or GOMP_SPINCOUNT
+// is set (accel_sim/omp_wait_policy.h); the JSON context records both variables.
+#include <benchmark/benchmark.h>
+#include <omp.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "accel_sim/int16_gemm.h"
+#include "accel_sim/omp_wait_policy.h"
+#include "tests/bench/bench_model.h"
+#include "tests/bench/ratio_reporter.h"
+
+namespace {
+
+using r2f::bench::RatioSpec;
+
+const std::vector<RatioSpec>& Targets() {
+  static const std::vector<RatioSpec> specs = {
+      {"clean/torch", "BM_Forward/clean", "BM_TorchFp32Forward", 1.25, true},
+      {"ber1e-4/clean", "BM_Forward/ber1e-4", "BM_Forward/clean", 1.15, true},
+      {"dense/ber1e-4", "BM_Forward/dense_ber1e-4", "BM_Forward/ber1e-4", 10.0, false},
+      {"training/clean", "BM_Forward/training_mode", "BM_Forward/clean", 4.3, true},
+  };
+  return specs;
+}
+
+// The value of --name=value among the arguments (the last one wins, as in the library), or
+// `fallback`.
+std::string Flag(const std::vector<char*>& args, const char* name, const std::string& fallback) {
+  const std::string prefix = std::string("--") + name + "=";
+  std::string value = fallback;
+  for (const char* a : args) {
+    if (std::strncmp(a, prefix.c_str(), prefix.size()) == 0) value = a + prefix.size();
+  }
+  return value;
+}
+
+const char* EnvOr(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  r2f::accel::ApplyDefaultOmpWaitPolicy(argc, argv);
+  // Defaults first, so that the user's own flags (parsed later) override them.
+  std::vector<char*> args = {argv[0]};
+  static char filter[] = "--benchmark_filter=^BM_Forward/|^BM_TorchFp32Forward";
+  static char reps[] = "--benchmark_repetitions=7";
+  static char interleave[] = "--benchmark_enable_random_interleaving=true";
+  static char min_time[] = "--benchmark_min_time=0.3";
+  args.insert(args.end(), {filter, reps, interleave, min_time});
+  args.insert(args.end(), argv + 1, argv + argc);
+  const std::string user_filter =
+      Flag(std::vector<char*>(argv + 1, argv + argc), "benchmark_filter", "");
+  const std::string format = Flag(args, "benchmark_format", "console");
+  const std::string out = Flag(args, "benchmark_out", "");
+  const std::string out_format = Flag(args, "benchmark_out_format", "json");
+  const std::string color = Flag(args, "benchmark_color", "auto");
+
+  int n = static_cast<int>(args.size());
+  args.push_back(nullptr);
+  benchmark::Initialize(&n, args.data());
+  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
+
+  omp_set_num_threads(r2f::bench::kThreads);
+  benchmark::AddCustomContext("r2f_model", "resnet18 width 0.25, 1x28x28, random int8 (seed 1)");
+  benchmark::AddCustomContext("r2f_batch", std::to_string(r2f::bench::kBatch));
+  benchmark::AddCustomContext("r2f_threads", std::to_string(r2f::bench::kThreads));
+  benchmark::AddCustomContext(
+      "r2f_gemm_isa", r2f::accel::BestGemmIsa() == r2f::accel::GemmIsa::kAvx2 ? "avx2" : "generic");
+  benchmark::AddCustomContext("OMP_WAIT_POLICY", EnvOr("OMP_WAIT_POLICY", "(unset)"));
+  benchmark::AddCustomContext("GOMP_SPINCOUNT", EnvOr("GOMP_SPINCOUNT", "(unset)"));
+
+  const bool use_color = color == "true" || color == "yes" || color == "1" ||
+                         (color == "auto" && isatty(STDOUT_FILENO) && std::getenv("TERM"));
+  r2f::bench::TimeCollector display_times, file_times;
+  auto display = r2f::bench::MakeRatioReporter(format, Targets(), use_color, &display_times);
+  auto file = out.empty()
+                  ? nullptr
+                  : r2f::bench::MakeRatioReporter(out_format, Targets(), false, &file_times);
+  if (display == nullptr || (!out.empty() && file == nullptr)) {
+    std::fprintf(stderr, "r2f_bench: ratios are reported in console and json formats only\n");
+  }
+  benchmark::RunSpecifiedBenchmarks(display.get(), file.get());
+  benchmark::Shutdown();
+  // The default run exists to measure the ratios: a ratio it could not compute (a benchmark
+  // renamed or failing) is an error, not a line to overlook.
+  if (user_filter.empty() && display != nullptr && !display_times.empty()) {
+    for (const r2f::bench::RatioResult& r : display_times.Ratios(Targets())) {
+      if (!r.measured) {
+        std::fprintf(stderr, "r2f_bench: error: ratio %s was not measured\n", r.spec.name.c_str());
+        return 1;
+      }
+    }
+  }
+  return 0;
+}

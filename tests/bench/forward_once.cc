@@ -1,0 +1,51 @@
+#include "tests/bench/forward_once.h"
+
+#include <numeric>
+
+namespace r2f::bench {
+
+Result<uint64_t> ForwardOnce(accel::Accelerator& device, const std::vector<uint8_t>& pixels,
+                             int batch, Mode mode, uint64_t tag) {
+  accel::FaultConfig faults;
+  if (mode != Mode::kClean) faults.ber = 1e-4;
+  if (mode == Mode::kDense) faults.sampling = accel::Sampling::kDense;
+  accel::TmrConfig tmr;
+  if (mode == Mode::kLayerWise) tmr.mode = accel::TmrMode::kLayerWise;
+  if (mode == Mode::kNetworkWise) tmr.mode = accel::TmrMode::kNetworkWise;
+  accel::ImageBatch images;
+  images.pixels = pixels.data();
+  images.batch = batch;
+  images.sample_ids.resize(static_cast<size_t>(batch));
+  std::iota(images.sample_ids.begin(), images.sample_ids.end(), uint64_t{0});
+  if (mode == Mode::kTraining) {
+    R2F_ASSIGN_OR_RETURN(accel::TrainingResult r, device.RunTraining(images, faults, tmr, tag));
+    benchmark::DoNotOptimize(r.logits.data.data());
+    return r.faulty_stats.total_flips + r.reference_stats.total_flips;
+  }
+  R2F_ASSIGN_OR_RETURN(accel::InferenceResult r, device.Infer(images, faults, tmr, tag, false));
+  benchmark::DoNotOptimize(r.logits.data.data());
+  return r.stats.total_flips;
+}
+
+void TimeForward(benchmark::State& state, accel::Accelerator& device,
+                 const std::vector<uint8_t>& pixels, int batch, Mode mode) {
+  uint64_t tag = 1;
+  if (Result<uint64_t> warm = ForwardOnce(device, pixels, batch, mode, tag++); !warm.ok()) {
+    state.SkipWithError(warm.status().ToString().c_str());
+    return;
+  }
+  uint64_t flips = 0;
+  for (auto _ : state) {
+    Result<uint64_t> r = ForwardOnce(device, pixels, batch, mode, tag++);
+    if (!r.ok()) {
+      state.SkipWithError(r.status().ToString().c_str());
+      break;
+    }
+    flips += *r;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * batch);
+  state.counters["flips_per_batch"] =
+      benchmark::Counter(static_cast<double>(flips), benchmark::Counter::kAvgIterations);
+}
+
+}  // namespace r2f::bench
