@@ -1070,11 +1070,26 @@ Result<Message> Transport::Impl::Call(const std::string& device_id, Message requ
     pending_cv_.wait_until(l, deadline, [&] { return pending->reply.has_value() || stopping_; });
     if (pending->reply) {
       Message reply = std::move(*pending->reply);
-      l.unlock();
+      pending->reply.reset();
       if (reply.kind == pb::MSG_ERROR) {
-        return finish(DecodeErrorReply(reply.payload)
-                          .WithContext("device " + device_id + " answered " + what));
+        Status error = DecodeErrorReply(reply.payload)
+                           .WithContext("device " + device_id + " answered " + what);
+        // Corruption means the device could not read what arrived (a chunk or the payload failed
+        // its CRC-32): damage in transit, which the next attempt repairs at once. Found by the
+        // fault campaign (tests/integration_campaign_test.cc): one flipped byte in a deploy
+        // request ended the whole retraining run. Other errors are final. A Corruption verdict
+        // of the handler itself (a weight delta that does not check out) comes back unchanged
+        // from the device's reply cache on each resend, so it still ends the call, a few round
+        // trips later.
+        if (error.code() == Status::Code::kCorruption && attempt < attempts) {
+          pending->last_problem = error;
+          spdlog::warn("transport {}: {}; sending it again", client_id_, error.ToString());
+          continue;
+        }
+        l.unlock();
+        return finish(std::move(error));
       }
+      l.unlock();
       return finish(std::move(reply));
     }
     if (stopping_) {
