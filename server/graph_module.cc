@@ -43,7 +43,8 @@ torch::Tensor FakeQuantize(const torch::Tensor& z, int frac) {
 
 torch::Tensor QuantizeWeights(const torch::Tensor& w, const std::vector<int>& frac) {
   torch::NoGradGuard no_grad;
-  torch::Tensor scaled = w.detach().to(torch::kDouble) * ChannelScale(frac, w.dim(), torch::kDouble);
+  torch::Tensor scaled =
+      w.detach().to(torch::kDouble) * ChannelScale(frac, w.dim(), torch::kDouble);
   return torch::floor(scaled + 0.5).clamp(-128, 127).to(torch::kInt8);
 }
 
@@ -93,14 +94,17 @@ torch::Tensor GraphModuleImpl::RunMac(const pb::Node& node, const torch::Tensor&
   if (o.quant) {
     // Weights and bias on their int8 / int32 grids, straight through to the float masters.
     const std::vector<int>& wf = o.quant->weight_frac.at(node.id());
-    torch::Tensor w_deq = QuantizeWeights(w, wf).to(x.scalar_type()) /
-                          ChannelScale(wf, w.dim(), x.scalar_type());
-    w = StraightThrough(w.to(x.scalar_type()), w_deq);
+    torch::Tensor scale = ChannelScale(wf, w.dim(), x.scalar_type());
+    torch::Tensor w_deq = QuantizeWeights(w, wf).to(x.scalar_type()) / scale;
+    // Clipped straight-through estimator: a weight saturated at the int8 limit gets no
+    // gradient, or SGD would keep pushing a master weight the device can never represent.
+    torch::Tensor w_clipped =
+        torch::max(torch::min(w.to(x.scalar_type()), 127.0 / scale), -128.0 / scale);
+    w = StraightThrough(w_clipped, w_deq);
     std::vector<int> acc_frac(wf);
     for (int& f : acc_frac) f += input_frac;
-    torch::Tensor b_deq =
-        QuantizeBias(b, wf, input_frac).to(x.scalar_type()) /
-        ChannelScale(acc_frac, 1, x.scalar_type());
+    torch::Tensor b_deq = QuantizeBias(b, wf, input_frac).to(x.scalar_type()) /
+                          ChannelScale(acc_frac, 1, x.scalar_type());
     b = StraightThrough(b.to(x.scalar_type()), b_deq);
   }
   torch::Tensor z;
@@ -163,7 +167,8 @@ std::vector<torch::Tensor> GraphModuleImpl::Run(torch::Tensor x, const ForwardOp
         break;
       case pb::OP_MAXPOOL: {
         const pb::PoolAttr& p = node.pool();
-        y = F::max_pool2d(in(0), F::MaxPool2dFuncOptions(p.kernel()).stride(p.stride()).padding(p.pad()));
+        y = F::max_pool2d(in(0),
+                          F::MaxPool2dFuncOptions(p.kernel()).stride(p.stride()).padding(p.pad()));
         break;
       }
       case pb::OP_AVGPOOL: {

@@ -19,7 +19,7 @@
 namespace r2f {
 
 struct HilSettings {
-  double lr = 0.005;
+  double lr = 0.001;
   double momentum = 0.9;
   double weight_decay = 0.0;
 };

@@ -69,12 +69,17 @@ Result<RemoteEvalResult> RunRemoteEval(R2fServer& server, const std::string& dev
     return Status::InvalidArgument("device '" + device + "' has no " + result.split_name +
                                    " samples");
   }
-  if (settings.images > 0 && static_cast<uint64_t>(settings.images) > available) {
-    return Status::InvalidArgument("eval.images is " + std::to_string(settings.images) +
-                                   ", but the " + result.split_name + " split of device '" +
-                                   device + "' has " + std::to_string(available) + " samples");
+  std::vector<uint64_t> ids = settings.sample_ids;
+  if (ids.empty()) {
+    if (settings.images > 0 && static_cast<uint64_t>(settings.images) > available) {
+      return Status::InvalidArgument("eval.images is " + std::to_string(settings.images) +
+                                     ", but the " + result.split_name + " split of device '" +
+                                     device + "' has " + std::to_string(available) + " samples");
+    }
+    const uint64_t n = settings.images > 0 ? static_cast<uint64_t>(settings.images) : available;
+    for (uint64_t id = 0; id < n; ++id) ids.push_back(id);
   }
-  const uint64_t n = settings.images > 0 ? static_cast<uint64_t>(settings.images) : available;
+  const uint64_t n = ids.size();
   result.images = static_cast<int64_t>(n);
 
   std::vector<double> similarity_sum;
@@ -86,7 +91,7 @@ Result<RemoteEvalResult> RunRemoteEval(R2fServer& server, const std::string& dev
     request.set_split(settings.split);
     request.set_execution_tag(settings.execution_tag);
     request.set_layer_similarity(settings.layer_similarity);
-    for (uint64_t id = first; id < first + count; ++id) request.add_sample_ids(id);
+    for (uint64_t i = first; i < first + count; ++i) request.add_sample_ids(ids[i]);
     R2F_ASSIGN_OR_RETURN(pb::DataReply reply, server.getData(device, request));
     ++result.batches;
     const int classes = static_cast<int>(reply.num_classes());
@@ -94,6 +99,7 @@ Result<RemoteEvalResult> RunRemoteEval(R2fServer& server, const std::string& dev
     for (uint64_t b = 0; b < count; ++b) {
       const int8_t* row = logits + b * classes;
       result.accuracy.AddInt8(row, classes, static_cast<uint8_t>(reply.labels()[b]));
+      result.labels.push_back(static_cast<uint8_t>(reply.labels()[b]));
       result.predictions.push_back(
           static_cast<uint32_t>(std::max_element(row, row + classes) - row));
     }

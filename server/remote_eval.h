@@ -20,7 +20,8 @@ namespace r2f {
 
 struct EvalSettings {
   pb::DataSplit split = pb::SPLIT_TEST;
-  int64_t images = 0;  // the first `images` samples of the split; 0 = all
+  int64_t images = 0;                // the first `images` samples of the split; 0 = all
+  std::vector<uint64_t> sample_ids;  // explicit samples of the split (overrides images)
   int batch_size = 100;
   uint64_t execution_tag = 0;
   bool layer_similarity = false;
@@ -46,6 +47,7 @@ struct RemoteEvalResult {
   int batches = 0;
   Accuracy accuracy;
   std::vector<uint32_t> predictions;  // top-1 per image, in sample order (ties: lower class)
+  std::vector<uint8_t> labels;        // the device's label per image, in sample order
   std::string logits;                 // int8 [images, classes], in sample order
   std::array<uint64_t, accel::kNumFaultSites> flips{};
   std::array<uint64_t, accel::kNumFaultSites> exposed_bits{};

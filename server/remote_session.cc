@@ -23,6 +23,26 @@ void ParseTmrSection(ConfigMap t, accel::TmrConfig* out) {
   for (int64_t id : t.GetIntList("protected_layers", {}, 0, std::numeric_limits<uint32_t>::max())) {
     out->protected_layers.push_back(static_cast<uint32_t>(id));
   }
+  // TCLP: the protection set found by `r2f_server search` (its search.json).
+  const std::string from_search = t.GetString("search_result", "");
+  if (!from_search.empty()) {
+    if (mode != "partial") t.Fail("search_result", "needs mode partial, the mode is " + mode);
+    if (!out->protected_layers.empty()) {
+      t.Fail("search_result", "give either protected_layers or search_result, not both");
+    }
+    auto result = ConfigMap::LoadFile(from_search);
+    if (!result.ok()) {
+      t.Fail("search_result", result.status().message());
+    } else {
+      ConfigMap found = *result;
+      for (int64_t id : found.GetIntList("protected_layers", {}, 0, UINT32_MAX)) {
+        out->protected_layers.push_back(static_cast<uint32_t>(id));
+      }
+      if (!found.Has("protected_layers")) {
+        t.Fail("search_result", from_search + " has no protected_layers (not a search.json?)");
+      }
+    }
+  }
   if (out->mode != accel::TmrMode::kPartial && !out->protected_layers.empty()) {
     t.Fail("protected_layers", "only used with mode partial, the mode is " + mode);
   }

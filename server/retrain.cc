@@ -9,10 +9,14 @@
 #include <fstream>
 #include <sstream>
 
+#include "accel_sim/cycle_model.h"
 #include "common/atomic_file.h"
 #include "common/config.h"
+#include "common/graph.h"
 #include "common/permutation.h"
 #include "common/random.h"
+#include "common/transport_message.h"
+#include "server/critical_layers.h"
 #include "server/reconstruct.h"
 #include "server/remote_eval.h"
 
@@ -30,7 +34,9 @@ using Clock = std::chrono::steady_clock;
 constexpr uint64_t kEvalTag = 1ull << 61;
 constexpr uint64_t kThresholdProbeTag = 1ull << 62;
 
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 std::string FormatDuration(double s) {
   char buf[32];
@@ -142,8 +148,8 @@ Result<std::vector<uint32_t>> DecideIncrementLayers(R2fServer& server, const Ret
 std::string AccuracyJson(const Accuracy& a) {
   std::ostringstream os;
   os.precision(10);
-  os << "{\"images\": " << a.count() << ", \"top1\": " << a.Top1() << ", \"top1_ci95\": "
-     << a.Top1Ci95() << ", \"top5\": " << a.Top5() << "}";
+  os << "{\"images\": " << a.count() << ", \"top1\": " << a.Top1()
+     << ", \"top1_ci95\": " << a.Top1Ci95() << ", \"top5\": " << a.Top5() << "}";
   return os.str();
 }
 
@@ -165,9 +171,12 @@ std::string SummaryJson(const RetrainConfig& c, const RetrainResult& r) {
     os << (i ? ", " : "") << c.session.tmr.protected_layers[i];
   }
   os << "],\n  \"increment_layers\": [";
-  for (size_t i = 0; i < r.increment_layers.size(); ++i) os << (i ? ", " : "") << r.increment_layers[i];
+  for (size_t i = 0; i < r.increment_layers.size(); ++i)
+    os << (i ? ", " : "") << r.increment_layers[i];
   os << "],\n  \"accuracy_before\": " << AccuracyJson(r.before)
-     << ",\n  \"accuracy_after\": " << AccuracyJson(r.after)
+     << ",\n  \"accuracy_after\": " << AccuracyJson(r.after) << ",\n  \"eval_device\": \""
+     << (c.eval_device_id.empty() ? c.session.device_id : c.eval_device_id)
+     << "\",\n  \"tmr_overhead\": " << r.tmr_overhead
      << ",\n  \"final_model_version\": " << r.final_model_version
      << ",\n  \"timing\": " << SummaryToJson(r.timing) << "\n}\n";
   return os.str();
@@ -203,11 +212,16 @@ Result<RetrainConfig> LoadRetrainConfig(const std::string& path) {
   c.eval_images = e.GetInt("images", c.eval_images, 1, INT32_MAX);
   c.eval_batch_size = static_cast<int>(e.GetInt("batch_size", c.eval_batch_size, 1, 1 << 16));
   c.eval_before = e.GetBool("before", c.eval_before);
+  c.eval_device_id = e.GetString("device_id", "");
+  if (!c.eval_device_id.empty()) {
+    if (Status st = ValidateDeviceId(c.eval_device_id); !st.ok()) e.Fail("device_id", st.message());
+  }
 
   ConfigMap r = map.Section("run");
   c.run_dir = r.GetString("dir", c.run_dir);
   if (c.run_dir.empty()) r.Fail("dir", "must not be empty");
-  c.checkpoint_every = static_cast<int>(r.GetInt("checkpoint_every", c.checkpoint_every, 0, INT32_MAX));
+  c.checkpoint_every =
+      static_cast<int>(r.GetInt("checkpoint_every", c.checkpoint_every, 0, INT32_MAX));
   R2F_RETURN_IF_ERROR(map.Finish());
   return c;
 }
@@ -231,8 +245,7 @@ std::string FormatStageTable(const TimingTotals& t) {
                 t.iterations ? t.ModelledTotal() / t.iterations : 0.0);
   os << line;
   std::snprintf(line, sizeof line, "uplink %.3f MB, downlink %.3f MB over %lld iterations\n",
-                t.uplink_bytes / 1e6, t.downlink_bytes / 1e6,
-                static_cast<long long>(t.iterations));
+                t.uplink_bytes / 1e6, t.downlink_bytes / 1e6, static_cast<long long>(t.iterations));
   os << line;
   return os.str();
 }
@@ -261,7 +274,8 @@ Result<RetrainResult> RunRetrain(const RetrainConfig& c, bool resume) {
     R2F_RETURN_IF_ERROR(trainer->Load(ckpt_dir + "/trainer"));
     R2F_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(ckpt_dir + "/model.pb"));
     if (!model.ParseFromString(bytes)) {
-      return Status::Corruption("checkpoint model " + ckpt_dir + "/model.pb is not a QuantizedModel");
+      return Status::Corruption("checkpoint model " + ckpt_dir +
+                                "/model.pb is not a QuantizedModel");
     }
     if (model.model_version() != state.model_version) {
       return Status::Corruption("checkpoint model has version " +
@@ -287,11 +301,12 @@ Result<RetrainResult> RunRetrain(const RetrainConfig& c, bool resume) {
 
   R2F_ASSIGN_OR_RETURN(std::unique_ptr<R2fServer> server, R2fServer::Connect(c.session.server));
   const std::string& device = c.session.device_id;
+  const std::string& eval_device = c.eval_device_id.empty() ? device : c.eval_device_id;
 
   // Base accuracy on the faulty device, before any retraining.
   if (c.eval_before && state.before_count == 0) {
     R2F_ASSIGN_OR_RETURN(RemoteEvalResult before,
-                         RunRemoteEval(*server, device, model, EvalSettingsOf(c)));
+                         RunRemoteEval(*server, eval_device, model, EvalSettingsOf(c)));
     result.before = before.accuracy;
     state.before_count = before.accuracy.count();
     state.before_top1 = before.accuracy.top1_hits();
@@ -306,7 +321,8 @@ Result<RetrainResult> RunRetrain(const RetrainConfig& c, bool resume) {
   R2F_RETURN_IF_ERROR(server->setAIoTMode(device, pb::MODE_TRAINING, c.session.tmr));
   R2F_ASSIGN_OR_RETURN(pb::Ack ack, server->LastAck(device));
   const uint64_t available = ack.train_samples();
-  if (available == 0) return Status::InvalidArgument("device '" + device + "' has no training data");
+  if (available == 0)
+    return Status::InvalidArgument("device '" + device + "' has no training data");
   const uint64_t samples = c.samples > 0 ? std::min<uint64_t>(c.samples, available) : available;
   const int64_t per_epoch = static_cast<int64_t>(samples / c.batch_size);
   if (per_epoch == 0) {
@@ -322,6 +338,20 @@ Result<RetrainResult> RunRetrain(const RetrainConfig& c, bool resume) {
     state.increment_layers_decided = true;
   }
   result.increment_layers = state.increment_layers;
+  {
+    pb::Graph graph = model.graph();
+    R2F_RETURN_IF_ERROR(InferShapes(&graph));
+    std::vector<uint32_t> layers;
+    std::vector<double> cost;
+    for (const accel::LayerCycleReport& l :
+         accel::ModelNetwork(accel::AcceleratorConfig{}, graph, c.batch_size)) {
+      layers.push_back(l.node_id);
+      cost.push_back(static_cast<double>(l.TotalCycles()));
+    }
+    std::vector<uint32_t> protect = c.session.tmr.protected_layers;
+    if (c.session.tmr.mode == accel::TmrMode::kLayerWise) protect = layers;
+    result.tmr_overhead = RedundantOverhead(layers, cost, protect);
+  }
   server->TakeRecords();
 
   // Replays the timings of the iterations a resumed run keeps.
@@ -383,7 +413,8 @@ Result<RetrainResult> RunRetrain(const RetrainConfig& c, bool resume) {
       R2F_ASSIGN_OR_RETURN(step, trainer->Step(reply.inputs(), reply.labels(), recon.layers));
       R2F_ASSIGN_OR_RETURN(next, trainer->Export(model.model_version() + 1));
     }
-    R2F_ASSIGN_OR_RETURN(pb::Ack ack_next, server->deployModel(device, next, c.session.deploy_as_delta));
+    R2F_ASSIGN_OR_RETURN(pb::Ack ack_next,
+                         server->deployModel(device, next, c.session.deploy_as_delta));
     (void)ack_next;
     for (const CallRecord& r : server->TakeRecords()) {
       t.uplink_bytes += r.uplink_bytes;
@@ -421,8 +452,8 @@ Result<RetrainResult> RunRetrain(const RetrainConfig& c, bool resume) {
       const double done = static_cast<double>(it - result.resumed_from);
       const double eta = Since(start) / done * (total - it - 1);
       spdlog::info("retrain it {}/{} loss {:.4f} running-acc {:.1f}% up {:.2f} MB/it ETA {}",
-                   it + 1, total, loss_avg, seen ? 100.0 * hits / seen : 0.0,
-                   t.uplink_bytes / 1e6, FormatDuration(eta));
+                   it + 1, total, loss_avg, seen ? 100.0 * hits / seen : 0.0, t.uplink_bytes / 1e6,
+                   FormatDuration(eta));
       hits = seen = 0;
     }
   }
@@ -432,7 +463,8 @@ Result<RetrainResult> RunRetrain(const RetrainConfig& c, bool resume) {
   R2F_RETURN_IF_ERROR(WriteFileAtomically(result.final_model_path, model.SerializeAsString()));
 
   // Retrained accuracy on the same faulty device and the same fault pattern as Base.
-  R2F_ASSIGN_OR_RETURN(RemoteEvalResult after, RunRemoteEval(*server, device, model, EvalSettingsOf(c)));
+  R2F_ASSIGN_OR_RETURN(RemoteEvalResult after,
+                       RunRemoteEval(*server, eval_device, model, EvalSettingsOf(c)));
   result.after = after.accuracy;
   spdlog::info("retrain: retrained (after) {}", result.after.ToString());
   R2F_RETURN_IF_ERROR(WriteFileAtomically(c.run_dir + "/summary.json", SummaryJson(c, result)));

@@ -45,9 +45,13 @@ struct RetrainConfig {
   int64_t eval_images = 2000;
   int eval_batch_size = 100;
   bool eval_before = true;
+  // The device Base and retrained accuracy are measured on; empty: the training device. A
+  // different device gives the paper's unmatched-retraining baselines (UR-F / UR-C, Fig. 2):
+  // train on a simulation of the accelerator at another BER, deploy on the real one.
+  std::string eval_device_id;
   // Run directory, checkpoints
   std::string run_dir = "runs/retrain";
-  int checkpoint_every = 50;  // iterations; 0 = only at the end
+  int checkpoint_every = 50;   // iterations; 0 = only at the end
   int64_t max_iterations = 0;  // stop early (tests); 0 = all
 };
 
@@ -62,6 +66,7 @@ struct RetrainResult {
   TimingTotals timing;
   std::vector<uint32_t> increment_layers;  // offline policy: the layers sent as increments
   uint64_t final_model_version = 0;
+  double tmr_overhead = 0;  // r = 2 * sum_{i in S} O_i / sum_i O_i of the protection set
   std::string final_model_path;
 };
 

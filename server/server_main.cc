@@ -8,8 +8,9 @@
 #include "common/logging.h"
 #include "server/model_zoo.h"
 #include "server/pretrain.h"
-#include "server/retrain.h"
 #include "server/remote_eval.h"
+#include "server/retrain.h"
+#include "server/search.h"
 
 namespace {
 
@@ -19,8 +20,8 @@ int Fail(const r2f::Status& status) {
 }
 
 int ListModels() {
-  std::printf("%-14s %6s %6s %10s %12s  %s\n", "network", "width", "layers", "params",
-              "MACs/image", "input");
+  std::printf("%-14s %6s %6s %10s %12s  %s\n", "network", "width", "layers", "params", "MACs/image",
+              "input");
   for (const std::string& name : r2f::NetworkNames()) {
     auto spec = r2f::DefaultNetworkSpec(name);
     auto graph = r2f::BuildNetwork(*spec);
@@ -79,6 +80,28 @@ int Retrain(const std::string& config_path, bool resume, const std::string& brok
   return 0;
 }
 
+// `r2f_server search`: the critical-layer search on a remote device (server/search.h).
+int Search(const std::string& config_path, const std::string& broker) {
+  auto config = r2f::LoadSearchConfig(config_path);
+  if (!config.ok()) return Fail(config.status());
+  if (!broker.empty()) config->session.server.transport.broker_uri = broker;
+  auto run = r2f::RunCriticalLayerSearch(*config);
+  if (!run.ok()) return Fail(run.status());
+  const r2f::SearchResult& r = run->result;
+  std::printf("candidates %zu MAC layers, r_max %.2f, %s\n", run->layers.size(), config->r_max,
+              config->brute_force ? "brute force" : "greedy (Algorithm 1)");
+  std::printf("base       top-1 %.2f%% (no protection)\n", run->base_accuracy);
+  for (const r2f::SearchEvaluation& step : r.trajectory) {
+    std::printf("step %-3d   +layer %-4u top-1 %.2f%%  r = %.3f\n", step.step,
+                step.protected_layers.back(), step.accuracy, step.overhead);
+  }
+  std::printf("protected  %zu layers, top-1 %.2f%%, overhead r = %.3f\n", r.protected_layers.size(),
+              r.accuracy, r.overhead);
+  std::printf("evaluations %lld in %.1f s; written to %s\n", static_cast<long long>(r.evaluations),
+              run->wall_seconds, run->result_path.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -105,8 +128,13 @@ int main(int argc, char** argv) {
       ->required();
   retrain->add_flag("--resume", resume, "continue after the last checkpoint of the run directory");
 
+  auto* search = app.add_subcommand(
+      "search", "greedy critical-layer search (Algorithm 1) on a remote faulty device");
+  std::string search_config;
+  search->add_option("--config", search_config, "search YAML config (configs/search/)")->required();
+
   std::string broker;
-  for (CLI::App* remote : {eval, retrain}) {
+  for (CLI::App* remote : {eval, retrain, search}) {
     remote->add_option("--broker", broker,
                        "broker URI, overriding the config's broker.uri (e.g. tcp://10.0.0.5:1883)");
   }
@@ -117,5 +145,6 @@ int main(int argc, char** argv) {
   if (pretrain->parsed()) return Pretrain(pretrain_config);
   if (eval->parsed()) return Eval(eval_config, broker);
   if (retrain->parsed()) return Retrain(retrain_config, resume, broker);
+  if (search->parsed()) return Search(search_config, broker);
   return 0;
 }
