@@ -20,7 +20,7 @@ PACKAGES=(
   libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto mosquitto-clients
   liblz4-dev libprotobuf-dev protobuf-compiler zlib1g-dev
   libspdlog-dev libyaml-cpp-dev libcli11-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev openssl
   dataset-fashion-mnist
 )
 

@@ -71,6 +71,38 @@ Result<SearchResult> GreedyCriticalLayerSearch(const std::vector<uint32_t>& laye
   return result;
 }
 
+Result<SearchResult> BackwardCriticalLayerSearch(const std::vector<uint32_t>& layers,
+                                                 const std::vector<double>& cost, double r_max,
+                                                 const AccuracyOracle& oracle) {
+  R2F_RETURN_IF_ERROR(CheckInputs(layers, cost, r_max));
+  SearchResult result;
+  result.protected_layers = layers;
+  result.overhead = RedundantOverhead(layers, cost, layers);
+  for (int step = 0; result.overhead > r_max; ++step) {
+    SearchEvaluation best;
+    bool have = false;
+    for (size_t drop = 0; drop < result.protected_layers.size(); ++drop) {
+      SearchEvaluation e;
+      e.step = step;
+      e.protected_layers = result.protected_layers;
+      e.protected_layers.erase(e.protected_layers.begin() + static_cast<std::ptrdiff_t>(drop));
+      R2F_ASSIGN_OR_RETURN(e.accuracy, oracle(e.protected_layers, step));
+      e.overhead = RedundantOverhead(layers, cost, e.protected_layers);
+      ++result.evaluations;
+      result.log.push_back(e);
+      if (!have || e.accuracy > best.accuracy) {
+        have = true;
+        best = e;
+      }
+    }
+    result.protected_layers = best.protected_layers;
+    result.accuracy = best.accuracy;
+    result.overhead = best.overhead;
+    result.trajectory.push_back(best);
+  }
+  return result;
+}
+
 Result<SearchResult> BruteForceCriticalLayerSearch(const std::vector<uint32_t>& layers,
                                                    const std::vector<double>& cost, double r_max,
                                                    const AccuracyOracle& oracle) {
@@ -91,10 +123,9 @@ Result<SearchResult> BruteForceCriticalLayerSearch(const std::vector<uint32_t>& 
     }
     if (RedundantOverhead(layers, cost, set) <= r_max) candidates.push_back(std::move(set));
   }
-  std::stable_sort(candidates.begin(), candidates.end(),
-                   [](const auto& a, const auto& b) {
-                     return a.size() != b.size() ? a.size() < b.size() : a < b;
-                   });
+  std::stable_sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) {
+    return a.size() != b.size() ? a.size() < b.size() : a < b;
+  });
   for (const auto& set : candidates) {
     SearchEvaluation e;
     e.protected_layers = set;

@@ -49,6 +49,15 @@ Result<SearchResult> GreedyCriticalLayerSearch(const std::vector<uint32_t>& laye
                                                const std::vector<double>& cost, double r_max,
                                                const AccuracyOracle& oracle);
 
+// Backward elimination (ours): starting from S = all layers (full TMR), every step measures
+// A_{S\{i}} for every i in S and drops the layer whose removal costs least accuracy, until r
+// fits r_max. It returns s layers after sum_{k=s+1}^{L} k = (L+s+1)(L-s)/2 evaluations, the
+// count the paper states for its search (docs/critical_layers.md); it sees how layers interact
+// under full protection, where the forward search sees them one at a time. `step` as above.
+Result<SearchResult> BackwardCriticalLayerSearch(const std::vector<uint32_t>& layers,
+                                                 const std::vector<double>& cost, double r_max,
+                                                 const AccuracyOracle& oracle);
+
 // The exact optimum over all subsets with r <= r_max (2^L evaluations): the test oracle for
 // small networks. The empty set counts; ties go to the smaller, then lexicographically first set.
 Result<SearchResult> BruteForceCriticalLayerSearch(const std::vector<uint32_t>& layers,

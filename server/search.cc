@@ -41,9 +41,9 @@ std::string SearchJson(const SearchConfig& c, const SearchRun& run, const std::s
   os.precision(10);
   const SearchResult& r = run.result;
   os << "{\n  \"config\": \"" << c.source << "\",\n  \"network\": \"" << network
-     << "\",\n  \"method\": \"" << (c.brute_force ? "brute_force" : "greedy")
-     << "\",\n  \"r_max\": " << c.r_max << ",\n  \"validation_images\": " << c.images
-     << ",\n  \"candidates\": " << IdList(run.layers) << ",\n  \"cost_cycles\": [";
+     << "\",\n  \"method\": \"" << c.method << "\",\n  \"r_max\": " << c.r_max
+     << ",\n  \"validation_images\": " << c.images << ",\n  \"candidates\": " << IdList(run.layers)
+     << ",\n  \"cost_cycles\": [";
   for (size_t i = 0; i < run.cost.size(); ++i) os << (i ? ", " : "") << run.cost[i];
   os << "],\n  \"base_accuracy\": " << run.base_accuracy
      << ",\n  \"protected_layers\": " << IdList(r.protected_layers)
@@ -60,6 +60,7 @@ std::string SearchJson(const SearchConfig& c, const SearchRun& run, const std::s
 }  // namespace
 
 int64_t ExpectedGreedyEvaluations(int64_t L, int64_t s) { return (s + 1) * (2 * L - s) / 2; }
+int64_t ExpectedBackwardEvaluations(int64_t L, int64_t s) { return (L + s + 1) * (L - s) / 2; }
 
 Result<SearchConfig> LoadSearchConfig(const std::string& path) {
   R2F_ASSIGN_OR_RETURN(ConfigMap map, ConfigMap::LoadFile(path));
@@ -71,7 +72,7 @@ Result<SearchConfig> LoadSearchConfig(const std::string& path) {
   c.images = s.GetInt("images", c.images, 1, INT32_MAX);
   c.batch_size = static_cast<int>(s.GetInt("batch_size", c.batch_size, 1, 1 << 16));
   c.seed = static_cast<uint64_t>(s.GetInt("seed", static_cast<int64_t>(c.seed), 0, INT64_MAX));
-  c.brute_force = s.GetChoice("method", "greedy", {"greedy", "brute_force"}) == "brute_force";
+  c.method = s.GetChoice("method", c.method, {"greedy", "backward", "brute_force"});
   for (int64_t id : s.GetIntList("candidates", {}, 0, UINT32_MAX)) {
     c.candidates.push_back(static_cast<uint32_t>(id));
   }
@@ -148,9 +149,12 @@ Result<SearchRun> RunCriticalLayerSearch(const SearchConfig& c) {
     return ev.accuracy;
   };
   R2F_ASSIGN_OR_RETURN(run.base_accuracy, measure({}, 0));
-  if (c.brute_force) {
+  if (c.method == "brute_force") {
     R2F_ASSIGN_OR_RETURN(run.result,
                          BruteForceCriticalLayerSearch(run.layers, run.cost, c.r_max, measure));
+  } else if (c.method == "backward") {
+    R2F_ASSIGN_OR_RETURN(run.result,
+                         BackwardCriticalLayerSearch(run.layers, run.cost, c.r_max, measure));
   } else {
     R2F_ASSIGN_OR_RETURN(run.result,
                          GreedyCriticalLayerSearch(run.layers, run.cost, c.r_max, measure));

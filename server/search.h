@@ -22,7 +22,9 @@ struct SearchConfig {
   int64_t images = 500;  // validation samples, drawn (seeded) from the device's train split
   int batch_size = 250;
   uint64_t seed = 1;
-  bool brute_force = false;          // exhaustive optimum (<= 20 candidates) instead of greedy
+  // greedy: Algorithm 1 (forward); backward: elimination from full TMR; brute_force: the
+  // exhaustive optimum (<= 20 candidates), a test oracle.
+  std::string method = "greedy";
   std::vector<uint32_t> candidates;  // MAC layers to consider; empty = all
   std::string run_dir = "runs/search";
 };
@@ -45,5 +47,7 @@ Result<SearchRun> RunCriticalLayerSearch(const SearchConfig& config);
 // sum_{k=L-s}^{L} k = (s+1)(2L-s)/2. The paper writes sum_{k=s+1}^{L} k, the same sum with s
 // counted from the other end (docs/critical_layers.md).
 int64_t ExpectedGreedyEvaluations(int64_t L, int64_t s);
+// Backward elimination ending with s of L layers: sum_{k=s+1}^{L} k = (L+s+1)(L-s)/2.
+int64_t ExpectedBackwardEvaluations(int64_t L, int64_t s);
 
 }  // namespace r2f

@@ -89,11 +89,11 @@ int Search(const std::string& config_path, const std::string& broker) {
   if (!run.ok()) return Fail(run.status());
   const r2f::SearchResult& r = run->result;
   std::printf("candidates %zu MAC layers, r_max %.2f, %s\n", run->layers.size(), config->r_max,
-              config->brute_force ? "brute force" : "greedy (Algorithm 1)");
+              config->method == "greedy" ? "greedy (Algorithm 1)" : config->method.c_str());
   std::printf("base       top-1 %.2f%% (no protection)\n", run->base_accuracy);
   for (const r2f::SearchEvaluation& step : r.trajectory) {
-    std::printf("step %-3d   +layer %-4u top-1 %.2f%%  r = %.3f\n", step.step,
-                step.protected_layers.back(), step.accuracy, step.overhead);
+    std::printf("step %-3d   %zu layers top-1 %.2f%%  r = %.3f\n", step.step,
+                step.protected_layers.size(), step.accuracy, step.overhead);
   }
   std::printf("protected  %zu layers, top-1 %.2f%%, overhead r = %.3f\n", r.protected_layers.size(),
               r.accuracy, r.overhead);

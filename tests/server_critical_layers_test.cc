@@ -1,5 +1,5 @@
-// Algorithm 1 (greedy critical-layer search) against synthetic accuracy oracles and the
-// brute-force optimum.
+// Algorithm 1 (greedy critical-layer search) and backward elimination against synthetic accuracy
+// oracles and the brute-force optimum.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -105,6 +105,52 @@ TEST(CriticalLayers, GreedyCanMissTheOptimumWhenCostsDiffer) {
   EXPECT_EQ(greedy->protected_layers, (std::vector<uint32_t>{1}));
   EXPECT_EQ(brute->protected_layers, (std::vector<uint32_t>{2, 3}));
   EXPECT_LT(greedy->accuracy, brute->accuracy);
+}
+
+TEST(CriticalLayers, BackwardEvaluationCountIsThePapersClosedForm) {
+  Rng rng(5);
+  const int L = 9;
+  std::vector<uint32_t> layers(L);
+  std::vector<double> cost(L);
+  std::map<uint32_t, double> gain;
+  for (int i = 0; i < L; ++i) {
+    layers[i] = 3 * i;
+    cost[i] = 1 + rng.Below(20);
+    gain[layers[i]] = rng.UniformDouble();
+  }
+  for (double r_max : {0.0, 0.05, 0.2, 0.5, 1.0, 1.5, 2.0}) {
+    auto r = BackwardCriticalLayerSearch(layers, cost, r_max, Additive(gain));
+    ASSERT_TRUE(r.ok());
+    const int64_t s = static_cast<int64_t>(r->protected_layers.size());
+    EXPECT_EQ(r->evaluations, (L + s + 1) * (L - s) / 2) << "r_max " << r_max;
+    EXPECT_EQ(r->evaluations, ExpectedBackwardEvaluations(L, s));
+    EXPECT_LE(r->overhead, r_max + 1e-12);
+    ASSERT_EQ(r->trajectory.size(), static_cast<size_t>(L - s));
+    // Each step drops exactly one layer and the last step is the first set that fits.
+    for (size_t k = 0; k < r->trajectory.size(); ++k) {
+      EXPECT_EQ(r->trajectory[k].protected_layers.size(), static_cast<size_t>(L) - k - 1);
+    }
+    if (!r->trajectory.empty() && r->trajectory.size() > 1) {
+      EXPECT_GT(r->trajectory[r->trajectory.size() - 2].overhead, r_max);
+    }
+  }
+}
+
+TEST(CriticalLayers, BackwardDropsTheLeastValuableLayerFirst) {
+  const std::vector<uint32_t> layers{1, 4, 7, 9, 12};
+  const std::vector<double> cost{10, 10, 10, 10, 10};
+  auto r = BackwardCriticalLayerSearch(
+      layers, cost, /*r_max=*/0.8, Additive({{1, 1.0}, {4, 5.0}, {7, 3.0}, {9, 0.5}, {12, 4.0}}));
+  ASSERT_TRUE(r.ok());
+  // Removes 9, then 1, then 7: the two most valuable layers stay (r = 0.8).
+  EXPECT_EQ(r->protected_layers, (std::vector<uint32_t>{4, 12}));
+  EXPECT_DOUBLE_EQ(r->accuracy, 59.0);
+  EXPECT_EQ(r->evaluations, 5 + 4 + 3);
+  // Full TMR within budget: nothing to evaluate.
+  auto full = BackwardCriticalLayerSearch(layers, cost, 2.0, Additive({}));
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->protected_layers, layers);
+  EXPECT_EQ(full->evaluations, 0);
 }
 
 TEST(CriticalLayers, OverheadIsTwiceTheProtectedShareOfCompute) {
