@@ -45,12 +45,32 @@ class AcceleratorImpl : public Accelerator {
     return result;
   }
 
+  using Accelerator::RunTraining;
   Result<TrainingResult> RunTraining(const ImageBatch& images, const FaultConfig& faults,
-                                     const TmrConfig& tmr, uint64_t execution_tag) override {
+                                     const TmrConfig& tmr, uint64_t execution_tag,
+                                     TrainingReference reference) override {
     ChainRequest req;
     R2F_RETURN_IF_ERROR(Prepare(images, faults, tmr, execution_tag, &req));
     const int deployed = static_cast<int>(req.chains.size());
-    req.chains.push_back(Uniform(Thrice(kReferenceReplicaBase)));
+    ChainSpec ref = Uniform(Thrice(kReferenceReplicaBase));
+    switch (reference) {
+      case TrainingReference::kChain:
+        break;
+      case TrainingReference::kLocal:
+        // Three deployed chains feed three different inputs to every layer: there is no one
+        // "input of the deployed chain" to re-run the layer on.
+        if (deployed != 1) {
+          return Status::InvalidArgument(
+              "training reference 'local' needs a single deployed chain; TMR mode " +
+              std::string(TmrModeName(tmr.mode)) + " runs " + std::to_string(deployed));
+        }
+        ref.input_chain = 0;
+        break;
+      default:
+        return Status::InvalidArgument("unknown training reference " +
+                                       std::to_string(static_cast<int>(reference)));
+    }
+    req.chains.push_back(std::move(ref));
     std::lock_guard<std::mutex> lock(mu_);
     R2F_RETURN_IF_ERROR(ExecuteChains(*model_, req, &ws_));
     TrainingResult result;
@@ -58,9 +78,26 @@ class AcceleratorImpl : public Accelerator {
     result.faulty = LayerOutputs(0, deployed, images.batch);
     result.reference = LayerOutputs(deployed, deployed + 1, images.batch);
     result.faulty_stats = Stats(0, deployed, images.batch, tmr);
+    // Both references execute every MAC layer three times: the cost of LW-TMR.
     TmrConfig lw;
     lw.mode = TmrMode::kLayerWise;
     result.reference_stats = Stats(deployed, deployed + 1, images.batch, lw);
+    return result;
+  }
+
+  Result<InferenceResult> InferWithOverrides(const ImageBatch& images, const MacOutputHook& hook,
+                                             bool keep_layer_outputs) override {
+    if (!hook) return Status::InvalidArgument("InferWithOverrides: no hook");
+    ChainRequest req;
+    const TmrConfig none;
+    R2F_RETURN_IF_ERROR(Prepare(images, FaultConfig{}, none, /*tag=*/0, &req));
+    req.mac_output_hook = &hook;
+    std::lock_guard<std::mutex> lock(mu_);
+    R2F_RETURN_IF_ERROR(ExecuteChains(*model_, req, &ws_));
+    InferenceResult result;
+    result.logits = Logits(0, 1, images.batch);
+    if (keep_layer_outputs) result.layer_outputs = LayerOutputs(0, 1, images.batch);
+    result.stats = Stats(0, 1, images.batch, none);
     return result;
   }
 

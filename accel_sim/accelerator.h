@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,6 +57,24 @@ const char* TmrModeName(TmrMode mode);
 // The inverse of TmrModeName; InvalidArgument naming `name` and the known names otherwise.
 Result<TmrMode> ParseTmrMode(const std::string& name);
 
+// The reference training mode runs beside the deployed chain; the device sends each MAC layer's
+// output as an increment against it (DESIGN §5 step 1).
+enum class TrainingReference {
+  // The paper's LW-TMR reference chain: every MAC layer three times, voted, the voted output
+  // feeding the next layer. It approximates the clean chain, so an increment also carries every
+  // difference that earlier layers' faults propagated into the layer.
+  kChain,
+  // Ours, layer-local TMR: each MAC layer's three voted replicas read the deployed chain's own
+  // input to that layer. The increment then holds only the layer's own faults (very sparse), and
+  // the server rebuilds the chain layer by layer from its own reconstruction (InferWithOverrides).
+  kLocal,
+};
+
+// "chain", "local".
+const char* TrainingReferenceName(TrainingReference reference);
+// The inverse of TrainingReferenceName; InvalidArgument naming `name` and the known names.
+Result<TrainingReference> ParseTrainingReference(const std::string& name);
+
 struct TmrConfig {
   TmrMode mode = TmrMode::kNone;
   std::vector<uint32_t> protected_layers;  // node ids of MAC layers (kPartial)
@@ -99,12 +118,19 @@ struct InferenceResult {
 };
 
 struct TrainingResult {
-  Int8Tensor logits;                  // of the faulty chain
-  std::vector<Int8Tensor> faulty;     // per MAC layer: the chain as deployed (partial TMR on S)
-  std::vector<Int8Tensor> reference;  // per MAC layer: the LW-TMR reference chain
+  Int8Tensor logits;               // of the faulty chain
+  std::vector<Int8Tensor> faulty;  // per MAC layer: the chain as deployed (partial TMR on S)
+  // Per MAC layer: the reference's voted outputs, of the LW-TMR chain (kChain) or of each layer
+  // on the deployed chain's input (kLocal).
+  std::vector<Int8Tensor> reference;
   RunStats faulty_stats;
-  RunStats reference_stats;
+  RunStats reference_stats;  // both references: three executions of every MAC layer
 };
+
+// Called after each MAC layer of InferWithOverrides, in graph order, with the layer's batch
+// output (`elements` int8 values, NCHW). It may rewrite the values in place; the rest of the
+// graph then runs on the rewritten values. An error stops the run and is returned.
+using MacOutputHook = std::function<Status(size_t mac_index, int8_t* output, int64_t elements)>;
 
 class Accelerator {
  public:
@@ -124,10 +150,25 @@ class Accelerator {
                                         const TmrConfig& tmr, uint64_t execution_tag,
                                         bool keep_layer_outputs) = 0;
 
-  // Training mode (DESIGN §5 step 1): the faulty chain as deployed, plus the LW-TMR reference
-  // chain whose voted outputs approximate the error-free outputs.
+  // Training mode (DESIGN §5 step 1): the faulty chain as deployed, plus the TMR reference. Its
+  // replicas have fault streams of their own (replica indices 3, 4, 5) for either reference,
+  // so the deployed chain's faults do not depend on the reference. kLocal needs one deployed
+  // chain (not network-wise TMR): it is that chain's inputs the reference reads.
   virtual Result<TrainingResult> RunTraining(const ImageBatch& images, const FaultConfig& faults,
-                                             const TmrConfig& tmr, uint64_t execution_tag) = 0;
+                                             const TmrConfig& tmr, uint64_t execution_tag,
+                                             TrainingReference reference) = 0;
+  // The paper's LW-TMR reference chain.
+  Result<TrainingResult> RunTraining(const ImageBatch& images, const FaultConfig& faults,
+                                     const TmrConfig& tmr, uint64_t execution_tag) {
+    return RunTraining(images, faults, tmr, execution_tag, TrainingReference::kChain);
+  }
+
+  // The clean model (no faults, no TMR) with every MAC layer's output passed through `hook`
+  // before later nodes read it: the server's reconstruction for the layer-local reference,
+  // which adds each layer's increment to the clean function of the reconstructed input.
+  virtual Result<InferenceResult> InferWithOverrides(const ImageBatch& images,
+                                                     const MacOutputHook& hook,
+                                                     bool keep_layer_outputs) = 0;
 };
 
 }  // namespace r2f::accel

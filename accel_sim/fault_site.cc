@@ -1,4 +1,5 @@
-// The names of fault sites and TMR modes, shared by every config and command line.
+// The names of fault sites, TMR modes and training references, shared by every config and command
+// line.
 #include "accel_sim/accelerator.h"
 
 namespace r2f::accel {
@@ -47,6 +48,23 @@ Result<TmrMode> ParseTmrMode(const std::string& name) {
   }
   return Status::InvalidArgument("unknown TMR mode '" + name +
                                  "' (known: none, partial, layer_wise, network_wise)");
+}
+
+const char* TrainingReferenceName(TrainingReference reference) {
+  switch (reference) {
+    case TrainingReference::kChain:
+      return "chain";
+    case TrainingReference::kLocal:
+      return "local";
+  }
+  return "unknown";
+}
+
+Result<TrainingReference> ParseTrainingReference(const std::string& name) {
+  for (TrainingReference r : {TrainingReference::kChain, TrainingReference::kLocal}) {
+    if (name == TrainingReferenceName(r)) return r;
+  }
+  return Status::InvalidArgument("unknown training reference '" + name + "' (known: chain, local)");
 }
 
 }  // namespace r2f::accel

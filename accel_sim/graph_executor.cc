@@ -29,7 +29,18 @@ Status CheckRequest(const CompiledModel& model, const ChainRequest& req) {
                                    " sample ids for " + std::to_string(req.batch) + " images");
   }
   if (req.chains.empty()) return Status::InvalidArgument("no chain to execute");
-  for (const ChainSpec& chain : req.chains) {
+  if (req.mac_output_hook != nullptr && req.chains.size() != 1) {
+    return Status::Internal("a MAC output hook needs a single chain, not " +
+                            std::to_string(req.chains.size()));
+  }
+  for (size_t c = 0; c < req.chains.size(); ++c) {
+    const ChainSpec& chain = req.chains[c];
+    if (chain.input_chain >= 0 && (static_cast<size_t>(chain.input_chain) >= c ||
+                                   req.chains[chain.input_chain].input_chain >= 0)) {
+      return Status::Internal("chain " + std::to_string(c) + " reads its inputs from chain " +
+                              std::to_string(chain.input_chain) +
+                              ", which is not an earlier chain with activations of its own");
+    }
     if (chain.replicas.size() != model.mac_layers().size()) {
       return Status::Internal("chain spec covers " + std::to_string(chain.replicas.size()) +
                               " of " + std::to_string(model.mac_layers().size()) + " MAC layers");
@@ -80,11 +91,18 @@ class ChainRunner {
     for (const NodeInfo& node : nodes) {
       if (node.op == pb::OP_INPUT || node.op == pb::OP_FLATTEN) continue;
       if (node.mac_index >= 0) {
-        R2F_RETURN_IF_ERROR(RunMacNode(model_.mac_layers()[node.mac_index]));
+        const MacLayer& L = model_.mac_layers()[node.mac_index];
+        R2F_RETURN_IF_ERROR(RunMacNode(L));
+        if (req_.mac_output_hook != nullptr) {
+          R2F_RETURN_IF_ERROR((*req_.mac_output_hook)(static_cast<size_t>(node.mac_index),
+                                                      Out(L, 0, 0), L.out_elements() * batch_));
+        }
         continue;
       }
       std::vector<const int8_t*> inputs(node.inputs.size());
       for (int c = 0; c < chains_; ++c) {
+        // A chain that borrows its MAC inputs needs no activations of its own.
+        if (req_.chains[c].input_chain >= 0) continue;
         for (size_t j = 0; j < node.inputs.size(); ++j) inputs[j] = node_ptr_[c][node.inputs[j]];
         RunElementwiseNode(nodes, node, inputs, batch_, node_ptr_[c][node.id]);
       }
@@ -93,8 +111,10 @@ class ChainRunner {
   }
 
  private:
+  // The input of chain c's layer L: its own activations, or those of the chain it borrows from.
   int8_t* In(const MacLayer& L, int c, int b) const {
-    return node_ptr_[c][L.input_node] + b * L.in_elements();
+    const int source = req_.chains[c].input_chain >= 0 ? req_.chains[c].input_chain : c;
+    return node_ptr_[source][L.input_node] + b * L.in_elements();
   }
   int8_t* Out(const MacLayer& L, int c, int b) const {
     return node_ptr_[c][L.node_id] + b * L.out_elements();

@@ -28,6 +28,10 @@ struct ChainSpec {
   // runs once. Three: three executions with independent faults, bitwise-voted (TMR). Replica
   // indices key the fault streams, so chains that must be independent use different ones.
   std::vector<std::vector<uint32_t>> replicas;
+  // -1: the chain computes its own activations. Otherwise the index of an earlier chain whose
+  // activations feed this chain's MAC layers (the layer-local TMR reference: each layer re-run
+  // on the deployed chain's input); the chain then runs no element-wise node of its own.
+  int input_chain = -1;
 };
 
 struct ChainRequest {
@@ -37,6 +41,9 @@ struct ChainRequest {
   FaultConfig faults;
   uint64_t execution_tag = 0;
   std::vector<ChainSpec> chains;
+  // Called after every MAC layer with its output (single-chain requests only): the layer's
+  // values may be rewritten before later nodes read them (Accelerator::InferWithOverrides).
+  const MacOutputHook* mac_output_hook = nullptr;
 };
 
 // Activations of every node of every chain, reused from call to call.

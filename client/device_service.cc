@@ -407,6 +407,13 @@ Result<pb::DataReply> DeviceService::Training(const pb::GetDataRequest& request,
         "increment_layers are only for ENCODE_OFFLINE, the request asks for " +
         pb::LayerEncodingPolicy_Name(policy));
   }
+  if (!pb::IncrementReference_IsValid(request.reference())) {
+    return Status::InvalidArgument("unknown increment reference " +
+                                   std::to_string(request.reference()));
+  }
+  const accel::TrainingReference reference_kind = request.reference() == pb::REFERENCE_LOCAL
+                                                      ? accel::TrainingReference::kLocal
+                                                      : accel::TrainingReference::kChain;
   const std::set<uint32_t> increment_layers(request.increment_layers().begin(),
                                             request.increment_layers().end());
   for (uint32_t id : increment_layers) {
@@ -423,14 +430,15 @@ Result<pb::DataReply> DeviceService::Training(const pb::GetDataRequest& request,
   accel::Int8Tensor logits;
   std::vector<accel::Int8Tensor> faulty, reference;
   if (with_reference) {
-    R2F_ASSIGN_OR_RETURN(
-        accel::TrainingResult run,
-        accelerator_->RunTraining(images, options_.faults, tmr_, request.execution_tag()));
+    R2F_ASSIGN_OR_RETURN(accel::TrainingResult run,
+                         accelerator_->RunTraining(images, options_.faults, tmr_,
+                                                   request.execution_tag(), reference_kind));
     logits = std::move(run.logits);
     faulty = std::move(run.faulty);
     reference = std::move(run.reference);
     AddReports(run.faulty_stats, &reply);
     reply.set_tmr_cycles(run.reference_stats.total_cycles);
+    reply.set_reference(request.reference());
   } else {
     R2F_ASSIGN_OR_RETURN(
         accel::InferenceResult run,

@@ -1,5 +1,6 @@
 #include "server/reconstruct.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/graph.h"
@@ -34,25 +35,11 @@ Result<Reconstruction> ReconstructLayers(const pb::DataReply& reply, accel::Acce
                                    " input bytes for " + std::to_string(batch) + " samples");
   }
 
+  // Check every layer and shape its output tensor before any is decoded.
   Reconstruction out;
-  bool need_clean = false;
-  for (const pb::EncodedLayer& l : reply.layers()) {
-    need_clean |= IsIncrement(static_cast<Encoding>(l.encoding()));
-  }
-  accel::InferenceResult clean;
-  if (need_clean) {
-    auto start = std::chrono::steady_clock::now();
-    accel::ImageBatch images;
-    images.pixels = reinterpret_cast<const uint8_t*>(reply.inputs().data());
-    images.batch = batch;
-    images.sample_ids.assign(reply.sample_ids().begin(), reply.sample_ids().end());
-    R2F_ASSIGN_OR_RETURN(clean, model.Infer(images, accel::FaultConfig{}, accel::TmrConfig{}, 0,
-                                            /*keep_layer_outputs=*/true));
-    out.recompute_seconds = SecondsSince(start);
-  }
-
-  auto start = std::chrono::steady_clock::now();
   out.layers.resize(macs.size());
+  std::vector<EncodedLayer> encoded(macs.size());
+  bool need_clean = false;
   for (size_t i = 0; i < macs.size(); ++i) {
     const pb::EncodedLayer& l = reply.layers(static_cast<int>(i));
     const pb::Node& node = graph.nodes(macs[i]);
@@ -71,21 +58,75 @@ Result<Reconstruction> ReconstructLayers(const pb::DataReply& reply, accel::Acce
     t.frac = qm.activation_frac(macs[i]);
     const size_t n = static_cast<size_t>(t.PerImage()) * batch;
     t.data.resize(n);
-    EncodedLayer encoded;
-    encoded.encoding = static_cast<Encoding>(l.encoding());
     if (l.elements() != n) {
       return Status::InvalidArgument("data reply: layer " + std::to_string(l.node_id()) + " has " +
                                      std::to_string(l.elements()) + " elements, expected " +
                                      std::to_string(n));
     }
-    encoded.elements = static_cast<uint32_t>(n);
-    encoded.bytes = l.data();
-    const bool increment = IsIncrement(encoded.encoding);
+    encoded[i].encoding = static_cast<Encoding>(l.encoding());
+    encoded[i].elements = static_cast<uint32_t>(n);
+    encoded[i].bytes = l.data();
+    const bool increment = IsIncrement(encoded[i].encoding);
     out.increment_layers += increment;
-    const int8_t* base = increment ? clean.layer_outputs[i].data.data() : nullptr;
-    R2F_RETURN_IF_ERROR(Decode(encoded, base, t.data.data(), n)
-                            .WithContext("data reply: layer " + std::to_string(l.node_id()) +
-                                         " '" + node.name() + "'"));
+    need_clean |= increment;
+  }
+  auto context = [&](size_t i) {
+    return "data reply: layer " + std::to_string(macs[i]) + " '" + graph.nodes(macs[i]).name() +
+           "'";
+  };
+  accel::ImageBatch images;
+  images.pixels = reinterpret_cast<const uint8_t*>(reply.inputs().data());
+  images.batch = batch;
+  images.sample_ids.assign(reply.sample_ids().begin(), reply.sample_ids().end());
+
+  if (!pb::IncrementReference_IsValid(reply.reference())) {
+    return Status::InvalidArgument("data reply: unknown increment reference " +
+                                   std::to_string(reply.reference()));
+  }
+  if (need_clean && reply.reference() == pb::REFERENCE_LOCAL) {
+    // Layer-local reference: an increment is y - f_l(x_l) with x_l the faulty chain's own input
+    // to the layer, so the base is the clean layer function of the *reconstructed* input. One
+    // clean pass in graph order in which every MAC layer's output is replaced by its decoded
+    // value before later nodes read it: where the device's vote was exact, every layer comes
+    // out bit for bit as the device's faulty chain.
+    const auto start = std::chrono::steady_clock::now();
+    double decode_s = 0;
+    accel::MacOutputHook hook = [&](size_t i, int8_t* output, int64_t n) -> Status {
+      const auto t0 = std::chrono::steady_clock::now();
+      accel::Int8Tensor& t = out.layers[i];
+      if (static_cast<size_t>(n) != t.data.size()) {
+        return Status::Internal(context(i) + ": the clean run has " + std::to_string(n) +
+                                " values, expected " + std::to_string(t.data.size()));
+      }
+      // In place: raw layers ignore the base, increment layers add to it.
+      R2F_RETURN_IF_ERROR(
+          Decode(encoded[i], output, output, t.data.size()).WithContext(context(i)));
+      std::copy(output, output + n, t.data.begin());
+      decode_s += SecondsSince(t0);
+      return Status::Ok();
+    };
+    R2F_RETURN_IF_ERROR(
+        model.InferWithOverrides(images, hook, /*keep_layer_outputs=*/false).status());
+    out.decode_seconds = decode_s;
+    out.recompute_seconds = SecondsSince(start) - decode_s;
+    return out;
+  }
+  // Chain reference (the paper's): every increment is against the clean chain g of the received
+  // inputs, one clean forward for all layers.
+  accel::InferenceResult clean;
+  if (need_clean) {
+    auto start = std::chrono::steady_clock::now();
+    R2F_ASSIGN_OR_RETURN(clean, model.Infer(images, accel::FaultConfig{}, accel::TmrConfig{}, 0,
+                                            /*keep_layer_outputs=*/true));
+    out.recompute_seconds = SecondsSince(start);
+  }
+  auto start = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < macs.size(); ++i) {
+    accel::Int8Tensor& t = out.layers[i];
+    const int8_t* base =
+        IsIncrement(encoded[i].encoding) ? clean.layer_outputs[i].data.data() : nullptr;
+    R2F_RETURN_IF_ERROR(
+        Decode(encoded[i], base, t.data.data(), t.data.size()).WithContext(context(i)));
   }
   out.decode_seconds = SecondsSince(start);
   return out;

@@ -2,7 +2,10 @@
 // per-layer outputs from a training-mode DataReply. RAW layers arrive as they are; for an
 // INCREMENT layer the server recomputes the clean output g from the received inputs with its
 // own copy of the deployed model (accel_sim in clean mode, the same integers as the device) and
-// adds the increment back: y = g + d (mod 256). Torch-free.
+// adds the increment back: y = g + d (mod 256). With the layer-local reference
+// (reply.reference() == REFERENCE_LOCAL) g of layer l is the clean layer function of the
+// server's own reconstruction of the layer's input, so the layers are rebuilt in graph order in
+// one clean pass (Accelerator::InferWithOverrides). Torch-free.
 #pragma once
 
 #include <vector>

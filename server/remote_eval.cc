@@ -55,12 +55,19 @@ Result<RemoteEvalResult> RunRemoteEval(R2fServer& server, const std::string& dev
   RemoteEvalResult result;
   result.device_id = device;
   result.link = server.options().link;
-  R2F_ASSIGN_OR_RETURN(pb::Ack deployed,
-                       server.deployModel(device, model, settings.deploy_as_delta));
-  result.model_version = deployed.model_version();
-  result.deploy_detail = deployed.detail();
+  if (settings.deploy) {
+    R2F_ASSIGN_OR_RETURN(pb::Ack deployed,
+                         server.deployModel(device, model, settings.deploy_as_delta));
+    result.deploy_detail = deployed.detail();
+  }
   R2F_RETURN_IF_ERROR(server.setAIoTMode(device, pb::MODE_INFERENCE, settings.tmr));
   R2F_ASSIGN_OR_RETURN(pb::Ack ack, server.LastAck(device));
+  if (ack.model_version() != model.model_version()) {
+    return Status::InvalidArgument("device '" + device + "' runs model version " +
+                                   std::to_string(ack.model_version()) + ", expected " +
+                                   std::to_string(model.model_version()) + " (deploy it first)");
+  }
+  result.model_version = ack.model_version();
 
   const bool train = settings.split == pb::SPLIT_TRAIN;
   result.split_name = train ? "train" : "test";

@@ -26,6 +26,9 @@ struct EvalSettings {
   uint64_t execution_tag = 0;
   bool layer_similarity = false;
   bool deploy_as_delta = true;
+  // false: the caller has just deployed `model` itself (the search evaluates dozens of
+  // protection sets of one model: resending 0.7 MB per set would cost minutes on a slow link).
+  bool deploy = true;
   accel::TmrConfig tmr;
 };
 

@@ -132,6 +132,7 @@ Result<std::vector<uint32_t>> DecideIncrementLayers(R2fServer& server, const Ret
   probe.set_execution_tag(kThresholdProbeTag);
   probe.set_policy(pb::ENCODE_ADAPTIVE);
   probe.set_similarity_threshold(0.0);
+  probe.set_reference(c.reference);
   R2F_ASSIGN_OR_RETURN(pb::DataReply reply, server.getData(c.session.device_id, probe));
   std::vector<uint32_t> layers;
   std::ostringstream log;
@@ -153,6 +154,9 @@ std::string AccuracyJson(const Accuracy& a) {
   return os.str();
 }
 
+const char* ReferenceName(pb::IncrementReference r) {
+  return r == pb::REFERENCE_LOCAL ? "local" : "chain";
+}
 const char* MethodName(RetrainMethod m) { return m == RetrainMethod::kDrm ? "drm" : "aprm"; }
 const char* PolicyName(ThresholdPolicy p) {
   return p == ThresholdPolicy::kOffline ? "offline" : "adaptive";
@@ -163,8 +167,9 @@ std::string SummaryJson(const RetrainConfig& c, const RetrainResult& r) {
   os.precision(10);
   os << "{\n  \"config\": \"" << c.source << "\",\n  \"device\": \"" << c.session.device_id
      << "\",\n  \"method\": \"" << MethodName(c.method) << "\",\n  \"threshold_policy\": \""
-     << PolicyName(c.policy) << "\",\n  \"similarity_threshold\": " << c.similarity_threshold
-     << ",\n  \"link\": \"" << c.session.link.spec.name << "\",\n  \"batch_size\": " << c.batch_size
+     << PolicyName(c.policy) << "\",\n  \"reference\": \"" << ReferenceName(c.reference)
+     << "\",\n  \"similarity_threshold\": " << c.similarity_threshold << ",\n  \"link\": \""
+     << c.session.link.spec.name << "\",\n  \"batch_size\": " << c.batch_size
      << ",\n  \"iterations\": " << r.iterations << ",\n  \"resumed_from\": " << r.resumed_from
      << ",\n  \"protected_layers\": [";
   for (size_t i = 0; i < c.session.tmr.protected_layers.size(); ++i) {
@@ -197,6 +202,12 @@ Result<RetrainConfig> LoadRetrainConfig(const std::string& path) {
                  : ThresholdPolicy::kAdaptive;
   c.similarity_threshold = m.GetDouble("similarity_threshold", c.similarity_threshold, 0.0, 1.0);
   c.lz4_raw = m.GetBool("lz4_raw", c.lz4_raw);
+  c.reference = m.GetChoice("reference", "chain", {"chain", "local"}) == "local"
+                    ? pb::REFERENCE_LOCAL
+                    : pb::REFERENCE_CHAIN;
+  if (c.reference == pb::REFERENCE_LOCAL && c.session.tmr.mode == accel::TmrMode::kNetworkWise) {
+    m.Fail("reference", "local needs a single deployed chain, not tmr.mode network_wise");
+  }
 
   ConfigMap t = map.Section("train");
   c.samples = t.GetInt("samples", c.samples, 0, INT32_MAX);
@@ -391,8 +402,17 @@ Result<RetrainResult> RunRetrain(const RetrainConfig& c, bool resume) {
     req.set_similarity_threshold(c.similarity_threshold);
     for (uint32_t id : state.increment_layers) req.add_increment_layers(id);
     req.set_lz4_raw(c.lz4_raw);
+    req.set_reference(c.reference);
 
     R2F_ASSIGN_OR_RETURN(pb::DataReply reply, server->getData(device, req));
+    // A device that predates the layer-local reference ignores the field and runs the chain;
+    // the reconstruction would still be right, but the run would not be what was asked for.
+    if (c.method == RetrainMethod::kAprm && reply.reference() != c.reference) {
+      return Status::InvalidArgument("retrain: device " + device + " ran the " +
+                                     ReferenceName(reply.reference()) +
+                                     " reference, the run asks for " + ReferenceName(c.reference) +
+                                     " (a device without support for method.reference: local?)");
+    }
     const double clock_hz = reply.clock_mhz() * 1e6;
     t.modelled(Stage::kFp) = clock_hz > 0 ? reply.fp_cycles() / clock_hz : 0;
     t.measured(Stage::kFp) = reply.fp_wall_seconds();

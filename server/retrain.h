@@ -35,6 +35,9 @@ struct RetrainConfig {
   ThresholdPolicy policy = ThresholdPolicy::kOffline;
   double similarity_threshold = 0.6;
   bool lz4_raw = false;  // also LZ4 the layers sent raw (off: the paper's DRM)
+  // What APRM's increments (and the offline policy's similarities) are taken against: the
+  // paper's LW-TMR reference chain, or our layer-local TMR (docs/retraining.md).
+  pb::IncrementReference reference = pb::REFERENCE_CHAIN;
   // Training
   int64_t samples = 0;  // training samples per epoch from the device's train split; 0 = all
   int batch_size = 16;

@@ -120,6 +120,7 @@ Result<SearchRun> RunCriticalLayerSearch(const SearchConfig& c) {
   e.batch_size = c.batch_size;
   e.deploy_as_delta = true;
   e.tmr.mode = accel::TmrMode::kPartial;
+  e.deploy = false;  // deployed once, just below
   R2F_ASSIGN_OR_RETURN(pb::Ack ack, server->deployModel(device, model, true));
   (void)ack;
   R2F_ASSIGN_OR_RETURN(pb::Ack state, server->LastAck(device));

@@ -11,6 +11,7 @@
 #include "common/graph.h"
 #include "common/increment_codec.h"
 #include "common/weight_delta.h"
+#include "server/reconstruct.h"
 #include "tests/daemon_test_util.h"
 
 namespace r2f {
@@ -336,6 +337,75 @@ TEST_F(DeviceServiceTest, TrainingRepliesDecodeToTheFaultyOutputsUnderEachPolicy
       EXPECT_EQ(out, y) << "layer " << macs[l];
     }
   }
+}
+
+// The layer-local reference end to end: the device runs it when asked and says so, and the
+// server's sequential reconstruction gives the device's faulty chain bit for bit, with far fewer
+// bytes than the chain reference. Output flips only, so that no two replicas spoil the same bit
+// and every vote is exact (checked; tests/accel_local_reference_test.cc covers all sites).
+TEST_F(DeviceServiceTest, LocalReferenceRepliesReconstructToTheFaultyChain) {
+  options_.faults.ber = 1e-4;
+  options_.faults.sites = {false, false, false, true};
+  service_ = MakeService();
+  Deploy();
+  const std::vector<uint32_t> macs = MacLayerIds(Model().graph());
+  ASSERT_TRUE(service_->SetAIoTMode(Mode(pb::MODE_TRAINING, pb::TMR_PARTIAL, {macs[0]})).ok());
+  const std::vector<uint64_t> ids = Range(40, 8);
+  accel::TmrConfig tmr{accel::TmrMode::kPartial, {macs[0]}};
+  auto local =
+      Local()->RunTraining(Batch(ids), options_.faults, tmr, 11, accel::TrainingReference::kLocal);
+  ASSERT_TRUE(local.ok()) << local.status().ToString();
+  // The premise: every local vote equals the layer's clean function of the faulty chain's input.
+  auto server_model = Local();
+  std::vector<std::vector<int8_t>> own(macs.size());
+  accel::MacOutputHook replay = [&](size_t m, int8_t* out, int64_t n) {
+    own[m].assign(out, out + n);
+    std::copy(local->faulty[m].data.begin(), local->faulty[m].data.end(), out);
+    return Status::Ok();
+  };
+  ASSERT_TRUE(server_model->InferWithOverrides(Batch(ids), replay, false).ok());
+  int own_faults = 0;
+  for (size_t m = 0; m < macs.size(); ++m) {
+    ASSERT_EQ(local->reference[m].data, own[m]) << "vote not exact at layer " << macs[m];
+    own_faults += own[m] != local->faulty[m].data;
+  }
+  ASSERT_GT(own_faults, 0);
+
+  size_t bytes[2] = {0, 0};
+  for (pb::IncrementReference reference : {pb::REFERENCE_CHAIN, pb::REFERENCE_LOCAL}) {
+    SCOPED_TRACE(pb::IncrementReference_Name(reference));
+    pb::GetDataRequest req = Request(pb::MODE_TRAINING, ids, 11);
+    req.set_policy(pb::ENCODE_ADAPTIVE);
+    req.set_similarity_threshold(0.0);  // every layer may go as an increment
+    req.set_reference(reference);
+    auto reply = service_->GetData(req);
+    ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+    EXPECT_EQ(reply->reference(), reference);
+    for (const pb::EncodedLayer& l : reply->layers()) bytes[reference] += l.data().size();
+    auto recon = ReconstructLayers(*reply, *server_model);
+    ASSERT_TRUE(recon.ok()) << recon.status().ToString();
+    EXPECT_GT(recon->increment_layers, 0);
+    if (reference == pb::REFERENCE_LOCAL) {
+      for (size_t m = 0; m < macs.size(); ++m) {
+        EXPECT_EQ(reply->layers(static_cast<int>(m)).similarity(),
+                  Similarity(local->faulty[m].data.data(), local->reference[m].data.data(),
+                             local->faulty[m].data.size()));
+        EXPECT_EQ(recon->layers[m].data, local->faulty[m].data) << "layer " << macs[m];
+      }
+    }
+  }
+  EXPECT_LT(2 * bytes[pb::REFERENCE_LOCAL], bytes[pb::REFERENCE_CHAIN]);
+
+  // A reply whose reference is unknown is refused, not decoded against a guess.
+  pb::GetDataRequest req = Request(pb::MODE_TRAINING, ids, 11);
+  req.set_policy(pb::ENCODE_ADAPTIVE);
+  auto reply = service_->GetData(req);
+  ASSERT_TRUE(reply.ok());
+  reply->set_reference(static_cast<pb::IncrementReference>(7));
+  EXPECT_FALSE(ReconstructLayers(*reply, *server_model).ok());
+  req.set_reference(static_cast<pb::IncrementReference>(7));
+  ExpectError(service_->GetData(req).status(), Status::Code::kInvalidArgument,
+              "unknown increment reference");
 }
 
 TEST_F(DeviceServiceTest, ARestartedDeviceKeepsItsModelAndMode) {

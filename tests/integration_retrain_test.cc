@@ -50,9 +50,11 @@ class RetrainTest : public DaemonTest {
 
 TEST_F(RetrainTest, DrmAndAprmRunEndToEndAndAprmSendsLessAtBerZero) {
   ASSERT_NO_FATAL_FAILURE(StartClient({}));
-  TimingTotals totals[2];
+  TimingTotals totals[3];
   int i = 0;
-  for (const char* method : {"{mode: drm}", "{mode: aprm, threshold_policy: offline, similarity_threshold: 0.6}"}) {
+  for (const char* method :
+       {"{mode: drm}", "{mode: aprm, threshold_policy: offline, similarity_threshold: 0.6}",
+        "{mode: aprm, threshold_policy: adaptive, reference: local}"}) {
     const std::string run = dir_.File(std::string("run") + std::to_string(i));
     auto config = LoadRetrainConfig(WriteConfig("m" + std::to_string(i), method, run, 96));
     ASSERT_TRUE(config.ok()) << config.status().ToString();
@@ -74,8 +76,20 @@ TEST_F(RetrainTest, DrmAndAprmRunEndToEndAndAprmSendsLessAtBerZero) {
     }
     EXPECT_TRUE(std::filesystem::exists(run + "/summary.json"));
     EXPECT_TRUE(std::filesystem::exists(run + "/model.pb"));
+    std::ifstream summary(run + "/summary.json");
+    const std::string text((std::istreambuf_iterator<char>(summary)), {});
+    EXPECT_NE(text.find(i == 2 ? "\"reference\": \"local\"" : "\"reference\": \"chain\""),
+              std::string::npos)
+        << text;
     ++i;
   }
+  // The layer-local reference (ours) is as small as the chain's at BER 0 and costs the same TMR.
+  EXPECT_LT(totals[2].uplink_bytes * 10, totals[0].uplink_bytes);
+  EXPECT_EQ(totals[2].modelled_s[StageIndex(Stage::kTmr)],
+            totals[1].modelled_s[StageIndex(Stage::kTmr)]);
+  // method.reference is validated like every other key.
+  EXPECT_FALSE(
+      LoadRetrainConfig(WriteConfig("bad", "{mode: aprm, reference: lw}", dir_.File("x"))).ok());
   // At BER 0 every layer of the faulty chain equals its TMR reference: APRM sends the inputs
   // and empty increments, DRM every layer's outputs.
   EXPECT_LT(totals[1].uplink_bytes * 10, totals[0].uplink_bytes)
