@@ -48,7 +48,8 @@ Result<DeviceEvalResult> EvaluateOnDevice(Accelerator& device, const Dataset& da
   }
   std::vector<uint64_t> ids = options.sample_ids;
   if (ids.empty()) {
-    const int64_t n = options.limit > 0 ? std::min<int64_t>(options.limit, data.size()) : data.size();
+    const int64_t n =
+        options.limit > 0 ? std::min<int64_t>(options.limit, data.size()) : data.size();
     for (int64_t i = 0; i < n; ++i) ids.push_back(static_cast<uint64_t>(i));
   }
   for (uint64_t id : ids) {

@@ -14,8 +14,8 @@ namespace r2f::accel {
 
 struct DeviceEvalOptions {
   int batch_size = 64;
-  int64_t limit = 0;                  // first `limit` samples; 0 = all
-  std::vector<uint64_t> sample_ids;   // explicit samples (overrides limit) when not empty
+  int64_t limit = 0;                 // first `limit` samples; 0 = all
+  std::vector<uint64_t> sample_ids;  // explicit samples (overrides limit) when not empty
   FaultConfig faults;
   TmrConfig tmr;
   uint64_t execution_tag = 0;
@@ -24,12 +24,12 @@ struct DeviceEvalOptions {
 
 struct DeviceEvalResult {
   Accuracy accuracy;
-  std::vector<uint32_t> predictions;      // top-1 class per evaluated sample, in order
-  std::vector<LayerFaultStats> faults;    // summed over batches, per MAC layer
-  std::vector<LayerCycles> cycles;        // summed over batches, per MAC layer
+  std::vector<uint32_t> predictions;    // top-1 class per evaluated sample, in order
+  std::vector<LayerFaultStats> faults;  // summed over batches, per MAC layer
+  std::vector<LayerCycles> cycles;      // summed over batches, per MAC layer
   int64_t total_cycles = 0;
   uint64_t total_flips = 0;
-  std::vector<double> layer_similarity;   // per MAC layer: share of outputs equal to clean
+  std::vector<double> layer_similarity;  // per MAC layer: share of outputs equal to clean
   double wall_seconds = 0;
 };
 

@@ -6,8 +6,8 @@ namespace r2f {
 namespace {
 
 Status NodeError(const pb::Node& node, const std::string& what) {
-  return Status::InvalidArgument("node " + std::to_string(node.id()) + " '" + node.name() +
-                                 "' (" + OpName(node.op()) + "): " + what);
+  return Status::InvalidArgument("node " + std::to_string(node.id()) + " '" + node.name() + "' (" +
+                                 OpName(node.op()) + "): " + what);
 }
 
 pb::Shape MakeShape(std::initializer_list<int64_t> dims) {
@@ -33,7 +33,8 @@ Status InferNode(const pb::Graph& graph, const pb::Node& node, pb::Shape* out) {
     return Status::Ok();
   };
   auto need_chw = [&](const pb::Shape& s) -> Status {
-    if (s.dims_size() != 3) return NodeError(node, "needs a [C,H,W] input, got " + ShapeToString(s));
+    if (s.dims_size() != 3)
+      return NodeError(node, "needs a [C,H,W] input, got " + ShapeToString(s));
     return Status::Ok();
   };
 
@@ -57,7 +58,8 @@ Status InferNode(const pb::Graph& graph, const pb::Node& node, pb::Shape* out) {
       }
       int64_t h = WindowOut(s.dims(1), c.kernel_h(), c.stride_h(), c.pad_h());
       int64_t w = WindowOut(s.dims(2), c.kernel_w(), c.stride_w(), c.pad_w());
-      if (h <= 0 || w <= 0) return NodeError(node, "kernel larger than padded input " + ShapeToString(s));
+      if (h <= 0 || w <= 0)
+        return NodeError(node, "kernel larger than padded input " + ShapeToString(s));
       *out = MakeShape({c.out_channels(), h, w});
       return Status::Ok();
     }
@@ -87,9 +89,12 @@ Status InferNode(const pb::Graph& graph, const pb::Node& node, pb::Shape* out) {
       const pb::Shape& s = in_shape(0);
       R2F_RETURN_IF_ERROR(need_chw(s));
       const pb::PoolAttr& p = node.pool();
-      if (p.kernel() == 0 || p.stride() == 0) return NodeError(node, "kernel and stride must be positive");
-      if (node.op() == pb::OP_AVGPOOL && p.pad() != 0) return NodeError(node, "average pooling takes no padding");
-      if (p.pad() * 2 > p.kernel()) return NodeError(node, "padding must be at most half the kernel");
+      if (p.kernel() == 0 || p.stride() == 0)
+        return NodeError(node, "kernel and stride must be positive");
+      if (node.op() == pb::OP_AVGPOOL && p.pad() != 0)
+        return NodeError(node, "average pooling takes no padding");
+      if (p.pad() * 2 > p.kernel())
+        return NodeError(node, "padding must be at most half the kernel");
       int64_t h = WindowOut(s.dims(1), p.kernel(), p.stride(), p.pad());
       int64_t w = WindowOut(s.dims(2), p.kernel(), p.stride(), p.pad());
       if (h <= 0 || w <= 0) return NodeError(node, "window larger than input " + ShapeToString(s));
@@ -171,18 +176,30 @@ std::string ShapeToString(const pb::Shape& shape) {
 
 const char* OpName(pb::OpType op) {
   switch (op) {
-    case pb::OP_INPUT: return "input";
-    case pb::OP_CONV: return "conv";
-    case pb::OP_LINEAR: return "linear";
-    case pb::OP_ADD: return "add";
-    case pb::OP_MAXPOOL: return "maxpool";
-    case pb::OP_AVGPOOL: return "avgpool";
-    case pb::OP_GLOBAL_AVGPOOL: return "global_avgpool";
-    case pb::OP_CONCAT: return "concat";
-    case pb::OP_CHANNEL_SHUFFLE: return "channel_shuffle";
-    case pb::OP_FLATTEN: return "flatten";
-    case pb::OP_SLICE: return "slice";
-    default: return "unknown";
+    case pb::OP_INPUT:
+      return "input";
+    case pb::OP_CONV:
+      return "conv";
+    case pb::OP_LINEAR:
+      return "linear";
+    case pb::OP_ADD:
+      return "add";
+    case pb::OP_MAXPOOL:
+      return "maxpool";
+    case pb::OP_AVGPOOL:
+      return "avgpool";
+    case pb::OP_GLOBAL_AVGPOOL:
+      return "global_avgpool";
+    case pb::OP_CONCAT:
+      return "concat";
+    case pb::OP_CHANNEL_SHUFFLE:
+      return "channel_shuffle";
+    case pb::OP_FLATTEN:
+      return "flatten";
+    case pb::OP_SLICE:
+      return "slice";
+    default:
+      return "unknown";
   }
 }
 

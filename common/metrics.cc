@@ -28,8 +28,12 @@ void Accuracy::Add(const T* logits, int classes, int label) {
   if (rank < 5) ++top5_;
 }
 
-void Accuracy::AddInt8(const int8_t* logits, int classes, int label) { Add(logits, classes, label); }
-void Accuracy::AddFloat(const float* logits, int classes, int label) { Add(logits, classes, label); }
+void Accuracy::AddInt8(const int8_t* logits, int classes, int label) {
+  Add(logits, classes, label);
+}
+void Accuracy::AddFloat(const float* logits, int classes, int label) {
+  Add(logits, classes, label);
+}
 
 void Accuracy::Merge(const Accuracy& other) {
   count_ += other.count_;

@@ -28,7 +28,9 @@ class Status {
 
   Status() = default;
   static Status Ok() { return Status(); }
-  static Status InvalidArgument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  static Status InvalidArgument(std::string msg) {
+    return {Code::kInvalidArgument, std::move(msg)};
+  }
   static Status NotFound(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
   static Status IoError(std::string msg) { return {Code::kIoError, std::move(msg)}; }
   static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
@@ -62,7 +64,7 @@ const char* CodeName(Status::Code code);
 template <typename T>
 class Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     assert(!status_.ok() && "Result constructed from an OK status without a value");
     if (status_.ok()) status_ = Status::Internal("Result built from OK status without value");
@@ -95,9 +97,9 @@ class Result {
 }  // namespace r2f
 
 // Propagates a non-OK Status from an expression returning Status.
-#define R2F_RETURN_IF_ERROR(expr)            \
-  do {                                       \
-    ::r2f::Status r2f_status_ = (expr);      \
+#define R2F_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::r2f::Status r2f_status_ = (expr);        \
     if (!r2f_status_.ok()) return r2f_status_; \
   } while (0)
 

@@ -21,7 +21,7 @@ namespace r2f {
 
 // Fixed-point formats used by the fake-quant forward (kept fixed through retraining).
 struct QuantFormat {
-  std::vector<int> activation_frac;                // per node id
+  std::vector<int> activation_frac;                  // per node id
   std::map<uint32_t, std::vector<int>> weight_frac;  // per MAC node id, per output channel
 };
 

@@ -27,7 +27,8 @@ Result<HilStepResult> HilTrainer::Step(const std::string& pixels, const std::str
                                        const std::vector<accel::Int8Tensor>& layers) {
   const int batch = static_cast<int>(labels.size());
   const pb::Graph& graph = deployed_.graph();
-  if (batch == 0 || pixels.size() != static_cast<size_t>(NumElements(graph.input_shape())) * batch) {
+  if (batch == 0 ||
+      pixels.size() != static_cast<size_t>(NumElements(graph.input_shape())) * batch) {
     return Status::InvalidArgument("training step: " + std::to_string(pixels.size()) +
                                    " pixel bytes for " + std::to_string(batch) + " labels");
   }

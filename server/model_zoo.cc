@@ -14,7 +14,8 @@ namespace {
 // it (MobileNet's _make_divisible rule: rounding may not lose more than 10%).
 uint32_t Scaled(double channels, double width, uint32_t divisor = 4) {
   double v = channels * width;
-  auto r = static_cast<uint32_t>(std::max<double>(divisor, std::floor(v / divisor + 0.5) * divisor));
+  auto r =
+      static_cast<uint32_t>(std::max<double>(divisor, std::floor(v / divisor + 0.5) * divisor));
   if (r < 0.9 * v) r += divisor;
   return r;
 }
@@ -42,7 +43,8 @@ uint32_t BasicBlock(GraphBuilder& b, const std::string& p, uint32_t x, uint32_t 
   uint32_t y = b.Conv(p + ".conv1", x, Conv3(out, stride));
   y = b.Conv(p + ".conv2", y, Conv3(out, 1, false));
   uint32_t shortcut = x;
-  if (stride != 1 || in_ch != out) shortcut = b.Conv(p + ".downsample", x, Conv1(out, stride, false));
+  if (stride != 1 || in_ch != out)
+    shortcut = b.Conv(p + ".downsample", x, Conv1(out, stride, false));
   return b.Add(p + ".add", y, shortcut, true);
 }
 
@@ -54,7 +56,8 @@ uint32_t Bottleneck(GraphBuilder& b, const std::string& p, uint32_t x, uint32_t 
   y = b.Conv(p + ".conv2", y, Conv3(mid, stride));
   y = b.Conv(p + ".conv3", y, Conv1(out, 1, false));
   uint32_t shortcut = x;
-  if (stride != 1 || in_ch != out) shortcut = b.Conv(p + ".downsample", x, Conv1(out, stride, false));
+  if (stride != 1 || in_ch != out)
+    shortcut = b.Conv(p + ".downsample", x, Conv1(out, stride, false));
   return b.Add(p + ".add", y, shortcut, true);
 }
 
@@ -79,8 +82,8 @@ Result<pb::Graph> MobileNetV2(const NetworkSpec& s) {
     int t, c, n, stride;
   };
   // torchvision's table with the first two strides set to 1 for small images.
-  const Stage stages[] = {{1, 16, 1, 1},  {6, 24, 2, 1},  {6, 32, 3, 2}, {6, 64, 4, 2},
-                          {6, 96, 3, 1},  {6, 160, 3, 2}, {6, 320, 1, 1}};
+  const Stage stages[] = {{1, 16, 1, 1}, {6, 24, 2, 1},  {6, 32, 3, 2}, {6, 64, 4, 2},
+                          {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
   uint32_t x = b.Conv("features.0", b.input(), Conv3(Scaled(32, s.width, 8)));
   int block = 1;
   for (const Stage& st : stages) {
@@ -200,7 +203,8 @@ Result<pb::Graph> BuildNetwork(const NetworkSpec& spec) {
   if (spec.network == "mobilenetv2") return MobileNetV2(spec);
   if (spec.network == "shufflenetv2") return ShuffleNetV2(spec);
   if (spec.network == "squeezenet") return SqueezeNet(spec);
-  return Status::NotFound("unknown network '" + spec.network + "' (known: resnet18, resnet50, "
+  return Status::NotFound("unknown network '" + spec.network +
+                          "' (known: resnet18, resnet50, "
                           "mobilenetv2, shufflenetv2, squeezenet)");
 }
 

@@ -84,17 +84,22 @@ TrainOutcome Train(GraphModule& module, const Dataset& train, const InputNormali
     (p.value().dim() > 1 ? decay : no_decay).push_back(p.value());
   }
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<torch::optim::SGDOptions>(
-                                 torch::optim::SGDOptions(s.lr).momentum(s.momentum).nesterov(true).weight_decay(s.weight_decay)));
-  groups.emplace_back(no_decay, std::make_unique<torch::optim::SGDOptions>(
-                                    torch::optim::SGDOptions(s.lr).momentum(s.momentum).nesterov(true)));
+  groups.emplace_back(
+      decay, std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(s.lr)
+                                                            .momentum(s.momentum)
+                                                            .nesterov(true)
+                                                            .weight_decay(s.weight_decay)));
+  groups.emplace_back(no_decay,
+                      std::make_unique<torch::optim::SGDOptions>(
+                          torch::optim::SGDOptions(s.lr).momentum(s.momentum).nesterov(true)));
   torch::optim::SGD optimizer(groups, torch::optim::SGDOptions(s.lr));
 
   const int64_t n = train.size();
   const int64_t steps_per_epoch = n / s.batch_size;  // the last partial batch is dropped
   int64_t total_steps = steps_per_epoch * s.epochs;
   if (s.max_steps > 0) total_steps = std::min(total_steps, s.max_steps);
-  const int64_t warmup = std::max<int64_t>(1, static_cast<int64_t>(s.warmup_epochs * steps_per_epoch));
+  const int64_t warmup =
+      std::max<int64_t>(1, static_cast<int64_t>(s.warmup_epochs * steps_per_epoch));
   const pb::Shape& chw = module->graph().input_shape();
   const int c = chw.dims(0), h = chw.dims(1), w = chw.dims(2);
   const size_t image_bytes = static_cast<size_t>(c) * h * w;
@@ -106,7 +111,8 @@ TrainOutcome Train(GraphModule& module, const Dataset& train, const InputNormali
   double loss_avg = 0;
   int64_t correct = 0, seen = 0, step = 0;
   for (int epoch = 0; epoch < s.epochs && step < total_steps; ++epoch) {
-    std::vector<uint32_t> order = SeededPermutation(n, MixKey({s.seed, static_cast<uint64_t>(epoch)}));
+    std::vector<uint32_t> order =
+        SeededPermutation(n, MixKey({s.seed, static_cast<uint64_t>(epoch)}));
     Rng rng(MixKey({s.seed, static_cast<uint64_t>(epoch), 0xA06ull}));
     for (int64_t b = 0; b < steps_per_epoch && step < total_steps; ++b, ++step) {
       for (int i = 0; i < s.batch_size; ++i) {
@@ -117,8 +123,11 @@ TrainOutcome Train(GraphModule& module, const Dataset& train, const InputNormali
       if (s.augment) Augment(batch, s.batch_size, c, h, w, rng);
       // Cosine schedule with linear warm-up.
       double lr = step < warmup ? s.lr * (step + 1) / warmup
-                                : 0.5 * s.lr * (1 + std::cos(M_PI * (step - warmup) / std::max<int64_t>(1, total_steps - warmup)));
-      for (auto& g : optimizer.param_groups()) static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr);
+                                : 0.5 * s.lr *
+                                      (1 + std::cos(M_PI * (step - warmup) /
+                                                    std::max<int64_t>(1, total_steps - warmup)));
+      for (auto& g : optimizer.param_groups())
+        static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr);
 
       torch::Tensor x = NormalizedInput(batch.data(), s.batch_size, chw, norm);
       torch::Tensor y = torch::from_blob(labels.data(), {s.batch_size}, torch::kInt64);
@@ -136,9 +145,10 @@ TrainOutcome Train(GraphModule& module, const Dataset& train, const InputNormali
         double elapsed = Seconds(start);
         double rate = (step + 1) * s.batch_size / elapsed;
         double eta = (total_steps - step - 1) * s.batch_size / rate;
-        spdlog::info("pretrain epoch {}/{} step {}/{} loss {:.4f} train-acc {:.1f}% {:.0f} img/s ETA {}",
-                     epoch + 1, s.epochs, step + 1, total_steps, loss_avg, 100.0 * correct / seen,
-                     rate, FormatDuration(eta));
+        spdlog::info(
+            "pretrain epoch {}/{} step {}/{} loss {:.4f} train-acc {:.1f}% {:.0f} img/s ETA {}",
+            epoch + 1, s.epochs, step + 1, total_steps, loss_avg, 100.0 * correct / seen, rate,
+            FormatDuration(eta));
         correct = seen = 0;
       }
     }
@@ -203,7 +213,8 @@ Result<PretrainConfig> ParsePretrainConfig(ConfigMap& map) {
   cfg.threads = static_cast<int>(map.GetInt("threads", cfg.threads, 0, 256));
 
   ConfigMap q = map.Section("quantization");
-  cfg.calibration_images = static_cast<int>(q.GetInt("calibration_images", cfg.calibration_images, 1, 1000000));
+  cfg.calibration_images =
+      static_cast<int>(q.GetInt("calibration_images", cfg.calibration_images, 1, 1000000));
   ConfigMap out = map.Section("output");
   cfg.output_dir = out.GetString("dir", cfg.output_dir);
   return cfg;
@@ -229,8 +240,10 @@ std::string PretrainRunDir(const PretrainConfig& c) {
 }
 
 Result<PretrainResult> RunPretrain(const PretrainConfig& cfg) {
-  if (cfg.threads > 0) torch::set_num_threads(cfg.threads);
-  else torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  if (cfg.threads > 0)
+    torch::set_num_threads(cfg.threads);
+  else
+    torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   R2F_ASSIGN_OR_RETURN(Dataset train, LoadDataset(cfg.train_data));
   R2F_ASSIGN_OR_RETURN(Dataset test, LoadDataset(cfg.test_data));
   NetworkSpec spec = cfg.network;
@@ -256,7 +269,8 @@ Result<PretrainResult> RunPretrain(const PretrainConfig& cfg) {
     try {
       torch::load(module, checkpoint);
     } catch (const c10::Error& e) {
-      return Status::Corruption("cannot load checkpoint " + checkpoint + ": " + e.what_without_backtrace());
+      return Status::Corruption("cannot load checkpoint " + checkpoint + ": " +
+                                e.what_without_backtrace());
     }
     result.reused_checkpoint = true;
     result.recorded_train_seconds = ReadRecordedSeconds(report);

@@ -45,7 +45,7 @@ struct PretrainResult {
   std::string run_dir;     // <output_dir>/<network>-<hash of the training settings>
   std::string model_path;  // the exported QuantizedModel
   bool reused_checkpoint = false;
-  double train_seconds = 0;  // of this run (0 when reused)
+  double train_seconds = 0;           // of this run (0 when reused)
   double recorded_train_seconds = 0;  // of the run that produced the checkpoint
   Accuracy float_accuracy;
   Accuracy int8_accuracy;

@@ -75,10 +75,12 @@ Status AddQuantizedLayers(GraphModule& folded, const QuantFormat& format,
     const std::vector<int>& wf = it->second;
     torch::Tensor wq = QuantizeWeights(folded->weight(node.id()), wf).contiguous();
     torch::Tensor bq =
-        QuantizeBias(folded->bias(node.id()), wf, format.activation_frac[node.inputs(0)]).contiguous();
+        QuantizeBias(folded->bias(node.id()), wf, format.activation_frac[node.inputs(0)])
+            .contiguous();
     pb::QuantizedLayer* layer = model->add_layers();
     layer->set_node_id(node.id());
-    layer->set_weights(std::string(reinterpret_cast<const char*>(wq.data_ptr<int8_t>()), wq.numel()));
+    layer->set_weights(
+        std::string(reinterpret_cast<const char*>(wq.data_ptr<int8_t>()), wq.numel()));
     const int32_t* b = bq.data_ptr<int32_t>();
     for (int64_t i = 0; i < bq.numel(); ++i) layer->add_bias(b[i]);
     for (int f : wf) layer->add_weight_frac(f);
@@ -180,8 +182,8 @@ Result<pb::QuantizedModel> ConvertFloat2Int(GraphModule& folded, const QuantForm
   if (!folded->folded()) return Status::InvalidArgument("convertFloat2Int needs a BN-folded model");
   if (format.activation_frac.size() != static_cast<size_t>(graph.nodes_size())) {
     return Status::InvalidArgument("format has " + std::to_string(format.activation_frac.size()) +
-                                   " activation formats for " +
-                                   std::to_string(graph.nodes_size()) + " nodes");
+                                   " activation formats for " + std::to_string(graph.nodes_size()) +
+                                   " nodes");
   }
   const int channels = static_cast<int>(graph.input_shape().dims(0));
   if (norm.mean.size() != static_cast<size_t>(channels) ||
@@ -202,7 +204,8 @@ Result<pb::QuantizedModel> ConvertFloat2Int(GraphModule& folded, const QuantForm
     model.add_input_std(norm.stddev[c]);
     for (int p = 0; p < 256; ++p) {
       double x = (p / 255.0 - norm.mean[c]) / norm.stddev[c];
-      lut[c * 256 + p] = static_cast<char>(SaturateInt8(static_cast<int64_t>(std::floor(x * in_scale + 0.5))));
+      lut[c * 256 + p] =
+          static_cast<char>(SaturateInt8(static_cast<int64_t>(std::floor(x * in_scale + 0.5))));
     }
   }
   model.set_input_lut(lut);
@@ -217,8 +220,9 @@ Result<pb::QuantizedModel> ConvertFloat2Int(GraphModule& folded, const pb::Quant
   pb::Graph like_graph = like.graph();
   R2F_RETURN_IF_ERROR(InferShapes(&like_graph).WithContext("deployed model"));
   if (folded->graph().SerializeAsString() != like_graph.SerializeAsString()) {
-    return Status::InvalidArgument("convertFloat2Int: the float model's graph differs from the "
-                                   "deployed model's");
+    return Status::InvalidArgument(
+        "convertFloat2Int: the float model's graph differs from the "
+        "deployed model's");
   }
   pb::QuantizedModel model = like;
   model.set_model_version(model_version);
@@ -266,9 +270,9 @@ Result<FloatModel> ConvertInt2Float(const pb::QuantizedModel& model) {
                                      " has parameters of the wrong size");
     }
     const int f_in = model.activation_frac(graph.nodes(layer.node_id()).inputs(0));
-    torch::Tensor wq = torch::from_blob(const_cast<char*>(layer.weights().data()), w.sizes(),
-                                        torch::kInt8)
-                           .to(torch::kFloat);
+    torch::Tensor wq =
+        torch::from_blob(const_cast<char*>(layer.weights().data()), w.sizes(), torch::kInt8)
+            .to(torch::kFloat);
     std::vector<float> bias(out), wscale(out);
     for (int64_t c = 0; c < out; ++c) {
       wscale[c] = static_cast<float>(std::ldexp(1.0, -layer.weight_frac(c)));
@@ -286,8 +290,8 @@ torch::Tensor ConvertInt2Float(const accel::Int8Tensor& tensor, torch::Dtype dty
   std::vector<int64_t> shape{tensor.batch};
   for (uint32_t d : tensor.dims) shape.push_back(d);
   return torch::from_blob(const_cast<int8_t*>(tensor.data.data()), shape, torch::kInt8)
-             .to(dtype)
-             .mul_(std::ldexp(1.0, -tensor.frac));
+      .to(dtype)
+      .mul_(std::ldexp(1.0, -tensor.frac));
 }
 
 }  // namespace r2f

@@ -46,8 +46,7 @@ class Calibrator {
 
 // The paper's convertFloat2Int: the folded float model with fixed formats -> int8 model.
 Result<pb::QuantizedModel> ConvertFloat2Int(GraphModule& folded, const QuantFormat& format,
-                                            const InputNormalization& norm,
-                                            uint64_t model_version);
+                                            const InputNormalization& norm, uint64_t model_version);
 
 // convertFloat2Int for retraining: the weights and biases of `folded` quantized with the
 // formats of `like` (the deployed model), everything else (graph, activation formats, input

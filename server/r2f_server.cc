@@ -157,8 +157,9 @@ Result<Message> R2fServer::Exchange(const std::string& device, pb::MessageKind k
   log->info(
       "{} {} request={}: down {} (modelled {:.3f} s), up {} (modelled {:.3f} s) on {}; "
       "measured {:.3f} s{}{}{}",
-      KindName(kind), device, rec.request_id, ReadableBytes(rec.downlink_bytes), rec.modelled_downlink_s,
-      ReadableBytes(rec.uplink_bytes), rec.modelled_uplink_s, options_.link.name, rec.measured_s,
+      KindName(kind), device, rec.request_id, ReadableBytes(rec.downlink_bytes),
+      rec.modelled_downlink_s, ReadableBytes(rec.uplink_bytes), rec.modelled_uplink_s,
+      options_.link.name, rec.measured_s,
       rec.throttle_s > 0 ? fmt::format(", throttled {:.3f} s", rec.throttle_s) : "",
       rec.retries > 0 ? fmt::format(", {} retries", rec.retries) : "",
       rec.status.ok() ? "" : "; failed: " + rec.status.ToString());

@@ -22,7 +22,8 @@ class RetrainTest : public DaemonTest {
   std::string WriteConfig(const std::string& name, const std::string& method,
                           const std::string& run_dir, int samples = 160) {
     const std::string model_path = dir_.File("model.pb");
-    if (!std::filesystem::exists(model_path)) WriteFile(model_path, TestModel().SerializeAsString());
+    if (!std::filesystem::exists(model_path))
+      WriteFile(model_path, TestModel().SerializeAsString());
     std::ostringstream y;
     y << "device_id: " << kDevice << "\njob_id: " << name << "\n"
       << "broker: {uri: '" << broker_.uri() << "', client_id: 'test-retrain-" << name << "'}\n"

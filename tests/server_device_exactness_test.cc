@@ -101,8 +101,8 @@ TEST_P(ExactnessTest, DeviceInt8EqualsServerFakeQuantOnEveryLayer) {
                              << (first >= 0 ? s[first] : 0);
   };
   for (size_t i = 0; i < macs.size(); ++i) {
-    compare(run->layer_outputs[i], macs[i], "layer " + std::to_string(macs[i]) + " '" +
-                                                model.graph().nodes(macs[i]).name() + "'");
+    compare(run->layer_outputs[i], macs[i],
+            "layer " + std::to_string(macs[i]) + " '" + model.graph().nodes(macs[i]).name() + "'");
   }
   compare(run->logits, model.graph().output(), "logits");
 }

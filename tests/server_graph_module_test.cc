@@ -26,8 +26,10 @@ void RandomiseBatchNorm(GraphModule& module) {
     if (buffer.key().find("running_var") != std::string::npos) buffer.value().uniform_(0.5, 2.0);
   }
   for (auto& p : module->named_parameters()) {
-    if (p.key().rfind("bn", 0) == 0 && p.key().find("weight") != std::string::npos) p.value().uniform_(0.5, 1.5);
-    if (p.key().rfind("bn", 0) == 0 && p.key().find("bias") != std::string::npos) p.value().normal_(0, 0.1);
+    if (p.key().rfind("bn", 0) == 0 && p.key().find("weight") != std::string::npos)
+      p.value().uniform_(0.5, 1.5);
+    if (p.key().rfind("bn", 0) == 0 && p.key().find("bias") != std::string::npos)
+      p.value().normal_(0, 0.1);
   }
 }
 
@@ -48,7 +50,8 @@ TEST_P(ZooTest, ModuleOutputsHaveTheGraphShapes) {
   for (const pb::Node& node : graph.nodes()) {
     std::vector<int64_t> expected{batch};
     for (uint32_t d : node.output_shape().dims()) expected.push_back(d);
-    EXPECT_EQ(outs[node.id()].sizes().vec(), expected) << "node " << node.id() << " " << node.name();
+    EXPECT_EQ(outs[node.id()].sizes().vec(), expected)
+        << "node " << node.id() << " " << node.name();
   }
   EXPECT_EQ(module->forward(x).sizes().vec(), (std::vector<int64_t>{batch, 10}));
 }
@@ -78,8 +81,8 @@ TEST_P(ZooTest, FoldingBatchNormPreservesFloatOutputs) {
   RandomiseBatchNorm(module);
   module->eval();
   torch::NoGradGuard no_grad;
-  torch::Tensor x = torch::randn({4, graph.input_shape().dims(0), graph.input_shape().dims(1),
-                                  graph.input_shape().dims(2)});
+  torch::Tensor x = torch::randn(
+      {4, graph.input_shape().dims(0), graph.input_shape().dims(1), graph.input_shape().dims(2)});
   torch::Tensor before = module->forward(x).clone();
   module->FoldBatchNorm();
   for (const pb::Node& node : module->graph().nodes()) {
@@ -97,8 +100,8 @@ INSTANTIATE_TEST_SUITE_P(AllNetworks, ZooTest,
                                            "squeezenet"));
 
 TEST(FixedPoint, FakeQuantizeRoundsHalfUpAndSaturates) {
-  torch::Tensor z = torch::tensor({0.0, 0.25, 0.26, -0.25, -0.26, 10.0, -10.0, 3.96875, -4.0},
-                                  torch::kDouble);
+  torch::Tensor z =
+      torch::tensor({0.0, 0.25, 0.26, -0.25, -0.26, 10.0, -10.0, 3.96875, -4.0}, torch::kDouble);
   // frac 1: grid 0.5, range [-64, 63.5]; frac 5: grid 1/32, range [-4, 3.96875]
   torch::Tensor q1 = FakeQuantize(z, 1);
   std::vector<double> expect1{0.0, 0.5, 0.5, 0.0, -0.5, 10.0, -10.0, 4.0, -4.0};
