@@ -38,7 +38,7 @@ double RedundantOverhead(const std::vector<uint32_t>& layers, const std::vector<
 
 Result<SearchResult> GreedyCriticalLayerSearch(const std::vector<uint32_t>& layers,
                                                const std::vector<double>& cost, double r_max,
-                                               const AccuracyOracle& oracle) {
+                                               const AccuracyOracle& oracle, bool only_affordable) {
   R2F_RETURN_IF_ERROR(CheckInputs(layers, cost, r_max));
   SearchResult result;
   std::vector<bool> taken(layers.size(), false);
@@ -51,8 +51,9 @@ Result<SearchResult> GreedyCriticalLayerSearch(const std::vector<uint32_t>& laye
       e.step = step;
       e.protected_layers = result.protected_layers;
       e.protected_layers.push_back(layers[i]);
-      R2F_ASSIGN_OR_RETURN(e.accuracy, oracle(e.protected_layers, step));
       e.overhead = RedundantOverhead(layers, cost, e.protected_layers);
+      if (only_affordable && e.overhead > r_max) continue;
+      R2F_ASSIGN_OR_RETURN(e.accuracy, oracle(e.protected_layers, step));
       ++result.evaluations;
       result.log.push_back(e);
       if (best < 0 || e.accuracy > best_eval.accuracy) {
@@ -61,7 +62,7 @@ Result<SearchResult> GreedyCriticalLayerSearch(const std::vector<uint32_t>& laye
       }
     }
     // Lines 8-11: the best layer stays only if the overhead stays within r_max.
-    if (best_eval.overhead > r_max) break;
+    if (best < 0 || best_eval.overhead > r_max) break;
     taken[best] = true;
     result.protected_layers = best_eval.protected_layers;
     result.accuracy = best_eval.accuracy;

@@ -45,9 +45,14 @@ double RedundantOverhead(const std::vector<uint32_t>& layers, const std::vector<
 // unprotected layer i, adds the best one, and stops when that addition would make r exceed
 // r_max (the layer is then removed again, as in lines 9-10) or no layer is left. Ties go to the
 // earlier layer. `layers` and `cost` are parallel (cost O_i > 0).
+//
+// With `only_affordable` (ours, `search.method: greedy_fit`) a step measures only the layers
+// that still fit the budget and the search stops when none does: Algorithm 1 as written stops
+// as soon as the *best* layer is too expensive, even when cheaper layers would still fit.
 Result<SearchResult> GreedyCriticalLayerSearch(const std::vector<uint32_t>& layers,
                                                const std::vector<double>& cost, double r_max,
-                                               const AccuracyOracle& oracle);
+                                               const AccuracyOracle& oracle,
+                                               bool only_affordable = false);
 
 // Backward elimination (ours): starting from S = all layers (full TMR), every step measures
 // A_{S\{i}} for every i in S and drops the layer whose removal costs least accuracy, until r

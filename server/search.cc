@@ -72,7 +72,7 @@ Result<SearchConfig> LoadSearchConfig(const std::string& path) {
   c.images = s.GetInt("images", c.images, 1, INT32_MAX);
   c.batch_size = static_cast<int>(s.GetInt("batch_size", c.batch_size, 1, 1 << 16));
   c.seed = static_cast<uint64_t>(s.GetInt("seed", static_cast<int64_t>(c.seed), 0, INT64_MAX));
-  c.method = s.GetChoice("method", c.method, {"greedy", "backward", "brute_force"});
+  c.method = s.GetChoice("method", c.method, {"greedy", "greedy_fit", "backward", "brute_force"});
   for (int64_t id : s.GetIntList("candidates", {}, 0, UINT32_MAX)) {
     c.candidates.push_back(static_cast<uint32_t>(id));
   }
@@ -157,8 +157,8 @@ Result<SearchRun> RunCriticalLayerSearch(const SearchConfig& c) {
     R2F_ASSIGN_OR_RETURN(run.result,
                          BackwardCriticalLayerSearch(run.layers, run.cost, c.r_max, measure));
   } else {
-    R2F_ASSIGN_OR_RETURN(run.result,
-                         GreedyCriticalLayerSearch(run.layers, run.cost, c.r_max, measure));
+    R2F_ASSIGN_OR_RETURN(run.result, GreedyCriticalLayerSearch(run.layers, run.cost, c.r_max,
+                                                               measure, c.method == "greedy_fit"));
   }
   if (run.result.protected_layers.empty()) run.result.accuracy = run.base_accuracy;
   run.wall_seconds =

@@ -22,8 +22,9 @@ struct SearchConfig {
   int64_t images = 500;  // validation samples, drawn (seeded) from the device's train split
   int batch_size = 250;
   uint64_t seed = 1;
-  // greedy: Algorithm 1 (forward); backward: elimination from full TMR; brute_force: the
-  // exhaustive optimum (<= 20 candidates), a test oracle.
+  // greedy: Algorithm 1 (forward); greedy_fit: the same, measuring only layers that still fit
+  // the budget; backward: elimination from full TMR; brute_force: the exhaustive optimum
+  // (<= 20 candidates), a test oracle.
   std::string method = "greedy";
   std::vector<uint32_t> candidates;  // MAC layers to consider; empty = all
   std::string run_dir = "runs/search";

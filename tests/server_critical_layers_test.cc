@@ -153,6 +153,23 @@ TEST(CriticalLayers, BackwardDropsTheLeastValuableLayerFirst) {
   EXPECT_EQ(full->evaluations, 0);
 }
 
+TEST(CriticalLayers, GreedyFitKeepsAddingCheaperLayersThatStillFit) {
+  // Layer 1 is best but expensive; after it, the best remaining layer (2) no longer fits, so
+  // Algorithm 1 stops, while greedy_fit measures only layers 3 and 4 and takes the better one.
+  const std::vector<uint32_t> layers{1, 2, 3, 4};
+  const std::vector<double> cost{4, 4, 1, 1};  // total 10: r = 0.2 per unit of cost
+  auto oracle = Additive({{1, 5.0}, {2, 4.0}, {3, 1.0}, {4, 2.0}});
+  auto paper = GreedyCriticalLayerSearch(layers, cost, 1.1, oracle);
+  auto fit = GreedyCriticalLayerSearch(layers, cost, 1.1, oracle, /*only_affordable=*/true);
+  ASSERT_TRUE(paper.ok() && fit.ok());
+  EXPECT_EQ(paper->protected_layers, (std::vector<uint32_t>{1}));
+  EXPECT_EQ(fit->protected_layers, (std::vector<uint32_t>{1, 4}));
+  EXPECT_DOUBLE_EQ(fit->overhead, 1.0);
+  // Step 0: all 4 fit; step 1: only 3 and 4 (r 1.0) are measured; step 2: 3 would make 1.2.
+  EXPECT_EQ(fit->evaluations, 4 + 2);
+  for (const SearchEvaluation& e : fit->log) EXPECT_LE(e.overhead, 1.1);
+}
+
 TEST(CriticalLayers, OverheadIsTwiceTheProtectedShareOfCompute) {
   EXPECT_DOUBLE_EQ(RedundantOverhead({1, 2, 3}, {1, 1, 2}, {3}), 1.0);
   EXPECT_DOUBLE_EQ(RedundantOverhead({1, 2, 3}, {1, 1, 2}, {1, 2, 3}), 2.0);
