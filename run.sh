@@ -5,6 +5,7 @@
 #   ./run.sh test    install what is missing, build, run the whole test suite
 #   ./run.sh build   install what is missing, build only
 #   ./run.sh deps    install what is missing only
+#   ./run.sh reproduce [--quick]   the paper's figures at our scale (docs/results.md)
 #
 # Environment: R2F_BUILD_DIR (default build), R2F_JOBS (default: number of cores).
 set -euo pipefail
@@ -22,6 +23,7 @@ PACKAGES=(
   libspdlog-dev libyaml-cpp-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev openssl
   dataset-fashion-mnist
+  python3-matplotlib
 )
 
 log() { printf '\033[1m[run.sh]\033[0m %s\n' "$*" >&2; }
@@ -47,6 +49,7 @@ install_missing() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+# Builds everything, or only the targets given (e.g. build r2f_server r2f_client).
 build() {
   install_missing
   export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
@@ -56,7 +59,7 @@ build() {
     cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2
   fi
   log "building in $BUILD_DIR with $JOBS jobs"
-  cmake --build "$BUILD_DIR" -j "$JOBS" >&2
+  cmake --build "$BUILD_DIR" -j "$JOBS" ${1:+--target "$@"} >&2
 }
 
 run_tests() {
@@ -123,6 +126,39 @@ demo() {
   log "done: per-iteration stage times in runs/quick/stages.jsonl, totals in runs/quick/summary.json"
 }
 
+# The paper's figures at our scale (docs/results.md): one broker, one device daemon per bit error
+# rate, the sweep of docs/figures/sweeps.py (docs/figures/reproduce.py), then the figures.
+# Every run keeps its directory under runs/reproduce[-quick]/; a rerun skips finished runs.
+reproduce() {
+  local sweep=full figures=docs/figures/full
+  if [ "${1:-}" = "--quick" ]; then sweep=quick; figures=docs/figures; fi
+  build r2f_server r2f_client r2f_sim
+  cd "$ROOT"
+  local py=/usr/bin/python3   # Debian's, with python3-matplotlib
+  local driver="$py docs/figures/reproduce.py"
+  local out port cfg status=0
+  out=$($driver outdir --sweep "$sweep")
+  mapfile -t device_configs < <($driver devices --sweep "$sweep")
+  [ ${#device_configs[@]} -gt 0 ] || { log "error: no device configs"; exit 1; }
+  mkdir -p "$out/broker"
+  port=$(free_port)
+  rep_broker_pid=$(start_broker "$port" "$out/broker")
+  rep_client_pids=()
+  trap 'kill "${rep_client_pids[@]}" 2>/dev/null; wait "${rep_client_pids[@]}" 2>/dev/null;
+        kill "$rep_broker_pid" 2>/dev/null' EXIT
+  log "reproduce ($sweep): mosquitto on 127.0.0.1:$port, ${#device_configs[@]} devices, runs in $out"
+  for cfg in "${device_configs[@]}"; do
+    "$BUILD_DIR/bin/r2f_client" --config "$cfg" --broker "tcp://127.0.0.1:$port" \
+      > "$(dirname "$cfg")/client.log" 2>&1 &
+    rep_client_pids+=($!)
+  done
+  local start=$SECONDS
+  $driver run --sweep "$sweep" --broker "tcp://127.0.0.1:$port" || status=$?
+  $py docs/figures/make_figures.py --runs "$out" --out "$figures" || status=$?
+  log "reproduce ($sweep): $((SECONDS - start)) s; figures and tables.md in $figures"
+  return $status
+}
+
 cmd="${1:-}"
 shift || true
 case "$cmd" in
@@ -130,8 +166,9 @@ case "$cmd" in
   build) build ;;
   test) run_tests "$@" ;;
   demo) demo "$@" ;;
+  reproduce) reproduce "$@" ;;
   *)
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
