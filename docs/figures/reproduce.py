@@ -1,0 +1,513 @@
+#!/usr/bin/env python3
+"""The driver of `./run.sh reproduce [--quick]` (python3 stdlib only).
+
+    reproduce.py outdir --sweep quick           prints the sweep's output directory
+    reproduce.py devices --sweep quick          writes one device config per BER, prints their paths
+    reproduce.py run --sweep quick --broker URI  r2f_sim runs, searches and retraining runs
+    reproduce.py plan --sweep full [--from runs/reproduce-quick]   the runs, and an estimate of
+                                                 their duration from the timings of another sweep
+
+run.sh starts the broker and one r2f_client per device config; this script only runs r2f_sim
+and r2f_server. The sweep itself is docs/figures/sweeps.py; the config templates are
+configs/reproduce/*.template.yaml and configs/demo/client.yaml. Everything a step produces stays
+in its directory under the sweep's output directory; a step whose result exists is skipped.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import string
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+import sweeps  # noqa: E402
+
+BIN = Path(os.environ.get("R2F_BUILD_DIR", ROOT / "build")) / "bin"
+
+# method name -> (method.mode, similarity threshold, tmr.mode, TCLP budget r_max)
+METHODS = {
+    "drm": ("drm", 0.6, "none", None),
+    "aprm50": ("aprm", 0.5, "none", None),
+    "aprm60": ("aprm", 0.6, "none", None),
+    "aprm80": ("aprm", 0.8, "none", None),
+    "tclp20": ("drm", 0.6, "partial", 0.2),
+    "tclp50": ("drm", 0.6, "partial", 0.5),
+    "tclp200": ("drm", 0.6, "layer_wise", 2.0),
+}
+
+
+def log(msg):
+    print(f"[reproduce {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def ber_label(ber):
+    """1e-4 -> '1e-4', 2.5e-4 -> '2.5e-4', 0 -> '0' (used in device ids and directory names)."""
+    if ber == 0:
+        return "0"
+    mantissa, exponent = f"{ber:.3e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def device_id(ber, ur=False):
+    """The device at this BER; the UR training devices are separate (own fault seed)."""
+    return f"rep-{'ur-' if ur else ''}{ber_label(ber)}"
+
+
+def call(cmd, **kwargs):
+    """Runs cmd in ROOT; the child is terminated when this script is (SIGTERM, Ctrl-C)."""
+    child = subprocess.Popen(cmd, cwd=ROOT, **kwargs)
+    try:
+        out, _ = child.communicate()
+    except BaseException:
+        child.terminate()
+        child.wait()
+        raise
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, cmd)
+    return out
+
+
+# --- models -------------------------------------------------------------------------------------
+
+def read_simple_yaml(path):
+    """The nested `key: value` maps of a pretrain config (block maps and one-line flow maps)."""
+    root, stack = {}, [(-1, None)]
+    stack[0] = (-1, root)
+    for raw in Path(path).read_text().splitlines():
+        line = raw.split(" #")[0].rstrip() if not raw.lstrip().startswith("#") else ""
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        key, _, value = line.strip().partition(":")
+        value = value.strip()
+        while stack[-1][0] >= indent:
+            stack.pop()
+        parent = stack[-1][1]
+        if value.startswith("{"):
+            parent[key] = dict(
+                (k.strip(), v.strip()) for k, v in
+                (item.split(":", 1) for item in value.strip("{}").split(",")))
+        elif value == "":
+            parent[key] = {}
+            stack.append((indent, parent[key]))
+        else:
+            parent[key] = value.strip('"')
+    return root
+
+
+def predicted_model_path(pretrain_config):
+    """Where `r2f_server pretrain` puts the model of this config (server/pretrain.cc
+    PretrainRunDir: FNV-1a of the training settings). Only a shortcut: when the file is not
+    there the driver runs `r2f_server pretrain`, which prints the real path."""
+    try:
+        c = read_simple_yaml(pretrain_config)
+        n, d, t = c["network"], c["data"]["train"], c["train"]
+        g = lambda v: f"{float(v):g}"  # noqa: E731  (std::ostream's default format)
+        b = lambda v: "1" if str(v).lower() in ("true", "1", "yes") else "0"  # noqa: E731
+        key = "|".join([
+            n["name"], g(n["width"]), "10",
+            f'{d["format"]}:{d["dir"]}:{d.get("split", "train")}:{int(d.get("limit", 0))}',
+            str(int(t["epochs"])), str(int(t["batch_size"])), g(t["lr"]), g(t["momentum"]),
+            g(t["weight_decay"]), g(t["warmup_epochs"]), b(t["augment"]), str(int(t["seed"])),
+            str(int(t.get("max_steps", 0))), str(int(c["quantization"]["calibration_images"]))])
+        h = 0xcbf29ce484222325
+        for ch in key.encode():
+            h = ((h ^ ch) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+        return Path(c["output"]["dir"]) / f'{n["name"]}-{h:016x}'[:len(n["name"]) + 11] / "model.pb"
+    except (KeyError, ValueError, OSError):
+        return None
+
+
+def ensure_model(net):
+    """The int8 model of configs/pretrain/<net>.yaml, pre-training it (cached) if missing."""
+    config = f"configs/pretrain/{net}.yaml"
+    path = predicted_model_path(ROOT / config)
+    if path is not None and (ROOT / path).exists():
+        return path
+    log(f"{net}: no pre-trained model at {path}; running r2f_server pretrain --config {config}")
+    out = call([str(BIN / "r2f_server"), "pretrain", "--config", config],
+               stdout=subprocess.PIPE, text=True)
+    m = re.search(r"^model\s+(\S+)", out, re.M)
+    if not m:
+        raise RuntimeError(f"r2f_server pretrain printed no model path:\n{out}")
+    if path is not None and Path(m.group(1)) != path:
+        log(f"warning: predicted model path {path} differs from {m.group(1)}")
+    return Path(m.group(1))
+
+
+# --- the plan -----------------------------------------------------------------------------------
+
+class Step:
+    """One unit of the sweep: a local r2f_sim run, a search or a retraining run."""
+
+    def __init__(self, kind, name, directory, **spec):
+        self.kind, self.name, self.dir, self.spec = kind, name, Path(directory), spec
+
+    def done(self):
+        result = {"sim": "sim.json", "search": "search.json", "retrain": "summary.json"}[self.kind]
+        return (self.dir / result).exists()
+
+
+def run_dir(sweep, net, ber, method):
+    return Path(sweep["out"]) / "retrain" / net / f"ber-{ber_label(ber)}" / method
+
+
+def search_dir(sweep, net, ber):
+    return Path(sweep["out"]) / "search" / net / f"ber-{ber_label(ber)}"
+
+
+def eval_images(sweep, net):
+    return sweep["eval_images"].get(net, sweep["eval_images"]["default"])
+
+
+def plan(sweep, networks):
+    steps = []
+    sim = sweep["sim"]
+    for net in networks:
+        for ber in sim["fig1_bers"]:
+            steps.append(Step("sim", f"sim {net} fig1 ber {ber_label(ber)}",
+                              Path(sweep["out"]) / "sim" / net / f"fig1-ber-{ber_label(ber)}",
+                              net=net, ber=ber, tmr="none", images=sim["fig1_images"],
+                              similarity=False))
+        for ber in sim["fig9_bers"]:
+            for tmr in ["none", "layer_wise", "network_wise"]:
+                steps.append(Step("sim", f"sim {net} fig9 {tmr} ber {ber_label(ber)}",
+                                  Path(sweep["out"]) / "sim" / net /
+                                  f"fig9-{tmr}-ber-{ber_label(ber)}",
+                                  net=net, ber=ber, tmr=tmr, images=sim["fig9_images"],
+                                  similarity=True))
+
+    def retrain(net, ber, method, iterations, before, eval_ber=None, name=None, link=None):
+        name = name or method
+        target = ber if eval_ber is None else eval_ber
+        steps.append(Step("retrain", f"{net} ber {ber_label(target)} {name}",
+                          run_dir(sweep, net, target, name), net=net, ber=ber, method=method,
+                          eval_ber=eval_ber, iterations=iterations, before=before,
+                          link=link or sweep["link"], images=eval_images(sweep, net),
+                          device=device_id(ber, ur=eval_ber is not None)))
+
+    tclp = sweep["tclp"]
+    for net in networks:
+        for ber in sweep["bers"]:
+            for method in sweep["methods"]:
+                # Base is the same for every method without TMR: measured by the DRM run only.
+                retrain(net, ber, method, sweep["iterations"](net, ber), before=method == "drm")
+        searched = net in tclp["search_networks"]
+        methods = [m for m in tclp["methods"] if searched or METHODS[m][2] != "partial"]
+        if net not in tclp["networks"]:
+            methods = []
+        for ber in tclp["bers"]:
+            budgets = [METHODS[m][3] for m in methods if METHODS[m][2] == "partial"]
+            if budgets:
+                steps.append(Step("search", f"search {net} ber {ber_label(ber)}",
+                                  search_dir(sweep, net, ber), net=net, ber=ber,
+                                  r_max=max(budgets), images=tclp["search_images"],
+                                  batch=tclp["search_batch"]))
+            for method in methods:
+                retrain(net, ber, method, sweep["iterations"](net, ber), before=True)
+    for ur in sweep["ur"]:
+        if ur["network"] not in networks:
+            continue
+        it = sweep["iterations"](ur["network"], ur["target"])
+        retrain(ur["network"], ur["target"], "drm", it, before=True)  # MR (deduplicated below)
+        for kind in ["far", "close"]:
+            retrain(ur["network"], ur[kind], "drm", it, before=False, eval_ber=ur["target"],
+                    name=f"ur-{kind[0]}-{ber_label(ur[kind])}")
+    for check in sweep["link_check"]:
+        if check["network"] not in networks:
+            continue
+        for method in check["methods"]:
+            retrain(check["network"], check["ber"], method,
+                    sweep["iterations"](check["network"], check["ber"]), before=False,
+                    name=f'{method}-{check["link"]}', link=check["link"])
+    unique, seen = [], set()
+    for s in steps:
+        if s.dir not in seen:
+            seen.add(s.dir)
+            unique.append(s)
+    # Run order: what most figures need first, so that an interrupted sweep already covers
+    # every network (a rerun continues with the rest): the simulations, DRM and APRM-60 on the
+    # whole grid (Figs. 4, 6), the other thresholds (Fig. 7), searches and TCLP (Fig. 5), the
+    # UR baselines (Fig. 2), the link check.
+    def priority(s):
+        if s.kind != "retrain":
+            return {"sim": 0, "search": 3}[s.kind]
+        name = s.dir.name
+        if name.startswith("ur-"):
+            return 5
+        if "-" in name:
+            return 6
+        return {"drm": 1, "aprm60": 1, "aprm50": 2, "aprm80": 2}.get(name, 4)
+    return sorted(unique, key=priority)
+
+
+def devices(sweep):
+    """(device id, BER, fault seed) of every device the sweep uses."""
+    bers = set(sweep["bers"]) | set(sweep["tclp"]["bers"]) | {c["ber"] for c in
+                                                              sweep["link_check"]}
+    bers |= {u["target"] for u in sweep["ur"]}
+    out = [(device_id(b), b, 1) for b in sorted(bers)]
+    ur_bers = sorted({u[k] for u in sweep["ur"] for k in ("far", "close")})
+    return out + [(device_id(b, ur=True), b, 2) for b in ur_bers]
+
+
+# --- config generation --------------------------------------------------------------------------
+
+def substitute(template, **values):
+    return string.Template((ROOT / template).read_text()).substitute(
+        {k: str(v) for k, v in values.items()})
+
+
+def replace_line(text, pattern, replacement):
+    new, n = re.subn(pattern, replacement, text, count=1, flags=re.M)
+    if n != 1:
+        raise RuntimeError(f"configs/demo/client.yaml: no line matches {pattern!r}")
+    return new
+
+
+def write_device_configs(sweep):
+    """One device per BER, from configs/demo/client.yaml: its id, BER, seed and state dir."""
+    paths = []
+    base = (ROOT / "configs/demo/client.yaml").read_text()
+    for dev, ber, seed in devices(sweep):
+        ddir = ROOT / sweep["out"] / "devices" / dev
+        ddir.mkdir(parents=True, exist_ok=True)
+        text = replace_line(base, r"^device_id: .*$", f"device_id: {dev}")
+        text = replace_line(text, r"^  ber: .*$", f"  ber: {ber:g}")
+        text = replace_line(text, r"^  seed: .*$", f"  seed: {seed}")
+        text = replace_line(text, r"^state_dir: .*$", f"state_dir: {ddir / 'state'}")
+        text = ("# Generated by docs/figures/reproduce.py from configs/demo/client.yaml\n" + text)
+        (ddir / "client.yaml").write_text(text)
+        paths.append(ddir / "client.yaml")
+    return paths
+
+
+def protected_layers(sweep, net, ber, r_max):
+    """The TCLP set for budget r_max: the longest prefix of the search trajectory within it."""
+    result = json.loads((ROOT / search_dir(sweep, net, ber) / "search.json").read_text())
+    chosen = []
+    for step in result["trajectory"]:
+        if step["overhead"] <= r_max + 1e-12:
+            chosen = step["protected_layers"]
+    return chosen
+
+
+def retrain_config(sweep, step):
+    s = step.spec
+    mode, threshold, tmr_mode, r_max = METHODS[s["method"]]
+    protect = protected_layers(sweep, s["net"], s["ber"], r_max) if tmr_mode == "partial" else []
+    if tmr_mode == "partial" and not protect:
+        log(f"note: {step.name}: the search protects no layer within r_max {r_max}")
+    return substitute(
+        "configs/reproduce/retrain.template.yaml",
+        device=s["device"], job=f"reproduce-{sweep['name']}-{step.dir.name}",
+        link=s["link"], pretrain_config=f"configs/pretrain/{s['net']}.yaml",
+        tmr_mode=tmr_mode, protected_layers="[" + ", ".join(map(str, protect)) + "]",
+        method=mode, threshold=threshold, iterations=s["iterations"], eval_images=s["images"],
+        eval_before="true" if s["before"] else "false",
+        eval_device=device_id(s["eval_ber"]) if s["eval_ber"] is not None else "",
+        run_dir=step.dir)
+
+
+def search_config(sweep, step):
+    s = step.spec
+    return substitute(
+        "configs/reproduce/search.template.yaml", device=device_id(s["ber"]),
+        job=f"reproduce-{sweep['name']}-search", link=sweep["link"],
+        pretrain_config=f"configs/pretrain/{s['net']}.yaml", r_max=s["r_max"],
+        images=s["images"], batch_size=s["batch"], run_dir=step.dir)
+
+
+# --- running ------------------------------------------------------------------------------------
+
+def run_step(sweep, step, broker, models):
+    d = ROOT / step.dir
+    d.mkdir(parents=True, exist_ok=True)
+    s = step.spec
+    if step.kind == "sim":
+        cmd = [str(BIN / "r2f_sim"), "--model", str(models[s["net"]]), "--images",
+               str(s["images"]), "--ber", f"{s['ber']:g}", "--seed", "1", "--tmr", s["tmr"],
+               "--json"]
+        if not s["similarity"]:
+            cmd.append("--no-similarity")
+        out = call(cmd, stdout=subprocess.PIPE, text=True)
+        json.loads(out)  # a complete JSON object, or fail
+        (d / "sim.json.tmp").write_text(out)
+        (d / "sim.json.tmp").rename(d / "sim.json")
+        return
+    if step.kind == "search":
+        (d / "config.yaml").write_text(search_config(sweep, step))
+        cmd = [str(BIN / "r2f_server"), "search", "--config", str(step.dir / "config.yaml")]
+    else:
+        (d / "config.yaml").write_text(retrain_config(sweep, step))
+        cmd = [str(BIN / "r2f_server"), "retrain", "--config", str(step.dir / "config.yaml")]
+        if (d / "checkpoint" / "state.yaml").exists():
+            cmd.append("--resume")  # an interrupted run continues where its checkpoint is
+    cmd += ["--broker", broker]
+    with open(d / "server.log", "a") as logf:
+        call(cmd, stdout=logf, stderr=subprocess.STDOUT)
+
+
+def cmd_run(args, sweep):
+    networks = args.networks or sweep["networks"]
+    models = {}
+    for net in networks:
+        models[net] = ensure_model(net)
+        log(f"{net}: model {models[net]}")
+    steps = plan(sweep, networks)
+    todo = [s for s in steps if not s.done()]
+    log(f"sweep {sweep['name']}: {len(steps)} steps, {len(steps) - len(todo)} already done")
+    timings = ROOT / sweep["out"] / "timings.jsonl"
+    failed = []
+    start = time.time()
+    for i, step in enumerate(todo, 1):
+        t0 = time.time()
+        try:
+            run_step(sweep, step, args.broker, models)
+        except (subprocess.CalledProcessError, OSError, RuntimeError, ValueError) as e:
+            failed.append(step.name)
+            log(f"[{i}/{len(todo)}] FAILED {step.name}: {e} (see {step.dir}/server.log)")
+            continue
+        wall = time.time() - t0
+        record = {"step": step.name, "kind": step.kind, "dir": str(step.dir), "wall_s": wall,
+                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                  "load1": os.getloadavg()[0]}
+        record.update({k: v for k, v in step.spec.items() if k != "similarity"})
+        with open(timings, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if step.kind != "sim" or i % 20 == 0 or i == len(todo):
+            log(f"[{i}/{len(todo)}] {step.name}: {wall:.1f} s "
+                f"(elapsed {time.time() - start:.0f} s)")
+    log(f"sweep {sweep['name']}: {len(todo) - len(failed)} steps run, {len(failed)} failed, "
+        f"{time.time() - start:.0f} s")
+    for name in failed:
+        log(f"  failed: {name}")
+    return 1 if failed else 0
+
+
+def cmd_devices(args, sweep):
+    for path in write_device_configs(sweep):
+        print(path)
+    return 0
+
+
+def cmd_outdir(args, sweep):
+    print(sweep["out"])
+    return 0
+
+
+def cmd_plan(args, sweep):
+    """Lists the steps; with --from, estimates their duration from another sweep's timings
+    (wall seconds per iteration and per evaluated image per network and method family)."""
+    steps = plan(sweep, args.networks or sweep["networks"])
+    counts = {}
+    for s in steps:
+        counts[s.kind] = counts.get(s.kind, 0) + 1
+    iters = sum(s.spec["iterations"] for s in steps if s.kind == "retrain")
+    print(f"{sweep['name']}: {len(steps)} steps {counts}, {iters} retraining iterations, "
+          f"{len(devices(sweep))} devices")
+    if not args.source:
+        for s in steps:
+            print(f"  {'done' if s.done() else 'todo'}  {s.name}")
+        return 0
+    est = estimate(sweep, steps, Path(args.source))
+    total = sum(est.values())
+    for kind, secs in est.items():
+        print(f"  {kind:8s} {secs / 3600:6.2f} h")
+    print(f"  total    {total / 3600:6.2f} h (estimate from {args.source})")
+    return 0
+
+
+def family(method):
+    return "aprm" if method.startswith("aprm") else method if method.startswith("tclp") else "drm"
+
+
+def mac_layers(source, net):
+    """The number of MAC layers of a network, from one of the source's r2f_sim reports."""
+    for f in (ROOT / source / "sim" / net).glob("fig9-*/sim.json"):
+        return len(json.loads(f.read_text())["layers"])
+    raise RuntimeError(f"no r2f_sim report of {net} in {source}")
+
+
+def estimate(sweep, steps, source):
+    """Seconds per kind of step, scaled from the measured steps of `source` (its timings.jsonl
+    and summaries): retraining = per-iteration wall time x iterations + per-image evaluation
+    time x images; sims per image; searches per (evaluation x image)."""
+    per_it, per_img, sim_img, search_eval = {}, {}, {}, {}
+    for line in (ROOT / source / "timings.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        net = r.get("net")
+        if r["kind"] == "retrain":
+            summary = json.loads((ROOT / r["dir"] / "summary.json").read_text())
+            loop = summary["timing"]["measured_total_s"]
+            n_eval = r["images"] * (2 if r["before"] else 1)
+            key = (net, family(r["method"]))
+            per_it.setdefault(key, []).append(loop / max(1, r["iterations"]))
+            per_img.setdefault(net, []).append(max(0.0, r["wall_s"] - loop) / n_eval)
+        elif r["kind"] == "sim":
+            sim_img.setdefault((net, r["tmr"]), []).append(r["wall_s"] / r["images"])
+        elif r["kind"] == "search":
+            s = json.loads((ROOT / r["dir"] / "search.json").read_text())
+            search_eval.setdefault(net, []).append(
+                (r["wall_s"] / (s["evaluations"] + 1) / r["images"], len(s["candidates"]),
+                 len(s["protected_layers"])))
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    out = {"sim": 0.0, "search": 0.0, "retrain": 0.0}
+    for s in steps:
+        p, net = s.spec, s.spec["net"]
+        if s.kind == "sim":
+            out["sim"] += mean(sim_img[(net, p["tmr"])]) * p["images"]
+        elif s.kind == "search":
+            if net in search_eval:
+                per, layers, chosen = search_eval[net][0]
+            else:
+                # Not searched in the source: scale a searched network's cost per evaluated
+                # image by the simulated cost per image, and its share of chosen layers.
+                ref = next(iter(search_eval))
+                per0, layers0, chosen0 = search_eval[ref][0]
+                ratio = mean(sim_img[(net, "none")]) / mean(sim_img[(ref, "none")])
+                layers = mac_layers(source, net)
+                per, chosen = per0 * ratio, round(chosen0 / layers0 * layers)
+            # Greedy evaluations grow with the number of chosen layers:
+            # (s + 1)(2L - s)/2 for s chosen of L, plus the base evaluation.
+            evals = (chosen + 1) * (2 * layers - chosen) / 2 + 1
+            out["search"] += per * evals * p["images"]
+        else:
+            key = (net, family(p["method"]))
+            it = mean(per_it.get(key) or per_it[(net, "drm")])
+            out["retrain"] += it * p["iterations"] + mean(per_img[net]) * p["images"] * (
+                2 if p["before"] else 1)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["outdir", "devices", "run", "plan"])
+    ap.add_argument("--sweep", choices=sorted(sweeps.SWEEPS), default="quick")
+    ap.add_argument("--broker", help="tcp://host:port of the broker the devices use (run)")
+    ap.add_argument("--networks", nargs="*", help="only these networks (default: the sweep's)")
+    ap.add_argument("--from", dest="source", help="plan: estimate from this sweep's timings")
+    ap.add_argument("--out", help="output directory instead of the sweep's (tests)")
+    args = ap.parse_args()
+    os.chdir(ROOT)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    sweep = dict(sweeps.SWEEPS[args.sweep])
+    if args.out:
+        sweep["out"] = args.out
+    if args.command == "run" and not args.broker:
+        ap.error("run needs --broker")
+    commands = {"outdir": cmd_outdir, "devices": cmd_devices, "run": cmd_run, "plan": cmd_plan}
+    return commands[args.command](args, sweep)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
