@@ -108,18 +108,21 @@ CONF
 demo() {
   build
   cd "$ROOT"
-  local bin="$BUILD_DIR/bin" work port broker_pid client_pid
+  local bin="$BUILD_DIR/bin" port
   log "1/3 pre-training the default ResNet18 on Fashion-MNIST (cached under cache/models)"
   "$bin/r2f_server" pretrain --config configs/pretrain/resnet18.yaml
 
-  work=$(mktemp -d /tmp/r2f-demo.XXXXXX)
+  # Globals, not locals: the EXIT trap runs after demo() has returned.
+  demo_work=$(mktemp -d /tmp/r2f-demo.XXXXXX)
+  demo_client_pid=""
   port=$(free_port)
-  broker_pid=$(start_broker "$port" "$work")
-  trap 'kill ${client_pid:-} 2>/dev/null; wait ${client_pid:-} 2>/dev/null; kill $broker_pid 2>/dev/null; rm -rf "$work"' EXIT
+  demo_broker_pid=$(start_broker "$port" "$demo_work")
+  trap 'if [ -n "$demo_client_pid" ]; then kill "$demo_client_pid" 2>/dev/null; wait "$demo_client_pid" 2>/dev/null; fi;
+        kill "$demo_broker_pid" 2>/dev/null; rm -rf "$demo_work"' EXIT
   log "2/3 mosquitto on 127.0.0.1:$port; device daemon (configs/demo/client.yaml, BER 2e-4)"
   "$bin/r2f_client" --config configs/demo/client.yaml --broker "tcp://127.0.0.1:$port" \
-    > "$work/client.log" 2>&1 &
-  client_pid=$!
+    > "$demo_work/client.log" 2>&1 &
+  demo_client_pid=$!
 
   log "3/3 remote retraining (configs/retrain/quick.yaml): Base, APRM-60% retraining, retrained"
   "$bin/r2f_server" retrain --config configs/retrain/quick.yaml --broker "tcp://127.0.0.1:$port"
