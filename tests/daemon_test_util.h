@@ -187,6 +187,25 @@ class ClientProcess {
 
 // Publishes `bytes` once with QoS 1 through the mosquitto_pub command-line client (a peer that
 // shares no code with ours). True when mosquitto_pub succeeded.
+// `r2f_server retrain --config F [--resume]` as a child process, output appended to `log`;
+// -1 when it cannot be started.
+inline pid_t SpawnServer(const std::string& config, bool resume, const std::string& log) {
+  const std::string bin = BinDir() + "/r2f_server";
+  std::vector<std::string> args{bin, "retrain", "--config", config};
+  if (resume) args.push_back("--resume");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
 inline bool MosquittoPub(int port, const std::string& topic, const std::string& bytes,
                          const std::string& scratch_file) {
   WriteFile(scratch_file, bytes);

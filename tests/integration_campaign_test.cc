@@ -140,24 +140,6 @@ double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// `r2f_server retrain --config F [--resume]` as a child process, output appended to `log`.
-pid_t SpawnServer(const std::string& config, bool resume, const std::string& log) {
-  const std::string bin = BinDir() + "/r2f_server";
-  std::vector<std::string> args{bin, "retrain", "--config", config};
-  if (resume) args.push_back("--resume");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ) != 0) pid = -1;
-  posix_spawn_file_actions_destroy(&fa);
-  return pid;
-}
-
 // Kills (SIGKILL) and reaps a server process still running when it goes out of scope, so that a
 // failed assertion leaves no r2f_server behind; Wait() is the normal end.
 class ServerProcess {
