@@ -37,23 +37,6 @@ inline size_t ReplaceAll(std::string* s, const std::string& from, const std::str
   return n;
 }
 
-// A port the kernel just handed out for 127.0.0.1 (free now).
-inline int FreeLoopbackPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 // A mosquitto password file holding these (user, password) pairs, made by mosquitto_passwd.
 inline bool MakePasswordFile(const std::string& path,
                              const std::vector<std::pair<std::string, std::string>>& users) {
@@ -102,7 +85,7 @@ inline std::string ProjectBrokerConfig(const ProjectBrokerFiles& files, int* oth
 
   std::string plain = ReadFile(MosquittoConfigDir() + "/r2f.conf");
   const bool tls = !files.certs_dir.empty();
-  *other_port = tls ? FreeLoopbackPort() : 0;
+  *other_port = tls ? MosquittoBroker::FreePort() : 0;
   const std::string plain_port = tls ? std::to_string(*other_port) : "{port}";
   if (ReplaceAll(&plain, "\nlistener 1883\n", "\nlistener " + plain_port + " 127.0.0.1\n") != 1) {
     *error = "configs/mosquitto/r2f.conf: expected one 'listener 1883' line";
