@@ -185,8 +185,6 @@ class ClientProcess {
   pid_t pid_ = -1;
 };
 
-// Publishes `bytes` once with QoS 1 through the mosquitto_pub command-line client (a peer that
-// shares no code with ours). True when mosquitto_pub succeeded.
 // `r2f_server retrain --config F [--resume]` as a child process, output appended to `log`;
 // -1 when it cannot be started.
 inline pid_t SpawnServer(const std::string& config, bool resume, const std::string& log) {
@@ -206,6 +204,8 @@ inline pid_t SpawnServer(const std::string& config, bool resume, const std::stri
   return pid;
 }
 
+// Publishes `bytes` once with QoS 1 through the mosquitto_pub command-line client (a peer that
+// shares no code with ours). True when mosquitto_pub succeeded.
 inline bool MosquittoPub(int port, const std::string& topic, const std::string& bytes,
                          const std::string& scratch_file) {
   WriteFile(scratch_file, bytes);
