@@ -129,36 +129,22 @@ demo() {
   log "done: per-iteration stage times in runs/quick/stages.jsonl, totals in runs/quick/summary.json"
 }
 
-# The paper's figures at our scale (docs/results.md): one broker, one device daemon per bit error
-# rate, the sweep of docs/figures/sweeps.py (docs/figures/reproduce.py), then the figures.
-# Every run keeps its directory under runs/reproduce[-quick]/; a rerun skips finished runs.
+# The paper's figures at our scale (docs/results.md). docs/figures/reproduce.py starts a
+# throwaway mosquitto and one device daemon per bit error rate, runs the sweep of
+# docs/figures/sweeps.py and draws the figures. Every run keeps its directory under
+# runs/reproduce[-quick]/; a rerun skips finished runs.
+#   ./run.sh reproduce [--quick]            the quick or the full sweep
+#   ./run.sh reproduce --sweep smoke        any sweep of sweeps.py (other options: reproduce.py -h)
 reproduce() {
-  local sweep=full figures=docs/figures/full
-  if [ "${1:-}" = "--quick" ]; then sweep=quick; figures=docs/figures; fi
+  local args=("$@")
+  if [ "${1:-}" = "--quick" ]; then args=(--sweep quick "${@:2}"); fi
+  case " ${args[*]} " in *" --sweep "*) ;; *) args=(--sweep full "${args[@]}") ;; esac
   build r2f_server r2f_client r2f_sim
   cd "$ROOT"
-  local py=/usr/bin/python3   # Debian's, with python3-matplotlib
-  local driver="$py docs/figures/reproduce.py"
-  local out port cfg status=0
-  out=$($driver outdir --sweep "$sweep")
-  mapfile -t device_configs < <($driver devices --sweep "$sweep")
-  [ ${#device_configs[@]} -gt 0 ] || { log "error: no device configs"; exit 1; }
-  mkdir -p "$out/broker"
-  port=$(free_port)
-  rep_broker_pid=$(start_broker "$port" "$out/broker")
-  rep_client_pids=()
-  trap 'kill "${rep_client_pids[@]}" 2>/dev/null; wait "${rep_client_pids[@]}" 2>/dev/null;
-        kill "$rep_broker_pid" 2>/dev/null' EXIT
-  log "reproduce ($sweep): mosquitto on 127.0.0.1:$port, ${#device_configs[@]} devices, runs in $out"
-  for cfg in "${device_configs[@]}"; do
-    "$BUILD_DIR/bin/r2f_client" --config "$cfg" --broker "tcp://127.0.0.1:$port" \
-      > "$(dirname "$cfg")/client.log" 2>&1 &
-    rep_client_pids+=($!)
-  done
-  local start=$SECONDS
-  $driver run --sweep "$sweep" --broker "tcp://127.0.0.1:$port" || status=$?
-  $py docs/figures/make_figures.py --runs "$out" --out "$figures" || status=$?
-  log "reproduce ($sweep): $((SECONDS - start)) s; figures and tables.md in $figures"
+  local start=$SECONDS status=0
+  # Debian's python3, which has python3-matplotlib.
+  /usr/bin/python3 docs/figures/reproduce.py all "${args[@]}" || status=$?
+  log "reproduce (${args[*]}): $((SECONDS - start)) s"
   return $status
 }
 

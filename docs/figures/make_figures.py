@@ -514,15 +514,10 @@ def write_tables(tables, path, runs_dir):
     path.write_text("\n".join(lines))
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", default="runs/reproduce-quick")
-    ap.add_argument("--out", default="docs/figures")
-    ap.add_argument("--links", nargs="*", default=["ieee802154g", "hspa"])
-    args = ap.parse_args()
-    runs = Runs(args.runs)
-    out = Path(args.out)
+def make(runs_dir, out, links=("ieee802154g", "hspa")):
+    """Every figure the runs under `runs_dir` support, and tables.md, into `out`."""
+    runs = Runs(runs_dir)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tables = []
     fig1(runs, out, tables)
@@ -530,13 +525,23 @@ def main():
     if runs.retrain:
         fig4(runs, out, tables)
         fig5(runs, out, tables)
-        fig6(runs, out, tables, args.links)
+        fig6(runs, out, tables, list(links))
         fig7(runs, out, tables)
         fig2(runs, out, tables)
         link_check(runs, tables)
     durations(runs, tables)
-    write_tables(tables, out / "tables.md", args.runs)
-    print(f"figures and tables.md written to {out}")
+    write_tables(tables, out / "tables.md", runs_dir)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", default="runs/reproduce-quick")
+    ap.add_argument("--out", default="docs/figures")
+    ap.add_argument("--links", nargs="*", default=["ieee802154g", "hspa"])
+    args = ap.parse_args()
+    make(args.runs, args.out, args.links)
+    print(f"figures and tables.md written to {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""The driver of `./run.sh reproduce [--quick]` (python3 stdlib only).
+"""The driver of `./run.sh reproduce [--quick]` (python3 stdlib, and matplotlib for the figures).
 
+    reproduce.py all --sweep quick              the whole sweep: a throwaway mosquitto on a free
+                                                 loopback port, one r2f_client per device, the
+                                                 runs, then the figures; everything stopped at exit
     reproduce.py outdir --sweep quick           prints the sweep's output directory
     reproduce.py devices --sweep quick          writes one device config per BER, prints their paths
-    reproduce.py run --sweep quick --broker URI  r2f_sim runs, searches and retraining runs
+    reproduce.py run --sweep quick --broker URI  only the runs, against devices already serving
     reproduce.py plan --sweep full [--from runs/reproduce-quick]   the runs, and an estimate of
                                                  their duration from the timings of another sweep
 
-run.sh starts the broker and one r2f_client per device config; this script only runs r2f_sim
-and r2f_server. The sweep itself is docs/figures/sweeps.py; the config templates are
+The sweep itself is docs/figures/sweeps.py; the config templates are
 configs/reproduce/*.template.yaml and configs/demo/client.yaml. Everything a step produces stays
 in its directory under the sweep's output directory; a step whose result exists is skipped.
 """
@@ -18,9 +20,11 @@ import json
 import os
 import re
 import signal
+import socket
 import string
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -126,21 +130,41 @@ def predicted_model_path(pretrain_config):
         return None
 
 
-def ensure_model(net):
-    """The int8 model of configs/pretrain/<net>.yaml, pre-training it (cached) if missing."""
-    config = f"configs/pretrain/{net}.yaml"
+def pretrain_config(sweep, net):
+    """The pre-training config of `net` in this sweep (configs/pretrain/<net>.yaml unless the
+    sweep names another directory, as the pipeline test does for its tiny models)."""
+    return str(Path(sweep.get("pretrain_dir", "configs/pretrain")) / f"{net}.yaml")
+
+
+def ensure_model(sweep, net, timings):
+    """The int8 model of the sweep's pre-training config of `net`, pre-training it (cached) if
+    missing; a pre-training's wall time is appended to `timings` (kind "pretrain")."""
+    config = pretrain_config(sweep, net)
     path = predicted_model_path(ROOT / config)
     if path is not None and (ROOT / path).exists():
         return path
     log(f"{net}: no pre-trained model at {path}; running r2f_server pretrain --config {config}")
+    t0 = time.time()
     out = call([str(BIN / "r2f_server"), "pretrain", "--config", config],
                stdout=subprocess.PIPE, text=True)
+    append_timing(timings, {"step": f"pretrain {net}", "kind": "pretrain", "net": net,
+                            "wall_s": time.time() - t0})
     m = re.search(r"^model\s+(\S+)", out, re.M)
     if not m:
         raise RuntimeError(f"r2f_server pretrain printed no model path:\n{out}")
     if path is not None and Path(m.group(1)) != path:
         log(f"warning: predicted model path {path} differs from {m.group(1)}")
     return Path(m.group(1))
+
+
+def append_timing(path, record):
+    """One line of timings.jsonl: the record, when it finished and the 1-minute load average
+    (wall times on a shared machine are only as good as it was quiet)."""
+    record = dict(record, finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                  load1=os.getloadavg()[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 # --- the plan -----------------------------------------------------------------------------------
@@ -309,7 +333,7 @@ def retrain_config(sweep, step):
     return substitute(
         "configs/reproduce/retrain.template.yaml",
         device=s["device"], job=f"reproduce-{sweep['name']}-{step.dir.name}",
-        link=s["link"], pretrain_config=f"configs/pretrain/{s['net']}.yaml",
+        link=s["link"], pretrain_config=pretrain_config(sweep, s["net"]),
         tmr_mode=tmr_mode, protected_layers="[" + ", ".join(map(str, protect)) + "]",
         method=mode, threshold=threshold, iterations=s["iterations"], eval_images=s["images"],
         eval_before="true" if s["before"] else "false",
@@ -322,7 +346,7 @@ def search_config(sweep, step):
     return substitute(
         "configs/reproduce/search.template.yaml", device=device_id(s["ber"]),
         job=f"reproduce-{sweep['name']}-search", link=sweep["link"],
-        pretrain_config=f"configs/pretrain/{s['net']}.yaml", r_max=s["r_max"],
+        pretrain_config=pretrain_config(sweep, s["net"]), r_max=s["r_max"],
         images=s["images"], batch_size=s["batch"], run_dir=step.dir)
 
 
@@ -356,33 +380,32 @@ def run_step(sweep, step, broker, models):
         call(cmd, stdout=logf, stderr=subprocess.STDOUT)
 
 
-def cmd_run(args, sweep):
-    networks = args.networks or sweep["networks"]
+def run_sweep(sweep, broker, networks=None):
+    """Every step of the sweep that has no result yet, against devices serving on `broker`;
+    the number of steps that failed (each logged, the others still run)."""
+    networks = networks or sweep["networks"]
+    timings = ROOT / sweep["out"] / "timings.jsonl"
     models = {}
     for net in networks:
-        models[net] = ensure_model(net)
+        models[net] = ensure_model(sweep, net, timings)
         log(f"{net}: model {models[net]}")
     steps = plan(sweep, networks)
     todo = [s for s in steps if not s.done()]
     log(f"sweep {sweep['name']}: {len(steps)} steps, {len(steps) - len(todo)} already done")
-    timings = ROOT / sweep["out"] / "timings.jsonl"
     failed = []
     start = time.time()
     for i, step in enumerate(todo, 1):
         t0 = time.time()
         try:
-            run_step(sweep, step, args.broker, models)
+            run_step(sweep, step, broker, models)
         except (subprocess.CalledProcessError, OSError, RuntimeError, ValueError) as e:
             failed.append(step.name)
             log(f"[{i}/{len(todo)}] FAILED {step.name}: {e} (see {step.dir}/server.log)")
             continue
         wall = time.time() - t0
-        record = {"step": step.name, "kind": step.kind, "dir": str(step.dir), "wall_s": wall,
-                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                  "load1": os.getloadavg()[0]}
+        record = {"step": step.name, "kind": step.kind, "dir": str(step.dir), "wall_s": wall}
         record.update({k: v for k, v in step.spec.items() if k != "similarity"})
-        with open(timings, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_timing(timings, record)
         if step.kind != "sim" or i % 20 == 0 or i == len(todo):
             log(f"[{i}/{len(todo)}] {step.name}: {wall:.1f} s "
                 f"(elapsed {time.time() - start:.0f} s)")
@@ -390,7 +413,117 @@ def cmd_run(args, sweep):
         f"{time.time() - start:.0f} s")
     for name in failed:
         log(f"  failed: {name}")
+    return len(failed)
+
+
+# --- broker and devices -------------------------------------------------------------------------
+
+def free_loopback_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout_s, what):
+    deadline = time.time() + timeout_s
+    while not predicate():
+        if time.time() > deadline:
+            raise RuntimeError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def log_tail(path, lines=15):
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class LocalDevices:
+    """A throwaway mosquitto on a free loopback port (127.0.0.1 only) and one r2f_client per
+    device config, for the length of a with-block; `uri` is the broker's. Every process is
+    stopped on the way out, also when the block is left by an error, Ctrl-C or SIGTERM."""
+
+    def __init__(self, workdir, device_configs):
+        self.workdir, self.configs, self.procs, self.uri = Path(workdir), device_configs, [], None
+
+    def __enter__(self):
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start(self):
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        port = free_loopback_port()
+        conf = self.workdir / "mosquitto.conf"
+        # As root, mosquitto drops to user "mosquitto" unless told otherwise (DESIGN.md §10).
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                        "max_queued_messages 0\n" + ("user root\n" if os.geteuid() == 0 else ""))
+        broker_log = self.workdir / "mosquitto.log"
+        self._spawn(["mosquitto", "-c", str(conf)], broker_log)
+
+        def accepting():
+            if self.procs[0].poll() is not None:
+                raise RuntimeError(f"mosquitto exited; its log:\n{log_tail(broker_log)}")
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+        wait_for(accepting, 10, f"mosquitto on 127.0.0.1:{port}")
+        self.uri = f"tcp://127.0.0.1:{port}"
+        logs = []
+        for cfg in self.configs:
+            logs.append(Path(cfg).parent / "client.log")
+            self._spawn([str(BIN / "r2f_client"), "--config", str(cfg), "--broker", self.uri],
+                        logs[-1])
+        for proc, client_log in zip(self.procs[1:], logs):
+            def serving():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"r2f_client exited ({proc.returncode}); its log "
+                                       f"{client_log}:\n{log_tail(client_log)}")
+                return "serving as" in client_log.read_text(errors="replace")
+            wait_for(serving, 120, f"the device daemon of {client_log.parent}")
+        log(f"mosquitto on 127.0.0.1:{port}, {len(self.configs)} device daemons serving")
+
+    def _spawn(self, cmd, log_path):
+        with open(log_path, "w") as out:
+            self.procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=out,
+                                               stderr=subprocess.STDOUT))
+
+    def __exit__(self, *exc):
+        # Devices first (they publish "offline" on SIGTERM), then the broker.
+        for group in [self.procs[1:], self.procs[:1]]:
+            for proc in group:
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in group:
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        return False
+
+
+def run_all(sweep, networks=None):
+    """The whole sweep (device configs, broker, device daemons, runs), then the figures and
+    tables.md in sweep["figures"]; 0 when every step succeeded."""
+    configs = write_device_configs(sweep)
+    with LocalDevices(ROOT / sweep["out"] / "broker", configs) as devices:
+        failed = run_sweep(sweep, devices.uri, networks)
+    import make_figures  # matplotlib: only needed from here on
+    make_figures.make(sweep["out"], sweep["figures"])  # relative to ROOT, the working directory
+    log(f"figures and tables.md in {sweep['figures']}")
     return 1 if failed else 0
+
+
+def cmd_all(args, sweep):
+    return run_all(sweep, args.networks)
+
+
+def cmd_run(args, sweep):
+    return 1 if run_sweep(sweep, args.broker, args.networks) else 0
 
 
 def cmd_devices(args, sweep):
@@ -491,21 +624,25 @@ def estimate(sweep, steps, source):
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["outdir", "devices", "run", "plan"])
+    ap.add_argument("command", choices=["all", "outdir", "devices", "run", "plan"])
     ap.add_argument("--sweep", choices=sorted(sweeps.SWEEPS), default="quick")
     ap.add_argument("--broker", help="tcp://host:port of the broker the devices use (run)")
     ap.add_argument("--networks", nargs="*", help="only these networks (default: the sweep's)")
     ap.add_argument("--from", dest="source", help="plan: estimate from this sweep's timings")
-    ap.add_argument("--out", help="output directory instead of the sweep's (tests)")
+    ap.add_argument("--out", help="output directory instead of the sweep's")
+    ap.add_argument("--figures", help="all: figure directory instead of the sweep's")
     args = ap.parse_args()
     os.chdir(ROOT)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sweep = dict(sweeps.SWEEPS[args.sweep])
     if args.out:
         sweep["out"] = args.out
+    if args.figures:
+        sweep["figures"] = args.figures
     if args.command == "run" and not args.broker:
         ap.error("run needs --broker")
-    commands = {"outdir": cmd_outdir, "devices": cmd_devices, "run": cmd_run, "plan": cmd_plan}
+    commands = {"all": cmd_all, "outdir": cmd_outdir, "devices": cmd_devices, "run": cmd_run,
+                "plan": cmd_plan}
     return commands[args.command](args, sweep)
 
 

@@ -47,6 +47,7 @@ def ur(net, target):
 QUICK = {
     "name": "quick",
     "out": "runs/reproduce-quick",
+    "figures": "docs/figures",
     "networks": NETWORKS,
     "link": "ieee802154g",           # the runs' link; hspa is recomputed from bytes
     "other_links": ["hspa"],
@@ -84,6 +85,7 @@ QUICK = {
 FULL = {
     "name": "full",
     "out": "runs/reproduce",
+    "figures": "docs/figures/full",
     "networks": NETWORKS,
     "link": "ieee802154g",
     "other_links": ["hspa"],
@@ -107,6 +109,7 @@ FULL = {
 
 # A few minutes: checks that every step and figure works (not for conclusions).
 SMOKE = dict(QUICK, name="smoke", out="runs/reproduce-smoke",
+             figures="runs/reproduce-smoke/figures",
              sim={"fig1_bers": [0, 1e-4, 3e-4], "fig1_images": 100, "fig9_bers": [1e-4, 3e-4],
                   "fig9_images": 48},
              bers=[1e-5, 3e-4], iterations=lambda net, ber: 4,
