@@ -471,10 +471,18 @@ void Transport::Impl::Stop() {
     stopped_ = true;
   }
   stopping_ = true;
-  inbox_cv_.notify_all();
-  inbox_space_cv_.notify_all();
-  work_cv_.notify_all();
-  pending_cv_.notify_all();
+  // Each waiter tests stopping_ under its mutex. Taking that mutex once before notifying means a
+  // waiter has either seen the flag or is already blocked and gets the notification. Without it
+  // a wake-up could fall between test and block: the worker waits without a timeout, so the
+  // daemon then never finished its SIGTERM shutdown.
+  const auto wake = [](std::mutex& mu, std::condition_variable& cv) {
+    { std::lock_guard<std::mutex> l(mu); }
+    cv.notify_all();
+  };
+  wake(inbox_mu_, inbox_cv_);
+  wake(inbox_mu_, inbox_space_cv_);
+  wake(work_mu_, work_cv_);
+  wake(pending_mu_, pending_cv_);
   if (cli_) {
     try {
       if (IsDevice() && cli_->is_connected()) {
