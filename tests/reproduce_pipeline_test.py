@@ -221,6 +221,33 @@ class SweepPlanTest(unittest.TestCase):
                     if s.spec["eval_ber"] is not None:
                         self.assertIn(reproduce.device_id(s.spec["eval_ber"]), started, s.name)
 
+    def test_every_network_has_a_pretraining_config_whose_model_path_is_predicted(self):
+        # A missing config would stop the sweep after an hour; an unpredictable path would
+        # pre-train again on every rerun.
+        for sweep in sweeps.SWEEPS.values():
+            for net in sweep["networks"]:
+                config = ROOT / reproduce.pretrain_config(sweep, net)
+                self.assertTrue(config.exists(), (sweep["name"], config))
+                path = reproduce.predicted_model_path(config)
+                self.assertIsNotNone(path, (sweep["name"], config))
+                self.assertTrue(path.name == "model.pb" and path.parent.name.startswith(net))
+
+    def test_quick_pretraining_is_shorter_than_the_default(self):
+        # The quick sweep's cold-cache hour rests on it (docs/results.md, "Run time").
+        for net in sweeps.NETWORKS:
+            quick = reproduce.read_simple_yaml(ROOT / reproduce.pretrain_config(sweeps.QUICK, net))
+            default = reproduce.read_simple_yaml(ROOT / "configs" / "pretrain" / f"{net}.yaml")
+
+            def images(c):
+                t = c["train"]
+                steps = int(t["epochs"]) * 60000 // int(t["batch_size"])
+                if int(t.get("max_steps", 0)) > 0:
+                    steps = min(steps, int(t["max_steps"]))
+                return steps * int(t["batch_size"])
+
+            self.assertLess(images(quick), images(default), net)
+            self.assertEqual(quick["network"], default["network"], net)
+
     def test_ber_labels_round_trip(self):
         for ber in [0, 1e-6, 2.7e-4, 4.5e-5, 3e-4]:
             self.assertEqual(float(reproduce.ber_label(ber)), ber)

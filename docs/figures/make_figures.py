@@ -275,6 +275,10 @@ def fig5(runs, out, tables):
                             runs.after(net, b, methods[i - 1]))
             xs = [j + (i - (len(names) - 1) / 2) * w for j in range(len(bers))]
             ax.bar(xs, [nan(v) for v in vals], width=w, color=MARKERS[name][0], label=name)
+            for x, v in zip(xs, vals):
+                if v is None:  # not in this sweep (e.g. no critical-layer search for this net)
+                    ax.text(x, 0.02, "not run", rotation=90, ha="center", va="bottom",
+                            fontsize=7, color="0.4", transform=ax.get_xaxis_transform())
             if name.startswith("TCLP"):
                 before = [runs.retrain.get((net, b, methods[i - 1]), {}).get(
                     "accuracy_before", {}).get("top1") for b in bers]
@@ -439,7 +443,9 @@ def fig2(runs, out, tables):
         ax.set_xticks(range(len(targets)))
         ax.set_xticklabels([f"device BER {ber_label(t)}" for t in targets], fontsize=8)
         lo = min(nan(v) for v in [runs.base(net, t) for t in targets])
-        ax.set_ylim(max(0, lo - 8), 100)
+        # Head room above 100% for the training-BER labels over the bars.
+        ax.set_ylim(max(0, lo - 8), 108)
+        ax.set_yticks([t for t in ax.get_yticks() if t <= 100])
         ax.set_title(NET_NAMES[net], fontsize=10)
         ax.set_ylabel("top-1 accuracy [%]")
         ax.grid(alpha=0.3, axis="y")

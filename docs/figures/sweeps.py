@@ -47,6 +47,8 @@ def ur(net, target):
 QUICK = {
     "name": "quick",
     "out": "runs/reproduce-quick",
+    # Short pre-training (configs/pretrain/quick/): keeps a cold-cache quick run within an hour.
+    "pretrain_dir": "configs/pretrain/quick",
     "figures": "docs/figures",
     "networks": NETWORKS,
     "link": "ieee802154g",           # the runs' link; hspa is recomputed from bytes
