@@ -20,7 +20,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-pthread
   libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto mosquitto-clients
   liblz4-dev libprotobuf-dev protobuf-compiler zlib1g-dev
-  libspdlog-dev libyaml-cpp-dev libcli11-dev
+  libspdlog-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev openssl
   dataset-fashion-mnist
   python3-matplotlib

@@ -2,8 +2,9 @@
 //
 // An Accelerator holds one deployed QuantizedModel and executes it in exact int8 arithmetic
 // (docs/quantization.md) on a modelled 32x32 weight-stationary systolic array, with random bit
-// flips injected into weights, inputs, accumulators and outputs of every MAC layer (DESIGN §4),
-// and with layer-wise / network-wise / partial TMR. No LibTorch: the client links this.
+// flips injected into weights, inputs, accumulators and outputs of every MAC layer
+// (docs/accel_sim.md), and with layer-wise / network-wise / partial TMR. No LibTorch: the client
+// links this.
 #pragma once
 
 #include <array>
@@ -14,7 +15,7 @@
 #include <vector>
 
 #include "accel_sim/int8_tensor.h"
-#include "common/status.h"
+#include "common/base/status.h"
 #include "r2f.pb.h"
 
 namespace r2f::accel {
@@ -56,9 +57,13 @@ enum class TmrMode {
 const char* TmrModeName(TmrMode mode);
 // The inverse of TmrModeName; InvalidArgument naming `name` and the known names otherwise.
 Result<TmrMode> ParseTmrMode(const std::string& name);
+// The wire form of a TMR mode (SetAIoTModeRequest.tmr) and back. Values the enum does not know
+// map to kNone; the device checks pb::TmrModeProto_IsValid before it gets here.
+pb::TmrModeProto TmrModeToProto(TmrMode mode);
+TmrMode TmrModeFromProto(pb::TmrModeProto mode);
 
 // The reference training mode runs beside the deployed chain; the device sends each MAC layer's
-// output as an increment against it (DESIGN §5 step 1).
+// output as an increment against it (docs/retraining.md).
 enum class TrainingReference {
   // The paper's LW-TMR reference chain: every MAC layer three times, voted, the voted output
   // feeding the next layer. It approximates the clean chain, so an increment also carries every
@@ -74,6 +79,9 @@ enum class TrainingReference {
 const char* TrainingReferenceName(TrainingReference reference);
 // The inverse of TrainingReferenceName; InvalidArgument naming `name` and the known names.
 Result<TrainingReference> ParseTrainingReference(const std::string& name);
+// The wire form (GetDataRequest.reference) and back; unknown values map to the chain.
+pb::IncrementReference TrainingReferenceToProto(TrainingReference reference);
+TrainingReference TrainingReferenceFromProto(pb::IncrementReference reference);
 
 struct TmrConfig {
   TmrMode mode = TmrMode::kNone;
@@ -150,7 +158,7 @@ class Accelerator {
                                         const TmrConfig& tmr, uint64_t execution_tag,
                                         bool keep_layer_outputs) = 0;
 
-  // Training mode (DESIGN §5 step 1): the faulty chain as deployed, plus the TMR reference. Its
+  // Training mode (docs/retraining.md): the faulty chain as deployed, plus the TMR reference. Its
   // replicas have fault streams of their own (replica indices 3, 4, 5) for either reference,
   // so the deployed chain's faults do not depend on the reference. kLocal needs one deployed
   // chain (not network-wise TMR): it is that chain's inputs the reference reads.

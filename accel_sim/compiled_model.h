@@ -15,8 +15,8 @@
 
 #include "accel_sim/fault_plan.h"
 #include "accel_sim/int16_gemm.h"
-#include "common/graph.h"
-#include "common/status.h"
+#include "common/base/status.h"
+#include "common/ir/graph.h"
 #include "r2f.pb.h"
 
 namespace r2f::accel {

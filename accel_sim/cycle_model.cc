@@ -160,6 +160,16 @@ Status WriteCycleReportCsv(const std::string& path, const std::vector<LayerCycle
   return Status::Ok();
 }
 
+MacLayerCosts ModelMacLayerCosts(const AcceleratorConfig& config, const pb::Graph& graph,
+                                 int batch) {
+  MacLayerCosts costs;
+  for (const LayerCycleReport& l : ModelNetwork(config, graph, batch)) {
+    costs.layers.push_back(l.node_id);
+    costs.cycles.push_back(static_cast<double>(l.TotalCycles()));
+  }
+  return costs;
+}
+
 double CyclesToSeconds(const AcceleratorConfig& config, int64_t cycles) {
   return static_cast<double>(cycles) / (config.clock_mhz * 1e6);
 }

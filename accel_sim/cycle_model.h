@@ -1,5 +1,5 @@
-// Analytic cycle model of a weight-stationary systolic array (DESIGN §4), in the manner of
-// SCALE-Sim's COMPUTE_REPORT: per MAC layer, the GEMM (M x K x N per group) is cut into
+// Analytic cycle model of a weight-stationary systolic array (docs/cycle_model.md), in the manner
+// of SCALE-Sim's COMPUTE_REPORT: per MAC layer, the GEMM (M x K x N per group) is cut into
 // ceil(K/rows) x ceil(N/cols) folds; each fold loads its weights, streams M rows through the
 // array and drains. A layer whose working set exceeds the on-chip buffer pays stall cycles for
 // the extra DRAM traffic. docs/cycle_model.md gives the formulas and the comparison with
@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "accel_sim/accelerator.h"
-#include "common/graph.h"
-#include "common/status.h"
+#include "common/base/status.h"
+#include "common/ir/graph.h"
 #include "r2f.pb.h"
 
 namespace r2f::accel {
@@ -45,6 +45,15 @@ LayerCycleReport ModelLayer(const AcceleratorConfig& config, const GemmShape& ge
 // Every MAC layer of a shape-inferred graph, in graph order.
 std::vector<LayerCycleReport> ModelNetwork(const AcceleratorConfig& config, const pb::Graph& graph,
                                            int batch);
+
+// The cost O_i of each MAC layer that TMR protection and the critical-layer search weigh: its
+// cycles (compute + stall) for one batch, with the node ids, both in graph order.
+struct MacLayerCosts {
+  std::vector<uint32_t> layers;
+  std::vector<double> cycles;
+};
+MacLayerCosts ModelMacLayerCosts(const AcceleratorConfig& config, const pb::Graph& graph,
+                                 int batch);
 
 // A run over `images` images in batches of `batch` (the last batch holds the remainder), each
 // batch executed once: per MAC layer, the batches' reports summed (m, MACs, folds, cycles,

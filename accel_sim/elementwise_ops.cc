@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "common/fixed_point.h"
+#include "common/ir/fixed_point.h"
 
 namespace r2f::accel {
 namespace {

@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "accel_sim/accelerator.h"
-#include "common/dataset.h"
-#include "common/metrics.h"
-#include "common/status.h"
+#include "common/base/metrics.h"
+#include "common/base/status.h"
+#include "common/data/dataset.h"
 
 namespace r2f::accel {
 

@@ -1,5 +1,5 @@
 // The exact effect of one execution's bit flips (one image, one TMR replica, one MAC layer) on
-// its accumulators and outputs (DESIGN §4 "Fast injection").
+// its accumulators and outputs (docs/accel_sim.md, "Fast injection").
 //
 // The clean GEMM runs once per distinct input image; the GEMM epilogue then asks, row segment by
 // row segment, for the integer deltas this execution adds to the clean accumulators and
@@ -36,7 +36,7 @@
 
 #include "accel_sim/compiled_model.h"
 #include "accel_sim/fault_plan.h"
-#include "common/status.h"
+#include "common/base/status.h"
 
 namespace r2f::accel {
 

@@ -1,5 +1,5 @@
 // The bit flips of one MAC-layer execution on one image (one TMR replica), listed per fault site
-// (DESIGN §4 "Fault model").
+// (docs/accel_sim.md, "Fault model").
 //
 // A FaultPlan lists flips per site. Element indices are per image:
 //   weights: index into the layer's int8 weights [out, in/groups, kh, kw]   (8 bits each)
@@ -56,7 +56,7 @@ struct LayerExposure {
 };
 
 // What identifies one layer execution's soft errors: the key of its private random stream
-// (FaultStream in fault_sampler.h, HashCombine in common/random.h).
+// (FaultStream in fault_sampler.h, HashCombine in common/base/random.h).
 struct FaultKey {
   uint64_t seed = 0;
   uint64_t execution_tag = 0;

@@ -1,4 +1,4 @@
-// Drawing soft errors: which bits of a layer execution flip (DESIGN §4 "Fast injection").
+// Drawing soft errors: which bits of a layer execution flip (docs/accel_sim.md, "Fast injection").
 #pragma once
 
 #include <cstdint>
@@ -6,7 +6,7 @@
 
 #include "accel_sim/accelerator.h"
 #include "accel_sim/fault_plan.h"
-#include "common/random.h"
+#include "common/base/random.h"
 
 namespace r2f::accel {
 

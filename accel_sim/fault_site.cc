@@ -1,5 +1,5 @@
 // The names of fault sites, TMR modes and training references, shared by every config and command
-// line.
+// line, and their wire forms: the one mapping of these enums.
 #include "accel_sim/accelerator.h"
 
 namespace r2f::accel {
@@ -50,6 +50,28 @@ Result<TmrMode> ParseTmrMode(const std::string& name) {
                                  "' (known: none, partial, layer_wise, network_wise)");
 }
 
+pb::TmrModeProto TmrModeToProto(TmrMode mode) {
+  switch (mode) {
+    case TmrMode::kNone:
+      return pb::TMR_NONE;
+    case TmrMode::kPartial:
+      return pb::TMR_PARTIAL;
+    case TmrMode::kLayerWise:
+      return pb::TMR_LAYER_WISE;
+    case TmrMode::kNetworkWise:
+      return pb::TMR_NETWORK_WISE;
+  }
+  return pb::TMR_NONE;
+}
+
+TmrMode TmrModeFromProto(pb::TmrModeProto mode) {
+  for (TmrMode m :
+       {TmrMode::kNone, TmrMode::kPartial, TmrMode::kLayerWise, TmrMode::kNetworkWise}) {
+    if (TmrModeToProto(m) == mode) return m;
+  }
+  return TmrMode::kNone;
+}
+
 const char* TrainingReferenceName(TrainingReference reference) {
   switch (reference) {
     case TrainingReference::kChain:
@@ -65,6 +87,14 @@ Result<TrainingReference> ParseTrainingReference(const std::string& name) {
     if (name == TrainingReferenceName(r)) return r;
   }
   return Status::InvalidArgument("unknown training reference '" + name + "' (known: chain, local)");
+}
+
+pb::IncrementReference TrainingReferenceToProto(TrainingReference reference) {
+  return reference == TrainingReference::kLocal ? pb::REFERENCE_LOCAL : pb::REFERENCE_CHAIN;
+}
+
+TrainingReference TrainingReferenceFromProto(pb::IncrementReference reference) {
+  return reference == pb::REFERENCE_LOCAL ? TrainingReference::kLocal : TrainingReference::kChain;
 }
 
 }  // namespace r2f::accel

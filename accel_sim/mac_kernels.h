@@ -15,7 +15,7 @@
 #include "accel_sim/compiled_model.h"
 #include "accel_sim/execution_faults.h"
 #include "accel_sim/fault_plan.h"
-#include "common/status.h"
+#include "common/base/status.h"
 
 namespace r2f::accel {
 

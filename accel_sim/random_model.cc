@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "common/graph.h"
-#include "common/random.h"
+#include "common/base/random.h"
+#include "common/ir/graph.h"
 
 namespace r2f::accel {
 namespace {

@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "common/status.h"
+#include "common/base/status.h"
 #include "r2f.pb.h"
 
 namespace r2f::accel {

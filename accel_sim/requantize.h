@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "common/fixed_point.h"
+#include "common/ir/fixed_point.h"
 
 namespace r2f::accel {
 

@@ -19,10 +19,10 @@
 #include "accel_sim/accelerator.h"
 #include "accel_sim/cycle_model.h"
 #include "accel_sim/evaluate.h"
-#include "accel_sim/model_file.h"
 #include "accel_sim/omp_wait_policy.h"
 #include "accel_sim/sim_report.h"
-#include "common/dataset.h"
+#include "common/data/dataset.h"
+#include "common/ir/model_file.h"
 
 namespace {
 

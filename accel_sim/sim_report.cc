@@ -1,25 +1,15 @@
 #include "accel_sim/sim_report.h"
 
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
-#include <google/protobuf/util/type_resolver_util.h>
-
 #include <array>
 #include <cstdio>
 #include <memory>
 
 #include "accel_sim/cycle_model.h"
-#include "common/metrics.h"
+#include "common/base/json.h"
+#include "common/base/metrics.h"
 
 namespace r2f::accel {
 namespace {
-
-using google::protobuf::ListValue;
-using google::protobuf::Struct;
-using google::protobuf::Value;
 
 using SiteCounts = std::array<uint64_t, kNumFaultSites>;
 
@@ -61,43 +51,11 @@ std::string Format(const char* fmt, double a, double b = 0, double c = 0) {
   return buf;
 }
 
-// --- JSON through google.protobuf.Struct, serialised deterministically (sorted keys).
-
-Value Number(double v) {
-  Value out;
-  out.set_number_value(v);
+Json SiteObject(const SiteCounts& counts) {
+  Json out = Json::object();
+  for (int s = 0; s < kNumFaultSites; ++s)
+    out[FaultSiteName(static_cast<FaultSite>(s))] = counts[s];
   return out;
-}
-Value Text(const std::string& v) {
-  Value out;
-  out.set_string_value(v);
-  return out;
-}
-Value SiteObject(const SiteCounts& counts) {
-  Value out;
-  for (int s = 0; s < kNumFaultSites; ++s) {
-    (*out.mutable_struct_value()->mutable_fields())[FaultSiteName(static_cast<FaultSite>(s))] =
-        Number(static_cast<double>(counts[s]));
-  }
-  return out;
-}
-
-Result<std::string> ToJson(const Struct& object) {
-  std::string binary;
-  {
-    google::protobuf::io::StringOutputStream stream(&binary);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);  // map keys in sorted order
-    if (!object.SerializeToCodedStream(&coded)) return Status::Internal("cannot serialise JSON");
-  }
-  const std::unique_ptr<google::protobuf::util::TypeResolver> resolver(
-      google::protobuf::util::NewTypeResolverForDescriptorPool(
-          "type.googleapis.com", google::protobuf::DescriptorPool::generated_pool()));
-  std::string json;
-  const auto status = google::protobuf::util::BinaryToJsonString(
-      resolver.get(), "type.googleapis.com/google.protobuf.Struct", binary, &json);
-  if (!status.ok()) return Status::Internal("cannot print JSON: " + status.ToString());
-  return json;
 }
 
 }  // namespace
@@ -165,65 +123,48 @@ std::string SimReportText(const SimRun& run) {
 
 Result<std::string> SimReportJson(const SimRun& run) {
   const DeviceEvalResult& r = run.result;
-  Struct json;
-  auto& f = *json.mutable_fields();
-  f["model"] = Text(run.model_path);
-  f["network"] = Text(run.network);
-  f["data"] = Text(run.data);
-  f["images"] = Number(static_cast<double>(r.accuracy.count()));
-  f["batch"] = Number(run.batch);
-  f["ber"] = Number(run.faults.ber);
-  Value sites;
+  Json sites = Json::array();
   for (int s = 0; s < kNumFaultSites; ++s) {
-    if (run.faults.sites[s]) {
-      *sites.mutable_list_value()->add_values() = Text(FaultSiteName(static_cast<FaultSite>(s)));
-    }
+    if (run.faults.sites[s]) sites.push_back(FaultSiteName(static_cast<FaultSite>(s)));
   }
-  sites.mutable_list_value();  // an empty list, not a null, when no site is on
-  f["sites"] = sites;
-  f["sampling"] = Text(run.faults.sampling == Sampling::kSparse ? "sparse" : "dense");
-  f["seed"] = Number(static_cast<double>(run.faults.seed));
-  f["tag"] = Number(static_cast<double>(run.tag));
-  f["tmr"] = Text(TmrModeName(run.tmr.mode));
-  Value protect;
-  protect.mutable_list_value();
-  for (uint32_t id : run.tmr.protected_layers) {
-    *protect.mutable_list_value()->add_values() = Number(id);
-  }
-  f["protect"] = protect;
-  f["top1"] = Number(r.accuracy.Top1());
-  f["top1_ci95"] = Number(r.accuracy.Top1Ci95());
-  f["top5"] = Number(r.accuracy.Top5());
-  f["top5_ci95"] = Number(Top5Ci95(r.accuracy));
-  f["flips"] = Number(static_cast<double>(r.total_flips));
-  f["flips_per_site"] = SiteObject(TotalFlips(run));
-  f["exposed_bits_per_site"] = SiteObject(TotalExposed(run));
-  f["cycles"] = Number(static_cast<double>(r.total_cycles));
-  f["seconds"] = Number(CyclesToSeconds(run.accelerator, r.total_cycles));
-  f["clock_mhz"] = Number(run.accelerator.clock_mhz);
-  f["wall_seconds"] = Number(r.wall_seconds);
-  Value layers;
-  layers.mutable_list_value();
+  Json layers = Json::array();
   for (size_t l = 0; l < r.faults.size(); ++l) {
-    Value layer;
-    auto& lf = *layer.mutable_struct_value()->mutable_fields();
-    lf["node_id"] = Number(r.faults[l].node_id);
-    lf["name"] = Text(l < run.layer_names.size() ? run.layer_names[l] : "");
-    lf["executions"] = Number(l < r.cycles.size() ? r.cycles[l].executions : 1);
-    if (run.similarity && l < r.layer_similarity.size()) {
-      lf["similarity"] = Number(r.layer_similarity[l]);
-    } else {
-      lf["similarity"].set_null_value(google::protobuf::NULL_VALUE);
-    }
     SiteCounts layer_flips;
     for (int s = 0; s < kNumFaultSites; ++s) layer_flips[s] = r.faults[l].flips[s];
-    lf["flips"] = SiteObject(layer_flips);
-    lf["cycles"] =
-        Number(static_cast<double>(l < r.cycles.size() ? LayerCyclesTotal(r.cycles[l]) : 0));
-    *layers.mutable_list_value()->add_values() = layer;
+    Json similarity;  // null without the similarity measurement
+    if (run.similarity && l < r.layer_similarity.size()) similarity = r.layer_similarity[l];
+    layers.push_back({{"node_id", r.faults[l].node_id},
+                      {"name", l < run.layer_names.size() ? run.layer_names[l] : ""},
+                      {"executions", l < r.cycles.size() ? r.cycles[l].executions : 1},
+                      {"similarity", similarity},
+                      {"flips", SiteObject(layer_flips)},
+                      {"cycles", l < r.cycles.size() ? LayerCyclesTotal(r.cycles[l]) : 0}});
   }
-  f["layers"] = layers;
-  return ToJson(json);
+  const Json json = {{"model", run.model_path},
+                     {"network", run.network},
+                     {"data", run.data},
+                     {"images", r.accuracy.count()},
+                     {"batch", run.batch},
+                     {"ber", run.faults.ber},
+                     {"sites", sites},
+                     {"sampling", run.faults.sampling == Sampling::kSparse ? "sparse" : "dense"},
+                     {"seed", run.faults.seed},
+                     {"tag", run.tag},
+                     {"tmr", TmrModeName(run.tmr.mode)},
+                     {"protect", run.tmr.protected_layers},
+                     {"top1", r.accuracy.Top1()},
+                     {"top1_ci95", r.accuracy.Top1Ci95()},
+                     {"top5", r.accuracy.Top5()},
+                     {"top5_ci95", Top5Ci95(r.accuracy)},
+                     {"flips", r.total_flips},
+                     {"flips_per_site", SiteObject(TotalFlips(run))},
+                     {"exposed_bits_per_site", SiteObject(TotalExposed(run))},
+                     {"cycles", r.total_cycles},
+                     {"seconds", CyclesToSeconds(run.accelerator, r.total_cycles)},
+                     {"clock_mhz", run.accelerator.clock_mhz},
+                     {"wall_seconds", r.wall_seconds},
+                     {"layers", layers}};
+  return DumpJson(json);
 }
 
 }  // namespace r2f::accel

@@ -8,7 +8,7 @@
 
 #include "accel_sim/accelerator.h"
 #include "accel_sim/evaluate.h"
-#include "common/status.h"
+#include "common/base/status.h"
 
 namespace r2f::accel {
 
@@ -30,9 +30,9 @@ struct SimRun {
 // (similarity to clean, flips per site, cycles) and the modelled time.
 std::string SimReportText(const SimRun& run);
 
-// One JSON object on one line (keys sorted): top1, top1_ci95, top5, top5_ci95 (percent),
-// images, batch, ber, sites, sampling, seed, tag, tmr, protect, flips, flips_per_site,
-// exposed_bits_per_site, cycles, seconds, clock_mhz, wall_seconds, model, network, data, and
+// One JSON object on one line, keys in this order: model, network, data, images, batch, ber,
+// sites, sampling, seed, tag, tmr, protect, top1, top1_ci95, top5, top5_ci95 (percent), flips,
+// flips_per_site, exposed_bits_per_site, cycles, seconds, clock_mhz, wall_seconds, and
 // layers: [{node_id, name, executions, similarity (null without it), flips{site: n},
 // cycles}].
 Result<std::string> SimReportJson(const SimRun& run);

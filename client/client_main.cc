@@ -11,9 +11,9 @@
 #include <memory>
 
 #include "client/device_config.h"
-#include "client/r2f_client_api.h"
-#include "common/logging.h"
-#include "common/transport.h"
+#include "client/device_service.h"
+#include "common/base/logging.h"
+#include "common/net/transport.h"
 
 namespace {
 

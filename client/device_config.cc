@@ -4,7 +4,7 @@
 #include <array>
 #include <limits>
 
-#include "common/broker_config.h"
+#include "common/net/broker_config.h"
 
 namespace r2f {
 namespace {
@@ -24,18 +24,19 @@ void ParseFaults(ConfigMap f, accel::FaultConfig* out) {
   out->ber = f.GetDouble("ber", out->ber, 0.0, 1.0);
   out->seed = static_cast<uint64_t>(
       f.GetInt("seed", static_cast<int64_t>(out->seed), 0, std::numeric_limits<int64_t>::max()));
-  const std::array<const char*, accel::kNumFaultSites> names = {"weights", "inputs", "hidden",
-                                                                "outputs"};
-  const std::vector<std::string> sites = f.GetStringList("sites", {names.begin(), names.end()});
+  std::vector<std::string> all;
+  for (int s = 0; s < accel::kNumFaultSites; ++s) {
+    all.push_back(accel::FaultSiteName(static_cast<accel::FaultSite>(s)));
+  }
+  const std::vector<std::string> sites = f.GetStringList("sites", all);
   out->sites = {false, false, false, false};
   for (const std::string& site : sites) {
-    auto it = std::find(names.begin(), names.end(), site);
-    if (it == names.end()) {
-      f.Fail("sites",
-             "unknown fault site '" + site + "' (known: weights, inputs, hidden, outputs)");
+    Result<accel::FaultSite> parsed = accel::ParseFaultSite(site);
+    if (!parsed.ok()) {
+      f.Fail("sites", parsed.status().message());
       continue;
     }
-    bool& on = out->sites[static_cast<size_t>(it - names.begin())];
+    bool& on = out->sites[static_cast<size_t>(*parsed)];
     if (on) f.Fail("sites", "fault site '" + site + "' is listed twice");
     on = true;
   }

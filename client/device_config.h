@@ -7,10 +7,10 @@
 #include <string>
 
 #include "accel_sim/accelerator.h"
-#include "common/config.h"
-#include "common/dataset.h"
-#include "common/status.h"
-#include "common/transport.h"
+#include "common/base/config.h"
+#include "common/base/status.h"
+#include "common/data/dataset.h"
+#include "common/net/transport.h"
 
 namespace r2f {
 

@@ -9,9 +9,9 @@
 #include <thread>
 
 #include "client/r2f_client_api.h"
-#include "common/increment_codec.h"
-#include "common/logging.h"
-#include "common/weight_delta.h"
+#include "common/base/logging.h"
+#include "common/codec/increment_codec.h"
+#include "common/codec/weight_delta.h"
 
 namespace r2f {
 namespace {
@@ -26,37 +26,9 @@ const char* ModeName(pb::AIoTMode mode) {
   return mode == pb::MODE_TRAINING ? "training" : "inference";
 }
 
-const char* TmrName(pb::TmrModeProto tmr) {
-  switch (tmr) {
-    case pb::TMR_NONE:
-      return "none";
-    case pb::TMR_PARTIAL:
-      return "partial";
-    case pb::TMR_LAYER_WISE:
-      return "layer_wise";
-    case pb::TMR_NETWORK_WISE:
-      return "network_wise";
-    default:
-      return "unknown";
-  }
-}
-
 accel::TmrConfig TmrFromProto(const pb::SetAIoTModeRequest& mode) {
   accel::TmrConfig tmr;
-  switch (mode.tmr()) {
-    case pb::TMR_PARTIAL:
-      tmr.mode = accel::TmrMode::kPartial;
-      break;
-    case pb::TMR_LAYER_WISE:
-      tmr.mode = accel::TmrMode::kLayerWise;
-      break;
-    case pb::TMR_NETWORK_WISE:
-      tmr.mode = accel::TmrMode::kNetworkWise;
-      break;
-    default:
-      tmr.mode = accel::TmrMode::kNone;
-      break;
-  }
+  tmr.mode = accel::TmrModeFromProto(mode.tmr());
   tmr.protected_layers.assign(mode.protected_layers().begin(), mode.protected_layers().end());
   return tmr;
 }
@@ -194,7 +166,7 @@ Status DeviceService::CheckProtection(const pb::SetAIoTModeRequest& request) con
     if (request.protected_layers_size() > 0) {
       return Status::InvalidArgument(
           "protected_layers are only for TMR partial, the request asks for TMR " +
-          std::string(TmrName(request.tmr())));
+          std::string(accel::TmrModeName(accel::TmrModeFromProto(request.tmr()))));
     }
     return Status::Ok();
   }
@@ -237,7 +209,8 @@ Result<pb::Ack> DeviceService::SetAIoTMode(const pb::SetAIoTModeRequest& request
   R2F_RETURN_IF_ERROR(store_.SaveMode(request));
   mode_ = request;
   tmr_ = TmrFromProto(mode_);
-  std::string detail = std::string(ModeName(mode_.mode())) + " mode, TMR " + TmrName(mode_.tmr());
+  std::string detail =
+      std::string(ModeName(mode_.mode())) + " mode, TMR " + accel::TmrModeName(tmr_.mode);
   if (mode_.tmr() == pb::TMR_PARTIAL) {
     detail += " on " + std::to_string(mode_.protected_layers_size()) + " layer(s)";
   }
@@ -411,9 +384,8 @@ Result<pb::DataReply> DeviceService::Training(const pb::GetDataRequest& request,
     return Status::InvalidArgument("unknown increment reference " +
                                    std::to_string(request.reference()));
   }
-  const accel::TrainingReference reference_kind = request.reference() == pb::REFERENCE_LOCAL
-                                                      ? accel::TrainingReference::kLocal
-                                                      : accel::TrainingReference::kChain;
+  const accel::TrainingReference reference_kind =
+      accel::TrainingReferenceFromProto(request.reference());
   const std::set<uint32_t> increment_layers(request.increment_layers().begin(),
                                             request.increment_layers().end());
   for (uint32_t id : increment_layers) {

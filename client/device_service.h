@@ -19,9 +19,9 @@
 #include "accel_sim/accelerator.h"
 #include "client/device_config.h"
 #include "client/device_state_store.h"
-#include "common/dataset.h"
-#include "common/status.h"
-#include "common/transport_message.h"
+#include "common/base/status.h"
+#include "common/data/dataset.h"
+#include "common/net/transport_message.h"
 #include "r2f.pb.h"
 
 namespace r2f {

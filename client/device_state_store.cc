@@ -2,23 +2,18 @@
 
 #include <filesystem>
 
-#include "common/atomic_file.h"
-#include "common/compressed_file.h"
+#include "common/base/atomic_file.h"
+#include "common/ir/model_file.h"
 
 namespace r2f {
 namespace {
 
 template <typename Proto>
-Result<Proto> LoadProto(const std::string& path, uint64_t max_bytes, const char* what) {
+Result<Proto> LoadProto(const std::string& path, uint64_t max_bytes, const std::string& what) {
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return Status::NotFound("no saved " + std::string(what));
-  R2F_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, ReadFileMaybeGzip(path, max_bytes));
+  if (!std::filesystem::exists(path, ec)) return Status::NotFound("no " + what);
   Proto proto;
-  if (!proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return Status::Corruption("saved " + std::string(what) + " '" + path +
-                              "' is not a valid protobuf (" + std::to_string(bytes.size()) +
-                              " bytes)");
-  }
+  R2F_RETURN_IF_ERROR(ReadProtoFile(path, max_bytes, what, &proto, /*empty_is_valid=*/true));
   return proto;
 }
 
@@ -36,12 +31,12 @@ Status DeviceStateStore::SaveMode(const pb::SetAIoTModeRequest& mode) const {
 
 Result<pb::QuantizedModel> DeviceStateStore::LoadModel(uint64_t max_bytes) const {
   if (!persistent()) return Status::NotFound("no state directory");
-  return LoadProto<pb::QuantizedModel>(model_path(), max_bytes, "model");
+  return LoadProto<pb::QuantizedModel>(model_path(), max_bytes, "saved model");
 }
 
 Result<pb::SetAIoTModeRequest> DeviceStateStore::LoadMode() const {
   if (!persistent()) return Status::NotFound("no state directory");
-  return LoadProto<pb::SetAIoTModeRequest>(mode_path(), 1 << 20, "mode");
+  return LoadProto<pb::SetAIoTModeRequest>(mode_path(), 1 << 20, "saved mode");
 }
 
 }  // namespace r2f

@@ -1,13 +1,13 @@
 // What a device keeps across restarts: the deployed model and the mode set by setAIoTMode, one
 // file each under the state directory (model.pb, mode.pb), each replaced atomically
-// (common/atomic_file.h). A device killed at any point restarts with either the old or the new
+// (common/base/atomic_file.h). A device killed at any point restarts with either the old or the new
 // version of each, never a torn file, so a retried deployModel finds a consistent state.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
-#include "common/status.h"
+#include "common/base/status.h"
 #include "r2f.pb.h"
 
 namespace r2f {

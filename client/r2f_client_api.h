@@ -4,14 +4,14 @@
 //   6 client.sendAck(deviceID)   sendAck(ack)    -> the MSG_ACK reply to setAIoTMode/deployModel
 //   7 client.sendData(id, mode)  sendData(data)  -> the MSG_DATA reply to getData
 //
-// and DeviceService (client/device_service.h), which answers the server's setAIoTMode,
-// deployModel and getData requests on the simulated accelerator. The replies are built here and
-// published by the transport (common/transport.h) on r2f/v1/<device>/ack and .../data; the
-// transport fills in the device, job and request ids, so a reply always answers its request.
+// The requests they answer (Table I #1-#3: setAIoTMode, deployModel, getData) are served by
+// DeviceService::Handle (client/device_service.h) on the simulated accelerator; it builds its
+// replies with these two functions. The transport (common/net/transport.h) publishes them on
+// r2f/v1/<device>/ack and .../data and fills in the device, job and request ids, so a reply
+// always answers its request.
 #pragma once
 
-#include "client/device_service.h"
-#include "common/transport_message.h"
+#include "common/net/transport_message.h"
 #include "r2f.pb.h"
 
 namespace r2f {

@@ -4,13 +4,13 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
-#include "common/graph.h"
-#include "common/logging.h"
-#include "server/model_zoo.h"
-#include "server/pretrain.h"
-#include "server/remote_eval.h"
-#include "server/retrain.h"
-#include "server/search.h"
+#include "common/base/logging.h"
+#include "common/ir/graph.h"
+#include "common/ir/model_zoo.h"
+#include "server/api/remote_eval.h"
+#include "server/model/pretrain.h"
+#include "server/retrain/retrain.h"
+#include "server/search/search.h"
 
 namespace {
 
@@ -48,7 +48,7 @@ int Pretrain(const std::string& config_path) {
   return 0;
 }
 
-// `r2f_server eval`: remote evaluation on a device daemon (server/remote_eval.h).
+// `r2f_server eval`: remote evaluation on a device daemon (server/api/remote_eval.h).
 int Eval(const std::string& config_path, const std::string& broker) {
   auto config = r2f::LoadEvalConfig(config_path);
   if (!config.ok()) return Fail(config.status());
@@ -63,7 +63,7 @@ int Eval(const std::string& config_path, const std::string& broker) {
   return 0;
 }
 
-// `r2f_server retrain`: remote retraining over MQTT (server/retrain.h).
+// `r2f_server retrain`: remote retraining over MQTT (server/retrain/retrain.h).
 int Retrain(const std::string& config_path, bool resume, const std::string& broker) {
   auto config = r2f::LoadRetrainConfig(config_path);
   if (!config.ok()) return Fail(config.status());
@@ -80,7 +80,7 @@ int Retrain(const std::string& config_path, bool resume, const std::string& brok
   return 0;
 }
 
-// `r2f_server search`: the critical-layer search on a remote device (server/search.h).
+// `r2f_server search`: the critical-layer search on a remote device (server/search/search.h).
 int Search(const std::string& config_path, const std::string& broker) {
   auto config = r2f::LoadSearchConfig(config_path);
   if (!config.ok()) return Fail(config.status());

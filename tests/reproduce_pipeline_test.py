@@ -168,7 +168,7 @@ class ReproducePipelineTest(unittest.TestCase):
 
     def test_other_link_times_recomputed_from_bytes_match_a_run_on_that_link(self):
         # make_figures recomputes every HSPA time from the 802.15.4g runs' bytes with its copy
-        # of the link presets; the runs on HSPA pin that copy to common/link_model.cc.
+        # of the link presets; the runs on HSPA pin that copy to common/link/link_model.cc.
         for method in ["drm", "aprm60"]:
             d = self.runs / "retrain" / "squeezenet" / "ber-1e-5"
             source, on_hspa = read_json(d / method / "summary.json"), read_json(

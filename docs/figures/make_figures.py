@@ -27,7 +27,7 @@ METHOD_NAMES = {"drm": "DRM", "aprm50": "APRM-50%", "aprm60": "APRM-60%", "aprm8
 STAGES = ["fp", "tmr", "increment", "codec", "uplink", "bp", "downlink"]
 STAGE_NAMES = {"fp": "FP", "tmr": "TMR", "increment": "Increment", "codec": "(De)compression",
                "uplink": "Data transmission", "bp": "BP", "downlink": "Model transmission"}
-# The link presets of common/link_model.cc (paper Table II; latency per transfer is ours):
+# The link presets of common/link/link_model.cc (paper Table II; latency per transfer is ours):
 # uplink bit/s, downlink bit/s, one-way latency s.
 LINKS = {"lora": (50e3, 50e3, 1.0), "ieee802154g": (800e3, 800e3, 0.050),
          "hspa": (5.76e6, 21.1e6, 0.050), "lte_cat4": (50e6, 150e6, 0.025)}

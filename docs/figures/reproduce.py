@@ -108,7 +108,7 @@ def read_simple_yaml(path):
 
 
 def predicted_model_path(pretrain_config):
-    """Where `r2f_server pretrain` puts the model of this config (server/pretrain.cc
+    """Where `r2f_server pretrain` puts the model of this config (server/model/pretrain.cc
     PretrainRunDir: FNV-1a of the training settings). Only a shortcut: when the file is not
     there the driver runs `r2f_server pretrain`, which prints the real path."""
     try:
@@ -459,7 +459,7 @@ class LocalDevices:
         self.workdir.mkdir(parents=True, exist_ok=True)
         port = free_loopback_port()
         conf = self.workdir / "mosquitto.conf"
-        # As root, mosquitto drops to user "mosquitto" unless told otherwise (DESIGN.md §10).
+        # As root, mosquitto drops to user "mosquitto" unless told otherwise (see run.sh start_broker).
         conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
                         "max_queued_messages 0\n" + ("user root\n" if os.geteuid() == 0 else ""))
         broker_log = self.workdir / "mosquitto.log"

@@ -4,9 +4,9 @@
 #include <cstdlib>
 
 #include "accel_sim/random_model.h"
-#include "common/graph.h"
-#include "common/random.h"
-#include "server/model_zoo.h"
+#include "common/base/random.h"
+#include "common/ir/graph.h"
+#include "common/ir/model_zoo.h"
 
 namespace r2f::bench {
 namespace {

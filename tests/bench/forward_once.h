@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "accel_sim/accelerator.h"
-#include "common/status.h"
+#include "common/base/status.h"
 
 namespace r2f::bench {
 

@@ -12,9 +12,9 @@
 #include <string>
 
 #include "accel_sim/random_model.h"
-#include "common/graph.h"
-#include "common/random.h"
-#include "server/model_zoo.h"
+#include "common/base/random.h"
+#include "common/ir/graph.h"
+#include "common/ir/model_zoo.h"
 #include "tests/bench/bench_model.h"
 #include "tests/bench/forward_once.h"
 

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "server/quantize.h"
+#include "server/model/quantize.h"
 #include "tests/bench/bench_model.h"
 
 namespace r2f::bench {

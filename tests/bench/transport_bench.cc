@@ -1,7 +1,7 @@
-// r2f_transport_bench: goodput of the MQTT transport (common/transport.h) against the naive way
-// of sending the same bytes, one unchunked QoS-1 publish with a plain Paho client (DESIGN §10:
-// large single publishes are slow and fragile). Both run through a throwaway mosquitto on
-// loopback (tests/mosquitto_fixture.h).
+// r2f_transport_bench: goodput of the MQTT transport (common/net/transport.h) against the naive way
+// of sending the same bytes, one unchunked QoS-1 publish with a plain Paho client
+// (docs/protocol.md: large single publishes are slow and fragile). Both run through a throwaway
+// mosquitto on loopback (tests/support/mosquitto_fixture.h).
 //
 //   ./build/bin/r2f_transport_bench      # 64 MiB, 3 iterations
 //
@@ -18,10 +18,10 @@
 #include <random>
 #include <string>
 
-#include "common/checksum.h"
-#include "common/transport.h"
+#include "common/base/checksum.h"
+#include "common/net/transport.h"
 #include "mqtt/async_client.h"
-#include "tests/mosquitto_fixture.h"
+#include "tests/support/mosquitto_fixture.h"
 
 namespace r2f {
 namespace {

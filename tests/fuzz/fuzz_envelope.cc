@@ -11,9 +11,9 @@
 #include <string>
 #include <string_view>
 
-#include "common/checksum.h"
-#include "common/reassembler.h"
-#include "common/transport_message.h"
+#include "common/base/checksum.h"
+#include "common/net/reassembler.h"
+#include "common/net/transport_message.h"
 #include "tests/fuzz/fuzz_target.h"
 
 namespace {

@@ -1,4 +1,4 @@
-// Fuzz target: common/increment_codec.h Decode, with and without a base.
+// Fuzz target: common/codec/increment_codec.h Decode, with and without a base.
 //
 // Input: byte 0 the encoding (low 3 bits: 0-3 known, 4-7 unknown), byte 1 flags (bit 0: no base,
 // bit 1: decode in place into the base, bit 2: a layer claiming one element more than expected),
@@ -9,7 +9,7 @@
 #include <cstring>
 #include <vector>
 
-#include "common/increment_codec.h"
+#include "common/codec/increment_codec.h"
 #include "tests/fuzz/fuzz_target.h"
 
 namespace {

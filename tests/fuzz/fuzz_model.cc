@@ -3,7 +3,7 @@
 //
 // Input: byte 0 selects the form of the rest: even, a QuantizedModel; odd, a DeployModelRequest
 // handled as the device does (a whole model is taken as it is, a WeightDelta is applied to a
-// fixed tiny model first, common/weight_delta.h). Bits 1-2 of byte 0 pick the TMR mode of the
+// fixed tiny model first, common/codec/weight_delta.h). Bits 1-2 of byte 0 pick the TMR mode of the
 // run, bit 3 a training-mode run (faulty and reference chains), the last byte the batch size.
 // Checked: nothing crashes, hangs or reads out of bounds (ASan/UBSan); a model Create accepts
 // runs without error and yields logits of the output node's size for every image.
@@ -14,7 +14,7 @@
 
 #include "accel_sim/accelerator.h"
 #include "accel_sim/compiled_model.h"
-#include "common/weight_delta.h"
+#include "common/codec/weight_delta.h"
 #include "r2f.pb.h"
 #include "tests/fuzz/fuzz_models.h"
 #include "tests/fuzz/fuzz_target.h"

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "accel_sim/random_model.h"
-#include "common/graph_builder.h"
+#include "common/ir/graph_builder.h"
 #include "r2f.pb.h"
 
 namespace r2f::fuzz {

@@ -14,11 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "common/checksum.h"
-#include "common/chunker.h"
-#include "common/increment_codec.h"
-#include "common/transport_message.h"
-#include "common/weight_delta.h"
+#include "common/base/checksum.h"
+#include "common/codec/increment_codec.h"
+#include "common/codec/weight_delta.h"
+#include "common/net/chunker.h"
+#include "common/net/transport_message.h"
 #include "r2f.pb.h"
 #include "tests/fuzz/fuzz_models.h"
 

@@ -1,0 +1,17 @@
+#include "common/base/checksum.h"
+
+#include <zlib.h>
+
+namespace r2f {
+
+uint32_t Crc32Extend(uint32_t crc, std::string_view data) {
+  // zlib treats a null buffer as "return the initial value", which would reset a running CRC.
+  if (data.empty()) return crc;
+  // crc32_z takes a size_t length, so payloads above 4 GiB need no splitting.
+  return static_cast<uint32_t>(
+      crc32_z(crc, reinterpret_cast<const Bytef*>(data.data()), data.size()));
+}
+
+uint32_t Crc32(std::string_view data) { return Crc32Extend(0, data); }
+
+}  // namespace r2f

@@ -1,0 +1,287 @@
+#include "common/ir/graph.h"
+
+#include <sstream>
+
+namespace r2f {
+namespace {
+
+Status NodeError(const pb::Node& node, const std::string& what) {
+  return Status::InvalidArgument("node " + std::to_string(node.id()) + " '" + node.name() + "' (" +
+                                 OpName(node.op()) + "): " + what);
+}
+
+pb::Shape MakeShape(std::initializer_list<int64_t> dims) {
+  pb::Shape s;
+  for (int64_t d : dims) s.add_dims(static_cast<uint32_t>(d));
+  return s;
+}
+
+// Output size of a sliding window; negative or zero means the window does not fit.
+int64_t WindowOut(int64_t in, int64_t k, int64_t stride, int64_t pad) {
+  return (in + 2 * pad - k) / stride + 1;
+}
+
+Status InferNode(const pb::Graph& graph, const pb::Node& node, pb::Shape* out) {
+  auto in_shape = [&](int i) -> const pb::Shape& {
+    return graph.nodes(node.inputs(i)).output_shape();
+  };
+  auto need_inputs = [&](int n) -> Status {
+    if (node.inputs_size() != n) {
+      return NodeError(node, "expects " + std::to_string(n) + " input(s), has " +
+                                 std::to_string(node.inputs_size()));
+    }
+    return Status::Ok();
+  };
+  auto need_chw = [&](const pb::Shape& s) -> Status {
+    if (s.dims_size() != 3)
+      return NodeError(node, "needs a [C,H,W] input, got " + ShapeToString(s));
+    return Status::Ok();
+  };
+
+  switch (node.op()) {
+    case pb::OP_INPUT:
+      return NodeError(node, "only node 0 may be the input");
+    case pb::OP_CONV: {
+      R2F_RETURN_IF_ERROR(need_inputs(1));
+      const pb::Shape& s = in_shape(0);
+      R2F_RETURN_IF_ERROR(need_chw(s));
+      if (!node.has_conv()) return NodeError(node, "missing conv attributes");
+      const pb::ConvAttr& c = node.conv();
+      if (c.kernel_h() == 0 || c.kernel_w() == 0 || c.stride_h() == 0 || c.stride_w() == 0 ||
+          c.groups() == 0 || c.out_channels() == 0) {
+        return NodeError(node, "kernel, stride, groups and out_channels must be positive");
+      }
+      if (s.dims(0) % c.groups() != 0 || c.out_channels() % c.groups() != 0) {
+        return NodeError(node, "groups " + std::to_string(c.groups()) +
+                                   " must divide in channels " + std::to_string(s.dims(0)) +
+                                   " and out channels " + std::to_string(c.out_channels()));
+      }
+      int64_t h = WindowOut(s.dims(1), c.kernel_h(), c.stride_h(), c.pad_h());
+      int64_t w = WindowOut(s.dims(2), c.kernel_w(), c.stride_w(), c.pad_w());
+      if (h <= 0 || w <= 0)
+        return NodeError(node, "kernel larger than padded input " + ShapeToString(s));
+      *out = MakeShape({c.out_channels(), h, w});
+      return Status::Ok();
+    }
+    case pb::OP_LINEAR: {
+      R2F_RETURN_IF_ERROR(need_inputs(1));
+      if (in_shape(0).dims_size() != 1) {
+        return NodeError(node, "needs a flat [F] input, got " + ShapeToString(in_shape(0)));
+      }
+      if (!node.has_linear() || node.linear().out_features() == 0) {
+        return NodeError(node, "out_features must be positive");
+      }
+      *out = MakeShape({node.linear().out_features()});
+      return Status::Ok();
+    }
+    case pb::OP_ADD: {
+      R2F_RETURN_IF_ERROR(need_inputs(2));
+      if (in_shape(0).SerializeAsString() != in_shape(1).SerializeAsString()) {
+        return NodeError(node, "input shapes differ: " + ShapeToString(in_shape(0)) + " vs " +
+                                   ShapeToString(in_shape(1)));
+      }
+      *out = in_shape(0);
+      return Status::Ok();
+    }
+    case pb::OP_MAXPOOL:
+    case pb::OP_AVGPOOL: {
+      R2F_RETURN_IF_ERROR(need_inputs(1));
+      const pb::Shape& s = in_shape(0);
+      R2F_RETURN_IF_ERROR(need_chw(s));
+      const pb::PoolAttr& p = node.pool();
+      if (p.kernel() == 0 || p.stride() == 0)
+        return NodeError(node, "kernel and stride must be positive");
+      if (node.op() == pb::OP_AVGPOOL && p.pad() != 0)
+        return NodeError(node, "average pooling takes no padding");
+      if (p.pad() * 2 > p.kernel())
+        return NodeError(node, "padding must be at most half the kernel");
+      int64_t h = WindowOut(s.dims(1), p.kernel(), p.stride(), p.pad());
+      int64_t w = WindowOut(s.dims(2), p.kernel(), p.stride(), p.pad());
+      if (h <= 0 || w <= 0) return NodeError(node, "window larger than input " + ShapeToString(s));
+      *out = MakeShape({s.dims(0), h, w});
+      return Status::Ok();
+    }
+    case pb::OP_GLOBAL_AVGPOOL: {
+      R2F_RETURN_IF_ERROR(need_inputs(1));
+      R2F_RETURN_IF_ERROR(need_chw(in_shape(0)));
+      *out = MakeShape({in_shape(0).dims(0), 1, 1});
+      return Status::Ok();
+    }
+    case pb::OP_CONCAT: {
+      if (node.inputs_size() < 2) return NodeError(node, "needs at least two inputs");
+      int64_t channels = 0;
+      for (int i = 0; i < node.inputs_size(); ++i) {
+        const pb::Shape& s = in_shape(i);
+        R2F_RETURN_IF_ERROR(need_chw(s));
+        if (s.dims(1) != in_shape(0).dims(1) || s.dims(2) != in_shape(0).dims(2)) {
+          return NodeError(node, "spatial sizes differ: " + ShapeToString(s) + " vs " +
+                                     ShapeToString(in_shape(0)));
+        }
+        channels += s.dims(0);
+      }
+      *out = MakeShape({channels, in_shape(0).dims(1), in_shape(0).dims(2)});
+      return Status::Ok();
+    }
+    case pb::OP_CHANNEL_SHUFFLE: {
+      R2F_RETURN_IF_ERROR(need_inputs(1));
+      R2F_RETURN_IF_ERROR(need_chw(in_shape(0)));
+      uint32_t g = node.shuffle().groups();
+      if (g == 0 || in_shape(0).dims(0) % g != 0) {
+        return NodeError(node, "groups must divide the channels");
+      }
+      *out = in_shape(0);
+      return Status::Ok();
+    }
+    case pb::OP_FLATTEN: {
+      R2F_RETURN_IF_ERROR(need_inputs(1));
+      *out = MakeShape({NumElements(in_shape(0))});
+      return Status::Ok();
+    }
+    case pb::OP_SLICE: {
+      R2F_RETURN_IF_ERROR(need_inputs(1));
+      const pb::Shape& s = in_shape(0);
+      R2F_RETURN_IF_ERROR(need_chw(s));
+      const pb::SliceAttr& sl = node.slice();
+      if (sl.begin() >= sl.end() || sl.end() > s.dims(0)) {
+        return NodeError(node, "channel range [" + std::to_string(sl.begin()) + ", " +
+                                   std::to_string(sl.end()) + ") outside " + ShapeToString(s));
+      }
+      *out = MakeShape({sl.end() - sl.begin(), s.dims(1), s.dims(2)});
+      return Status::Ok();
+    }
+    default:
+      return NodeError(node, "unknown op " + std::to_string(node.op()));
+  }
+}
+
+}  // namespace
+
+bool IsMacLayer(const pb::Node& node) {
+  return node.op() == pb::OP_CONV || node.op() == pb::OP_LINEAR;
+}
+
+int64_t NumElements(const pb::Shape& shape) {
+  int64_t n = 1;
+  for (uint32_t d : shape.dims()) n *= d;
+  return n;
+}
+
+std::string ShapeToString(const pb::Shape& shape) {
+  std::ostringstream os;
+  os << "[";
+  for (int i = 0; i < shape.dims_size(); ++i) os << (i ? "," : "") << shape.dims(i);
+  os << "]";
+  return os.str();
+}
+
+const char* OpName(pb::OpType op) {
+  switch (op) {
+    case pb::OP_INPUT:
+      return "input";
+    case pb::OP_CONV:
+      return "conv";
+    case pb::OP_LINEAR:
+      return "linear";
+    case pb::OP_ADD:
+      return "add";
+    case pb::OP_MAXPOOL:
+      return "maxpool";
+    case pb::OP_AVGPOOL:
+      return "avgpool";
+    case pb::OP_GLOBAL_AVGPOOL:
+      return "global_avgpool";
+    case pb::OP_CONCAT:
+      return "concat";
+    case pb::OP_CHANNEL_SHUFFLE:
+      return "channel_shuffle";
+    case pb::OP_FLATTEN:
+      return "flatten";
+    case pb::OP_SLICE:
+      return "slice";
+    default:
+      return "unknown";
+  }
+}
+
+Status InferShapes(pb::Graph* graph) {
+  if (graph->nodes_size() == 0) return Status::InvalidArgument("graph has no nodes");
+  pb::Node* input = graph->mutable_nodes(0);
+  if (input->op() != pb::OP_INPUT || input->inputs_size() != 0) {
+    return Status::InvalidArgument("graph: node 0 must be the input and have no inputs");
+  }
+  if (graph->input_shape().dims_size() != 3 || NumElements(graph->input_shape()) == 0) {
+    return Status::InvalidArgument("graph: input_shape must be a non-empty [C,H,W], got " +
+                                   ShapeToString(graph->input_shape()));
+  }
+  *input->mutable_output_shape() = graph->input_shape();
+  for (int i = 0; i < graph->nodes_size(); ++i) {
+    pb::Node* node = graph->mutable_nodes(i);
+    if (node->id() != static_cast<uint32_t>(i)) {
+      return NodeError(*node, "id must equal its index " + std::to_string(i));
+    }
+    if (i == 0) continue;
+    for (uint32_t in : node->inputs()) {
+      if (in >= static_cast<uint32_t>(i)) {
+        return NodeError(*node, "input " + std::to_string(in) + " is not an earlier node");
+      }
+    }
+    pb::Shape shape;
+    R2F_RETURN_IF_ERROR(InferNode(*graph, *node, &shape));
+    *node->mutable_output_shape() = shape;
+  }
+  if (graph->output() >= static_cast<uint32_t>(graph->nodes_size()) || graph->output() == 0) {
+    return Status::InvalidArgument("graph: output node " + std::to_string(graph->output()) +
+                                   " does not exist");
+  }
+  const pb::Shape& logits = graph->nodes(graph->output()).output_shape();
+  if (graph->num_classes() == 0 || NumElements(logits) != graph->num_classes()) {
+    return Status::InvalidArgument("graph: output node has " + ShapeToString(logits) +
+                                   " elements but num_classes is " +
+                                   std::to_string(graph->num_classes()));
+  }
+  return Status::Ok();
+}
+
+GemmShape MacGemmShape(const pb::Graph& graph, const pb::Node& node) {
+  GemmShape g;
+  const pb::Shape& in = graph.nodes(node.inputs(0)).output_shape();
+  if (node.op() == pb::OP_CONV) {
+    const pb::ConvAttr& c = node.conv();
+    g.groups = c.groups();
+    g.m = static_cast<int64_t>(node.output_shape().dims(1)) * node.output_shape().dims(2);
+    g.k = static_cast<int64_t>(in.dims(0) / c.groups()) * c.kernel_h() * c.kernel_w();
+    g.n = c.out_channels() / c.groups();
+  } else if (node.op() == pb::OP_LINEAR) {
+    g.m = 1;
+    g.k = in.dims(0);
+    g.n = node.linear().out_features();
+  }
+  return g;
+}
+
+int64_t ParamCount(const pb::Graph& graph, const pb::Node& node) {
+  if (!IsMacLayer(node)) return 0;
+  GemmShape g = MacGemmShape(graph, node);
+  return g.k * g.n * g.groups + g.n * g.groups;
+}
+
+std::vector<uint32_t> MacLayerIds(const pb::Graph& graph) {
+  std::vector<uint32_t> ids;
+  for (const pb::Node& n : graph.nodes()) {
+    if (IsMacLayer(n)) ids.push_back(n.id());
+  }
+  return ids;
+}
+
+GraphStats ComputeStats(const pb::Graph& graph) {
+  GraphStats st;
+  for (const pb::Node& n : graph.nodes()) {
+    if (!IsMacLayer(n)) continue;
+    ++st.mac_layers;
+    st.params += ParamCount(graph, n);
+    st.macs_per_image += MacGemmShape(graph, n).Macs();
+  }
+  return st;
+}
+
+}  // namespace r2f

@@ -1,0 +1,52 @@
+#include "common/net/chunker.h"
+
+#include <algorithm>
+#include <limits>
+#include <string>
+
+#include "common/base/checksum.h"
+
+namespace r2f {
+
+Result<Chunker> Chunker::Create(const Message& message, size_t chunk_bytes) {
+  if (chunk_bytes == 0) return Status::InvalidArgument("chunk_bytes must be > 0");
+  const uint64_t size = message.payload.size();
+  const uint64_t count = size == 0 ? 1 : (size + chunk_bytes - 1) / chunk_bytes;
+  if (count > std::numeric_limits<uint32_t>::max()) {
+    return Status::InvalidArgument(Describe(message) + ": needs " + std::to_string(count) +
+                                   " chunks of " + std::to_string(chunk_bytes) +
+                                   " bytes, more than 2^32-1");
+  }
+  return Chunker(message, chunk_bytes, static_cast<uint32_t>(count), Crc32(message.payload));
+}
+
+pb::Envelope Chunker::Chunk(uint32_t index, uint64_t sent_unix_ms) const {
+  const Message& m = *message_;
+  pb::Envelope env;
+  env.set_protocol_version(kProtocolVersion);
+  env.set_device_id(m.device_id);
+  env.set_job_id(m.job_id);
+  env.set_request_id(m.request_id);
+  env.set_kind(m.kind);
+  env.set_chunk_index(index);
+  env.set_chunk_count(chunk_count_);
+  env.set_payload_size(m.payload.size());
+  env.set_payload_crc32(payload_crc32_);
+  const size_t begin = std::min(static_cast<size_t>(index) * chunk_bytes_, m.payload.size());
+  const size_t len = std::min(chunk_bytes_, m.payload.size() - begin);
+  std::string_view bytes(m.payload.data() + begin, len);
+  env.set_chunk_crc32(Crc32(bytes));
+  env.set_chunk(bytes.data(), bytes.size());
+  env.set_sent_unix_ms(sent_unix_ms);
+  return env;
+}
+
+Result<std::vector<pb::Envelope>> SplitIntoChunks(const Message& message, size_t chunk_bytes) {
+  R2F_ASSIGN_OR_RETURN(Chunker chunker, Chunker::Create(message, chunk_bytes));
+  std::vector<pb::Envelope> out;
+  out.reserve(chunker.chunk_count());
+  for (uint32_t i = 0; i < chunker.chunk_count(); ++i) out.push_back(chunker.Chunk(i));
+  return out;
+}
+
+}  // namespace r2f

@@ -1,0 +1,52 @@
+// Splits a Message into Envelopes of at most chunk_bytes payload bytes each.
+//
+// Why chunk at all: single large MQTT publishes are fragile with Paho (connection-lost reports at
+// hundreds of KB with QoS 1, docs/protocol.md) and brokers cap message sizes. 128 KiB follows AWS
+// IoT's stream block size. Every chunk carries the whole message's size and CRC-32 besides its own
+// CRC-32, so the receiver (common/net/reassembler.h) can check each chunk on arrival and the whole
+// payload at the end.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "common/base/status.h"
+#include "common/net/transport_message.h"
+#include "r2f.pb.h"
+
+namespace r2f {
+
+inline constexpr size_t kDefaultChunkBytes = 128 * 1024;
+
+class Chunker {
+ public:
+  // Fails (InvalidArgument) when chunk_bytes is 0 or the payload would need more than 2^32-1
+  // chunks. `message` is referenced, not copied: it must outlive the Chunker.
+  static Result<Chunker> Create(const Message& message, size_t chunk_bytes);
+
+  // >= 1: an empty payload travels as one empty chunk.
+  uint32_t chunk_count() const { return chunk_count_; }
+  uint32_t payload_crc32() const { return payload_crc32_; }
+
+  // Envelope `index` (< chunk_count()), complete with header, checksums and chunk bytes.
+  pb::Envelope Chunk(uint32_t index, uint64_t sent_unix_ms = 0) const;
+
+ private:
+  Chunker(const Message& message, size_t chunk_bytes, uint32_t chunk_count, uint32_t crc)
+      : message_(&message),
+        chunk_bytes_(chunk_bytes),
+        chunk_count_(chunk_count),
+        payload_crc32_(crc) {}
+
+  const Message* message_;
+  size_t chunk_bytes_;
+  uint32_t chunk_count_;
+  uint32_t payload_crc32_;
+};
+
+// All envelopes of `message` at once (convenient for tests and small messages; the transport
+// builds them one at a time so that a 64 MB payload is not held twice).
+Result<std::vector<pb::Envelope>> SplitIntoChunks(const Message& message, size_t chunk_bytes);
+
+}  // namespace r2f

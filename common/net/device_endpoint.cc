@@ -1,0 +1,328 @@
+#include "common/net/device_endpoint.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "common/base/checksum.h"
+#include "common/net/chunker.h"
+
+namespace r2f {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// At most one MSG_ERROR reply per (job, request) in this period: a bad 512-chunk message gets one
+// error reply, not 512.
+constexpr milliseconds kErrorReplyPeriod{1000};
+// Longest job id accepted: the reassembler refuses longer ids.
+constexpr size_t kMaxIdBytes = 256;
+
+uint64_t UnixMs() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+ReassemblerOptions RequestReassembly(const TransportOptions& o) {
+  ReassemblerOptions r;
+  r.max_payload_bytes = o.max_incoming_payload_bytes > 0
+                            ? std::min(o.max_payload_bytes, o.max_incoming_payload_bytes)
+                            : o.max_payload_bytes;
+  r.max_chunk_count = o.max_chunk_count;
+  r.max_inflight_bytes = o.max_inflight_bytes;
+  r.max_inflight_bytes_per_device = o.max_inflight_bytes_per_device;
+  r.max_inflight_messages_per_device = o.max_inflight_messages_per_device;
+  r.max_id_bytes = kMaxIdBytes;
+  r.timeout = o.reassembly_timeout;
+  return r;
+}
+
+}  // namespace
+
+DeviceEndpoint::DeviceEndpoint(MqttSession* session)
+    : session_(session),
+      o_(session->options()),
+      reassembler_(RequestReassembly(o_)),
+      cache_(o_.reply_cache_entries, o_.reply_cache_bytes) {
+  online_envelope_ = StatusEnvelope(o_.device_id, kStatusOnline, o_.chunk_bytes).value();
+  offline_envelope_ = StatusEnvelope(o_.device_id, kStatusOffline, o_.chunk_bytes).value();
+}
+
+DeviceEndpoint::~DeviceEndpoint() { Join(); }
+
+std::vector<std::string> DeviceEndpoint::InitialFilters() const {
+  return {DeviceTopic(o_.topic_prefix, o_.device_id, TopicLeaf::kCmd)};
+}
+
+std::string DeviceEndpoint::StatusTopic() const {
+  return DeviceTopic(o_.topic_prefix, o_.device_id, TopicLeaf::kStatus);
+}
+
+Result<std::string> DeviceEndpoint::StatusEnvelope(const std::string& device_id, const char* status,
+                                                   size_t chunk_bytes) {
+  Message m;
+  m.kind = pb::MSG_STATUS;
+  m.device_id = device_id;
+  m.payload = status;
+  R2F_ASSIGN_OR_RETURN(Chunker c, Chunker::Create(m, chunk_bytes));
+  return c.Chunk(0, UnixMs()).SerializeAsString();
+}
+
+void DeviceEndpoint::OnConnected() {
+  // Overwrites a last will "offline" that the broker may have published for the lost
+  // connection. Without waiting: this runs on the client's thread.
+  Status s = session_->PublishRetained(StatusTopic(), online_envelope_, milliseconds(0));
+  if (!s.ok()) {
+    spdlog::warn("transport {}: publishing online status: {}", session_->client_id(), s.ToString());
+  }
+}
+
+void DeviceEndpoint::OnStopping() {
+  { std::lock_guard<std::mutex> l(work_mu_); }
+  work_cv_.notify_all();
+  if (!session_->connected()) return;
+  // Retained, so that a server connecting later still learns the device is gone; a clean
+  // disconnect suppresses the last will, so this is the only "offline" it gets.
+  Status s = session_->PublishRetained(StatusTopic(), offline_envelope_, milliseconds(2000));
+  if (!s.ok()) {
+    spdlog::warn("transport {}: publishing offline status: {}", session_->client_id(),
+                 s.ToString());
+  }
+}
+
+void DeviceEndpoint::Join() {
+  if (worker_.joinable()) worker_.join();
+}
+
+// ------------------------------------------------------------------------------------------------
+// Receiver thread
+
+void DeviceEndpoint::OnEnvelope(const ParsedTopic& topic, pb::Envelope env) {
+  if (topic.leaf != TopicLeaf::kCmd || topic.device_id != o_.device_id) {
+    session_->Count(&TransportStats::rejected);
+    uint64_t suppressed = 0;
+    if (session_->MayLogRejection(topic.device_id, &suppressed)) {
+      spdlog::warn("transport {}: dropped message on the {} topic of device {}{}",
+                   session_->client_id(), LeafName(topic.leaf), topic.device_id,
+                   NotLogged(suppressed));
+    }
+    return;
+  }
+  const std::string job_id = env.job_id();
+  const uint64_t request_id = env.request_id();
+  const pb::MessageKind kind = env.kind();
+  if (env.device_id() != o_.device_id) {
+    RejectRequest(job_id, request_id, kind,
+                  Status::InvalidArgument("request addressed to device '" + env.device_id() +
+                                          "' arrived at device '" + o_.device_id + "'"));
+    return;
+  }
+  if (!IsRequestKind(kind) && env.protocol_version() == kProtocolVersion) {
+    RejectRequest(job_id, request_id, kind,
+                  Status::InvalidArgument(KindName(kind) + " is not a request kind"));
+    return;
+  }
+  Result<std::optional<Message>> r = reassembler_.Add(std::move(env));
+  if (!r.ok()) {
+    RejectRequest(job_id, request_id, kind, r.status());
+    return;
+  }
+  session_->Count(&TransportStats::chunks_received);
+  if (!r->has_value()) return;
+  session_->Count(&TransportStats::messages_received);
+  OnRequest(std::move(**r));
+}
+
+void DeviceEndpoint::OnHousekeeping(MqttSession::Clock::time_point now) {
+  for (const MessageKey& k : reassembler_.EvictExpired()) {
+    spdlog::warn("transport {}: dropped incomplete {} after {} ms without progress",
+                 session_->client_id(), k.ToString(), o_.reassembly_timeout.count());
+  }
+  for (auto it = recent_errors_.begin(); it != recent_errors_.end();) {
+    it = now - it->second >= kErrorReplyPeriod ? recent_errors_.erase(it) : std::next(it);
+  }
+}
+
+void DeviceEndpoint::RejectRequest(const std::string& job_id, uint64_t request_id,
+                                   pb::MessageKind kind, const Status& s) {
+  session_->Count(&TransportStats::rejected);
+  uint64_t suppressed = 0;
+  if (session_->MayLogRejection(o_.device_id, &suppressed)) {
+    spdlog::warn("transport {}: rejected request: {}{}", session_->client_id(), s.ToString(),
+                 NotLogged(suppressed));
+  }
+  RequestKey key(job_id, request_id);
+  const auto now = Clock::now();
+  auto it = recent_errors_.find(key);
+  if (it != recent_errors_.end() && now - it->second < kErrorReplyPeriod) return;
+  recent_errors_[key] = now;
+  Work w;
+  w.type = Work::Type::kError;
+  w.request.kind = kind;
+  w.request.job_id = job_id;
+  w.request.request_id = request_id;
+  w.request.device_id = o_.device_id;
+  w.error = s;
+  Enqueue(std::move(w));
+}
+
+void DeviceEndpoint::OnRequest(Message request) {
+  const uint32_t crc = Crc32(request.payload);
+  RequestKey key(request.job_id, request.request_id);
+  std::lock_guard<std::mutex> l(cache_mu_);
+  if (std::optional<ReplyCache::Entry> e = cache_.Find(key.first, key.second)) {
+    Work w;
+    w.request = std::move(request);
+    if (e->request_kind != w.request.kind || e->request_crc32 != crc ||
+        e->request_size != w.request.payload.size()) {
+      w.type = Work::Type::kError;
+      w.error = Status::InvalidArgument("request id " + std::to_string(key.second) + " of job '" +
+                                        key.first + "' was already used for a different request (" +
+                                        KindName(e->request_kind) + ", " +
+                                        std::to_string(e->request_size) + " bytes)");
+      session_->Count(&TransportStats::rejected);
+      spdlog::warn("transport {}: {}", session_->client_id(), w.error.ToString());
+    } else {
+      w.type = Work::Type::kResend;
+      w.reply = e->reply;
+      session_->Count(&TransportStats::cache_hits);
+      spdlog::debug("transport {}: answering retried {} from the reply cache",
+                    session_->client_id(), Describe(w.request));
+    }
+    w.request.payload.clear();
+    Enqueue(std::move(w));
+    return;
+  }
+  if (in_progress_.count(key) != 0) {
+    session_->Count(&TransportStats::duplicates_suppressed);
+    spdlog::debug("transport {}: {} is already being handled; copy ignored", session_->client_id(),
+                  Describe(request));
+    return;
+  }
+  Work w;
+  w.type = Work::Type::kHandle;
+  w.request = std::move(request);
+  w.request_crc32 = crc;
+  if (Enqueue(std::move(w))) in_progress_.insert(std::move(key));
+}
+
+bool DeviceEndpoint::Enqueue(Work w) {
+  {
+    std::lock_guard<std::mutex> l(work_mu_);
+    // Error and cache replies may exceed the request bound a little, never without limit.
+    const size_t limit =
+        w.type == Work::Type::kHandle ? o_.max_queued_requests : 2 * o_.max_queued_requests + 16;
+    if (work_.size() >= limit) {
+      session_->Count(&TransportStats::dropped);
+      spdlog::warn("transport {}: work queue full ({}), dropped {} (the server will retry)",
+                   session_->client_id(), work_.size(), Describe(w.request));
+      return false;
+    }
+    work_.push_back(std::move(w));
+  }
+  work_cv_.notify_one();
+  return true;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Worker thread
+
+Status DeviceEndpoint::Serve(Transport::Handler handler) {
+  if (!handler) return Status::InvalidArgument("Serve needs a handler");
+  std::lock_guard<std::mutex> l(work_mu_);
+  if (handler_) return Status::InvalidArgument("Serve was already called");
+  if (session_->stopping()) return Status::Unavailable("transport stopped");
+  handler_ = std::move(handler);
+  worker_ = std::thread([this] { WorkerLoop(); });
+  return Status::Ok();
+}
+
+void DeviceEndpoint::WorkerLoop() {
+  for (;;) {
+    Work w;
+    {
+      std::unique_lock<std::mutex> l(work_mu_);
+      work_cv_.wait(l, [this] { return session_->stopping() || !work_.empty(); });
+      if (session_->stopping()) return;
+      w = std::move(work_.front());
+      work_.pop_front();
+    }
+    switch (w.type) {
+      case Work::Type::kHandle: {
+        auto reply = std::make_shared<const Message>(RunHandler(w.request));
+        // "Busy, try later" is not an answer to keep: the retry runs the handler again.
+        const bool cacheable =
+            reply->kind != pb::MSG_ERROR || !IsRetryable(DecodeErrorReply(reply->payload).code());
+        {
+          std::lock_guard<std::mutex> l(cache_mu_);
+          if (cacheable) {
+            cache_.Insert(w.request.job_id, w.request.request_id,
+                          {w.request.kind, w.request_crc32, w.request.payload.size(), reply});
+          }
+          in_progress_.erase(RequestKey(w.request.job_id, w.request.request_id));
+        }
+        SendReply(*reply, w.request.kind);
+        break;
+      }
+      case Work::Type::kResend:
+        SendReply(*w.reply, w.request.kind);
+        break;
+      case Work::Type::kError:
+        SendReply(ErrorReply(w.request, w.error), w.request.kind);
+        break;
+    }
+  }
+}
+
+Message DeviceEndpoint::ErrorReply(const Message& request_header, const Status& s) const {
+  Message reply;
+  reply.kind = pb::MSG_ERROR;
+  reply.job_id = request_header.job_id;
+  reply.request_id = request_header.request_id;
+  reply.device_id = o_.device_id;
+  reply.payload = EncodeErrorReply(s, request_header.kind);
+  return reply;
+}
+
+Message DeviceEndpoint::RunHandler(const Message& request) {
+  session_->Count(&TransportStats::handler_calls);
+  Result<Message> r = Status::Internal("handler did not run");
+  try {
+    r = handler_(request);
+  } catch (const std::exception& e) {
+    // Exceptions stay inside the module: the server gets an error reply, the daemon keeps going.
+    r = Status::Internal(std::string("handler threw: ") + e.what());
+  }
+  if (!r.ok()) return ErrorReply(request, r.status().WithContext(Describe(request)));
+  Message reply = std::move(r).value();
+  if (!IsReplyKind(reply.kind)) {
+    return ErrorReply(request, Status::Internal("handler answered " + Describe(request) + " with " +
+                                                KindName(reply.kind) + ", not a reply kind"));
+  }
+  if (reply.payload.size() > o_.max_payload_bytes) {
+    return ErrorReply(
+        request, Status::ResourceExhausted("reply to " + Describe(request) + " has " +
+                                           std::to_string(reply.payload.size()) + " bytes, limit " +
+                                           std::to_string(o_.max_payload_bytes)));
+  }
+  reply.job_id = request.job_id;
+  reply.request_id = request.request_id;
+  reply.device_id = o_.device_id;
+  return reply;
+}
+
+void DeviceEndpoint::SendReply(const Message& reply, pb::MessageKind request_kind) {
+  const std::string topic =
+      DeviceTopic(o_.topic_prefix, o_.device_id, ReplyLeaf(reply.kind, request_kind));
+  Status s = session_->Publish(topic, reply, Clock::now() + o_.reply_publish_timeout);
+  if (!s.ok()) {
+    spdlog::warn("transport {}: sending reply {}: {}", session_->client_id(), Describe(reply),
+                 s.ToString());
+    return;
+  }
+  if (reply.kind == pb::MSG_ERROR) session_->Count(&TransportStats::error_replies_sent);
+}
+
+}  // namespace r2f

@@ -1,0 +1,92 @@
+// The device role of the transport: requests in, replies out, each request handled once.
+//
+// Requests arrive on <prefix>/<device>/cmd; the handler runs once per (job id, request id) on
+// the endpoint's worker thread; its reply goes to .../ack or .../data and into the reply cache,
+// so that a retried request is answered again without running the handler twice. A request the
+// device cannot take (malformed, over its limits, its queue full) gets an MSG_ERROR reply naming
+// the problem. The endpoint publishes a retained "online" on .../status at every connect and
+// "offline" when it stops (the broker publishes the same as our last will if we die).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "common/base/status.h"
+#include "common/net/mqtt_session.h"
+#include "common/net/reassembler.h"
+#include "common/net/reply_cache.h"
+#include "common/net/transport.h"
+
+namespace r2f {
+
+class DeviceEndpoint : public MqttSession::Listener {
+ public:
+  // `session` must outlive the endpoint; its options hold the device id (validated).
+  explicit DeviceEndpoint(MqttSession* session);
+  ~DeviceEndpoint() override;  // Join()
+
+  // The subscription of the device and its status messages (the last will is "offline").
+  std::vector<std::string> InitialFilters() const;
+  std::string StatusTopic() const;
+  static Result<std::string> StatusEnvelope(const std::string& device_id, const char* status,
+                                            size_t chunk_bytes);
+
+  // Transport::Serve (common/net/transport.h).
+  Status Serve(Transport::Handler handler);
+  // Waits for the worker thread (after the session stopped).
+  void Join();
+
+  // MqttSession::Listener
+  void OnEnvelope(const ParsedTopic& topic, pb::Envelope envelope) override;
+  void OnHousekeeping(MqttSession::Clock::time_point now) override;
+  void OnConnected() override;
+  void OnStopping() override;
+
+ private:
+  using RequestKey = std::pair<std::string, uint64_t>;  // (job id, request id)
+  struct Work {
+    enum class Type { kHandle, kResend, kError };
+    Type type = Type::kHandle;
+    Message request;  // kHandle: the whole request; otherwise its header (kind, job, id)
+    uint32_t request_crc32 = 0;
+    std::shared_ptr<const Message> reply;  // kResend
+    Status error;                          // kError
+  };
+
+  void RejectRequest(const std::string& job_id, uint64_t request_id, pb::MessageKind kind,
+                     const Status& s);
+  void OnRequest(Message request);
+  bool Enqueue(Work w);
+  void WorkerLoop();
+  Message RunHandler(const Message& request);
+  Message ErrorReply(const Message& request_header, const Status& s) const;
+  void SendReply(const Message& reply, pb::MessageKind request_kind);
+
+  MqttSession* session_;
+  const TransportOptions& o_;
+  std::string online_envelope_, offline_envelope_;
+
+  // Receiver thread only.
+  Reassembler reassembler_;
+  std::map<RequestKey, MqttSession::Clock::time_point> recent_errors_;
+
+  // Lock order: cache_mu_ before work_mu_.
+  std::mutex cache_mu_;
+  ReplyCache cache_;
+  std::set<RequestKey> in_progress_;  // queued or running in the handler
+  std::mutex work_mu_;
+  std::condition_variable work_cv_;
+  std::deque<Work> work_;
+  Transport::Handler handler_;
+  std::thread worker_;
+};
+
+}  // namespace r2f

@@ -1,0 +1,239 @@
+#include "server/model/graph_module.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "common/ir/graph.h"
+
+namespace r2f {
+namespace F = torch::nn::functional;
+
+namespace {
+
+std::string ParamName(const char* kind, uint32_t id) { return kind + std::to_string(id); }
+
+// Per-channel power of two 2^f as a tensor broadcastable against a weight of `dims` dimensions.
+torch::Tensor ChannelScale(const std::vector<int>& frac, int64_t dims, torch::Dtype dtype) {
+  std::vector<double> s(frac.size());
+  for (size_t i = 0; i < frac.size(); ++i) s[i] = std::ldexp(1.0, frac[i]);
+  torch::Tensor t = torch::tensor(s, torch::kDouble).to(dtype);
+  std::vector<int64_t> shape(dims, 1);
+  shape[0] = static_cast<int64_t>(frac.size());
+  return t.view(shape);
+}
+
+// Straight-through replacement: the value of `target`, the gradient of `x`.
+torch::Tensor StraightThrough(const torch::Tensor& x, const torch::Tensor& target) {
+  return x + (target - x).detach();
+}
+
+}  // namespace
+
+torch::Tensor FakeQuantize(const torch::Tensor& z, int frac) {
+  double scale = std::ldexp(1.0, frac);
+  torch::Tensor clipped = z.clamp(-128.0 / scale, 127.0 / scale);
+  torch::Tensor q;
+  {
+    torch::NoGradGuard no_grad;
+    q = torch::floor(z * scale + 0.5).clamp(-128, 127) / scale;
+  }
+  return StraightThrough(clipped, q);
+}
+
+torch::Tensor QuantizeWeights(const torch::Tensor& w, const std::vector<int>& frac) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor scaled =
+      w.detach().to(torch::kDouble) * ChannelScale(frac, w.dim(), torch::kDouble);
+  return torch::floor(scaled + 0.5).clamp(-128, 127).to(torch::kInt8);
+}
+
+torch::Tensor QuantizeBias(const torch::Tensor& b, const std::vector<int>& weight_frac,
+                           int input_frac) {
+  torch::NoGradGuard no_grad;
+  std::vector<int> acc_frac(weight_frac);
+  for (int& f : acc_frac) f += input_frac;
+  torch::Tensor scaled = b.detach().to(torch::kDouble) * ChannelScale(acc_frac, 1, torch::kDouble);
+  return torch::floor(scaled + 0.5).clamp(INT32_MIN, INT32_MAX).to(torch::kInt32);
+}
+
+GraphModuleImpl::GraphModuleImpl(pb::Graph graph) : graph_(std::move(graph)) {
+  for (const pb::Node& node : graph_.nodes()) {
+    if (!IsMacLayer(node)) continue;
+    MacParams p;
+    const pb::Shape& in = graph_.nodes(node.inputs(0)).output_shape();
+    if (node.op() == pb::OP_CONV) {
+      const pb::ConvAttr& c = node.conv();
+      int64_t out = c.out_channels();
+      int64_t fan_out = out / c.groups() * c.kernel_h() * c.kernel_w();
+      p.weight = torch::randn({out, in.dims(0) / c.groups(), c.kernel_h(), c.kernel_w()}) *
+                 std::sqrt(2.0 / fan_out);
+      if (c.batch_norm()) {
+        p.bn = register_module(ParamName("bn", node.id()), torch::nn::BatchNorm2d(out));
+      } else {
+        p.bias = torch::zeros({out});
+      }
+    } else {
+      int64_t in_f = in.dims(0), out_f = node.linear().out_features();
+      double bound = 1.0 / std::sqrt(static_cast<double>(in_f));
+      p.weight = torch::empty({out_f, in_f}).uniform_(-bound, bound);
+      p.bias = torch::empty({out_f}).uniform_(-bound, bound);
+    }
+    p.weight = register_parameter(ParamName("w", node.id()), p.weight);
+    if (p.bias.defined()) p.bias = register_parameter(ParamName("b", node.id()), p.bias);
+    params_.emplace(node.id(), std::move(p));
+  }
+}
+
+torch::Tensor GraphModuleImpl::forward(torch::Tensor x) { return Run(x, ForwardOptions{})[0]; }
+
+torch::Tensor GraphModuleImpl::RunMac(const pb::Node& node, const torch::Tensor& x,
+                                      const ForwardOptions& o, int input_frac) {
+  MacParams& p = params_.at(node.id());
+  torch::Tensor w = p.weight, b = p.bias;
+  if (o.quant) {
+    // Weights and bias on their int8 / int32 grids, straight through to the float masters.
+    const std::vector<int>& wf = o.quant->weight_frac.at(node.id());
+    torch::Tensor scale = ChannelScale(wf, w.dim(), x.scalar_type());
+    torch::Tensor w_deq = QuantizeWeights(w, wf).to(x.scalar_type()) / scale;
+    // Clipped straight-through estimator: a weight saturated at the int8 limit gets no
+    // gradient, or SGD would keep pushing a master weight the device can never represent.
+    torch::Tensor w_clipped =
+        torch::max(torch::min(w.to(x.scalar_type()), 127.0 / scale), -128.0 / scale);
+    w = StraightThrough(w_clipped, w_deq);
+    std::vector<int> acc_frac(wf);
+    for (int& f : acc_frac) f += input_frac;
+    torch::Tensor b_deq = QuantizeBias(b, wf, input_frac).to(x.scalar_type()) /
+                          ChannelScale(acc_frac, 1, x.scalar_type());
+    b = StraightThrough(b.to(x.scalar_type()), b_deq);
+  }
+  torch::Tensor z;
+  if (node.op() == pb::OP_CONV) {
+    const pb::ConvAttr& c = node.conv();
+    z = F::conv2d(x, w,
+                  F::Conv2dFuncOptions()
+                      .bias(b)
+                      .stride({c.stride_h(), c.stride_w()})
+                      .padding({c.pad_h(), c.pad_w()})
+                      .groups(c.groups()));
+    if (p.bn) z = p.bn->forward(z);
+  } else {
+    z = F::linear(x, w, b);
+  }
+  if (node.activation() == pb::ACT_RELU) z = torch::relu(z);
+  if (!o.quant) return z;
+  z = FakeQuantize(z, o.quant->activation_frac.at(node.id()));
+  if (o.device_outputs) {
+    auto it = o.device_outputs->find(node.id());
+    if (it == o.device_outputs->end()) {
+      throw std::invalid_argument("hardware-in-the-loop forward: no device output for layer " +
+                                  std::to_string(node.id()));
+    }
+    z = StraightThrough(z, it->second.to(z.scalar_type()));
+  }
+  return z;
+}
+
+std::vector<torch::Tensor> GraphModuleImpl::Run(torch::Tensor x, const ForwardOptions& o) {
+  const int n = graph_.nodes_size();
+  std::vector<torch::Tensor> out(n);
+  auto frac = [&](uint32_t id) { return o.quant ? o.quant->activation_frac.at(id) : 0; };
+  auto quantize = [&](const torch::Tensor& t, uint32_t id) {
+    return o.quant ? FakeQuantize(t, o.quant->activation_frac.at(id)) : t;
+  };
+  // Free intermediate results as soon as their last consumer ran (unless all are kept).
+  std::vector<int> last_use(n, -1);
+  for (const pb::Node& node : graph_.nodes()) {
+    for (uint32_t in : node.inputs()) last_use[in] = static_cast<int>(node.id());
+  }
+  last_use[graph_.output()] = n;
+
+  for (const pb::Node& node : graph_.nodes()) {
+    const uint32_t id = node.id();
+    auto in = [&](int i) -> const torch::Tensor& { return out[node.inputs(i)]; };
+    torch::Tensor y;
+    switch (node.op()) {
+      case pb::OP_INPUT:
+        y = x;
+        break;
+      case pb::OP_CONV:
+      case pb::OP_LINEAR:
+        y = RunMac(node, in(0), o, frac(node.inputs(0)));
+        break;
+      case pb::OP_ADD:
+        y = in(0) + in(1);
+        if (node.activation() == pb::ACT_RELU) y = torch::relu(y);
+        y = quantize(y, id);
+        break;
+      case pb::OP_MAXPOOL: {
+        const pb::PoolAttr& p = node.pool();
+        y = F::max_pool2d(in(0),
+                          F::MaxPool2dFuncOptions(p.kernel()).stride(p.stride()).padding(p.pad()));
+        break;
+      }
+      case pb::OP_AVGPOOL: {
+        const pb::PoolAttr& p = node.pool();
+        // Exact window sum, then one IEEE division (docs/quantization.md).
+        torch::Tensor sum = F::avg_pool2d(
+            in(0), F::AvgPool2dFuncOptions(p.kernel()).stride(p.stride()).divisor_override(1));
+        y = quantize(sum / static_cast<double>(p.kernel() * p.kernel()), id);
+        break;
+      }
+      case pb::OP_GLOBAL_AVGPOOL: {
+        const torch::Tensor& t = in(0);
+        y = quantize(t.sum({2, 3}, true) / static_cast<double>(t.size(2) * t.size(3)), id);
+        break;
+      }
+      case pb::OP_CONCAT: {
+        std::vector<torch::Tensor> parts;
+        for (int i = 0; i < node.inputs_size(); ++i) parts.push_back(in(i));
+        y = quantize(torch::cat(parts, 1), id);
+        break;
+      }
+      case pb::OP_CHANNEL_SHUFFLE: {
+        const torch::Tensor& t = in(0);
+        int64_t g = node.shuffle().groups();
+        y = t.view({t.size(0), g, t.size(1) / g, t.size(2), t.size(3)})
+                .transpose(1, 2)
+                .reshape({t.size(0), t.size(1), t.size(2), t.size(3)});
+        break;
+      }
+      case pb::OP_FLATTEN:
+        y = in(0).reshape({in(0).size(0), -1});
+        break;
+      case pb::OP_SLICE:
+        y = in(0).slice(1, node.slice().begin(), node.slice().end());
+        break;
+      default:
+        throw std::invalid_argument("GraphModule: unsupported op in node " + std::to_string(id));
+    }
+    out[id] = y;
+    if (!o.keep_all) {
+      for (uint32_t input : node.inputs()) {
+        if (last_use[input] == static_cast<int>(id)) out[input] = torch::Tensor();
+      }
+    }
+  }
+  if (o.keep_all) return out;
+  return {out[graph_.output()]};
+}
+
+void GraphModuleImpl::FoldBatchNorm() {
+  if (folded_) return;
+  torch::NoGradGuard no_grad;
+  for (pb::Node& node : *graph_.mutable_nodes()) {
+    if (node.op() != pb::OP_CONV || !node.conv().batch_norm()) continue;
+    MacParams& p = params_.at(node.id());
+    const torch::nn::BatchNorm2dOptions& opt = p.bn->options;
+    torch::Tensor scale = p.bn->weight / torch::sqrt(p.bn->running_var + opt.eps());
+    p.weight.set_data(p.weight * scale.view({-1, 1, 1, 1}));
+    torch::Tensor bias = p.bn->bias - p.bn->running_mean * scale;
+    p.bias = register_parameter(ParamName("b", node.id()), bias.clone());
+    unregister_module(ParamName("bn", node.id()));
+    p.bn = nullptr;
+    node.mutable_conv()->set_batch_norm(false);
+  }
+  folded_ = true;
+}
+
+}  // namespace r2f

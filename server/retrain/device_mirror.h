@@ -1,0 +1,41 @@
+// The server's mirror of one device: the model the device runs (as this server last deployed
+// and the device acknowledged it) and a fault-free simulator of that model. The retraining loop
+// rebuilds increment-encoded layers with the simulator (server/retrain/reconstruct.h) and costs
+// the TMR protection set with the device's accelerator geometry; this class is the one owner of
+// both, so they can never describe different models.
+#pragma once
+
+#include <memory>
+
+#include "accel_sim/accelerator.h"
+#include "common/base/status.h"
+#include "r2f.pb.h"
+
+namespace r2f {
+
+class DeviceMirror {
+ public:
+  // Validates `model` as the device would (accel::Accelerator::Create).
+  static Result<std::unique_ptr<DeviceMirror>> Create(pb::QuantizedModel model,
+                                                      const accel::AcceleratorConfig& config);
+
+  // The device now runs `model` (after an acknowledged deployModel).
+  Status Set(pb::QuantizedModel model);
+
+  const pb::QuantizedModel& model() const { return clean_->model(); }
+  // The clean simulator of model(): no faults, no TMR.
+  accel::Accelerator& clean() { return *clean_; }
+
+  // r = 2 * sum_{i in S} O_i / sum_i O_i of the protection set of `tmr` (every MAC layer for
+  // layer-wise TMR), with O_i the cycles of layer i for one batch of `batch` images.
+  Result<double> TmrOverhead(const accel::TmrConfig& tmr, int batch) const;
+
+ private:
+  DeviceMirror(const accel::AcceleratorConfig& config, std::unique_ptr<accel::Accelerator> clean)
+      : config_(config), clean_(std::move(clean)) {}
+
+  accel::AcceleratorConfig config_;
+  std::unique_ptr<accel::Accelerator> clean_;
+};
+
+}  // namespace r2f

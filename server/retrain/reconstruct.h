@@ -1,0 +1,29 @@
+// Server side of the sparse-increment scheme (docs/retraining.md): rebuild the faulty chain's
+// per-layer outputs from a training-mode DataReply. RAW layers arrive as they are; for an
+// INCREMENT layer the server recomputes the clean output g from the received inputs with its
+// own copy of the deployed model (accel_sim in clean mode, the same integers as the device) and
+// adds the increment back: y = g + d (mod 256). With the layer-local reference
+// (reply.reference() == REFERENCE_LOCAL) g of layer l is the clean layer function of the
+// server's own reconstruction of the layer's input, so the layers are rebuilt in graph order in
+// one clean pass (Accelerator::InferWithOverrides). Torch-free.
+#pragma once
+
+#include <vector>
+
+#include "accel_sim/accelerator.h"
+#include "common/base/status.h"
+#include "r2f.pb.h"
+
+namespace r2f {
+
+struct Reconstruction {
+  std::vector<accel::Int8Tensor> layers;  // per MAC layer, in graph order
+  int increment_layers = 0;               // layers rebuilt from increments
+  double recompute_seconds = 0;           // clean forward for the increment layers
+  double decode_seconds = 0;              // decompression and addition
+};
+
+// `model` must be the model the reply was computed with (reply.model_version is checked).
+Result<Reconstruction> ReconstructLayers(const pb::DataReply& reply, accel::Accelerator& model);
+
+}  // namespace r2f

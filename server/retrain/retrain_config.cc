@@ -1,0 +1,74 @@
+#include "server/retrain/retrain_config.h"
+
+#include "common/base/config.h"
+#include "common/net/transport_message.h"
+
+namespace r2f {
+
+const char* RetrainMethodName(RetrainMethod method) {
+  return method == RetrainMethod::kDrm ? "drm" : "aprm";
+}
+
+const char* ThresholdPolicyName(ThresholdPolicy policy) {
+  return policy == ThresholdPolicy::kOffline ? "offline" : "adaptive";
+}
+
+void ParseRetrainSections(ConfigMap& map, RetrainConfig* out) {
+  RetrainConfig& c = *out;
+  ConfigMap m = map.Section("method");
+  c.method = m.GetChoice("mode", RetrainMethodName(c.method), {"drm", "aprm"}) == "drm"
+                 ? RetrainMethod::kDrm
+                 : RetrainMethod::kAprm;
+  c.policy = m.GetChoice("threshold_policy", ThresholdPolicyName(c.policy),
+                         {"offline", "adaptive"}) == "offline"
+                 ? ThresholdPolicy::kOffline
+                 : ThresholdPolicy::kAdaptive;
+  c.similarity_threshold = m.GetDouble("similarity_threshold", c.similarity_threshold, 0.0, 1.0);
+  c.lz4_raw = m.GetBool("lz4_raw", c.lz4_raw);
+  const accel::TrainingReference reference = accel::TrainingReferenceFromProto(c.reference);
+  c.reference = accel::TrainingReferenceToProto(m.GetChoice("reference",
+                                                            accel::TrainingReferenceName(reference),
+                                                            {"chain", "local"}) == "local"
+                                                    ? accel::TrainingReference::kLocal
+                                                    : accel::TrainingReference::kChain);
+  if (c.reference == pb::REFERENCE_LOCAL && c.session.tmr.mode == accel::TmrMode::kNetworkWise) {
+    m.Fail("reference", "local needs a single deployed chain, not tmr.mode network_wise");
+  }
+
+  ConfigMap t = map.Section("train");
+  c.samples = t.GetInt("samples", c.samples, 0, INT32_MAX);
+  c.batch_size = static_cast<int>(t.GetInt("batch_size", c.batch_size, 1, 4096));
+  c.epochs = static_cast<int>(t.GetInt("epochs", c.epochs, 1, 1000));
+  c.seed = static_cast<uint64_t>(t.GetInt("seed", static_cast<int64_t>(c.seed), 0, INT64_MAX));
+  c.hil.lr = t.GetDouble("lr", c.hil.lr, 1e-8, 10.0);
+  c.hil.momentum = t.GetDouble("momentum", c.hil.momentum, 0.0, 0.999);
+  c.hil.weight_decay = t.GetDouble("weight_decay", c.hil.weight_decay, 0.0, 0.1);
+  c.max_iterations = t.GetInt("max_iterations", c.max_iterations, 0, INT64_MAX);
+
+  ConfigMap e = map.Section("eval");
+  c.eval_images = e.GetInt("images", c.eval_images, 1, INT32_MAX);
+  c.eval_batch_size = static_cast<int>(e.GetInt("batch_size", c.eval_batch_size, 1, 1 << 16));
+  c.eval_before = e.GetBool("before", c.eval_before);
+  c.eval_device_id = e.GetString("device_id", c.eval_device_id);
+  if (!c.eval_device_id.empty()) {
+    if (Status st = ValidateDeviceId(c.eval_device_id); !st.ok()) e.Fail("device_id", st.message());
+  }
+
+  ConfigMap r = map.Section("run");
+  c.run_dir = r.GetString("dir", c.run_dir);
+  if (c.run_dir.empty()) r.Fail("dir", "must not be empty");
+  c.checkpoint_every =
+      static_cast<int>(r.GetInt("checkpoint_every", c.checkpoint_every, 0, INT32_MAX));
+}
+
+Result<RetrainConfig> LoadRetrainConfig(const std::string& path) {
+  R2F_ASSIGN_OR_RETURN(ConfigMap map, ConfigMap::LoadFile(path));
+  RetrainConfig c;
+  c.source = path;
+  ParseRemoteSession(map, "retrain", &c.session);
+  ParseRetrainSections(map, &c);
+  R2F_RETURN_IF_ERROR(map.Finish());
+  return c;
+}
+
+}  // namespace r2f

@@ -1,0 +1,65 @@
+// One retraining run as a small state machine: start (fresh or from the checkpoint), Base
+// accuracy, the device prepared for training, the iterations, the retrained accuracy. Used by
+// RunRetrain (server/retrain/retrain.h); its pieces are private so that each stays short.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/base/status.h"
+#include "common/link/stage_timer.h"
+#include "r2f.pb.h"
+#include "server/retrain/device_mirror.h"
+#include "server/retrain/progress.h"
+#include "server/retrain/retrain.h"
+#include "server/retrain/run_directory.h"
+
+namespace r2f {
+
+class HilTrainer;
+class R2fServer;
+
+class RetrainLoop {
+ public:
+  // `config` and `server` must outlive the loop.
+  RetrainLoop(const RetrainConfig& config, R2fServer& server, ProgressSink progress);
+  ~RetrainLoop();
+
+  Result<RetrainResult> Run(bool resume);
+
+ private:
+  Status Start(bool resume);
+  Status MeasureBase();
+  Status PrepareDevice();
+  Status DecideIncrementLayers(uint64_t train_samples);
+  Status RunIteration(int64_t it);
+  pb::GetDataRequest IterationRequest(int64_t it);
+  void AddCallRecords(IterationTiming* t);
+  Status Checkpoint(int64_t it);
+  void ReportProgress(int64_t it, double uplink_bytes);
+  Status Finish();
+
+  const RetrainConfig& c_;
+  R2fServer& server_;
+  ProgressSink progress_;
+  RunDirectory dir_;
+  RetrainResult result_;
+  CheckpointState state_;
+  pb::QuantizedModel start_model_;  // what the run starts from (pre-trained or checkpoint)
+  std::unique_ptr<HilTrainer> trainer_;
+  std::unique_ptr<DeviceMirror> mirror_;  // the device's model and its clean simulator
+
+  uint64_t samples_ = 0;         // training samples used per epoch
+  int64_t per_epoch_ = 0;        // iterations per epoch
+  int64_t total_ = 0;            // iterations of the run
+  std::vector<uint32_t> order_;  // the epoch's sample order
+  int order_epoch_ = -1;
+
+  std::chrono::steady_clock::time_point started_;
+  double loss_avg_ = -1;
+  int64_t hits_ = 0, seen_ = 0;
+};
+
+}  // namespace r2f

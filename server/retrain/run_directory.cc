@@ -1,0 +1,125 @@
+#include "server/retrain/run_directory.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include "common/base/atomic_file.h"
+#include "common/base/config.h"
+#include "common/base/json.h"
+#include "common/ir/model_file.h"
+
+namespace r2f {
+namespace fs = std::filesystem;
+namespace {
+
+// The checkpoint state as a small YAML file, read back with ConfigMap.
+std::string StateYaml(const CheckpointState& s) {
+  std::ostringstream os;
+  os << "last_iteration: " << s.last_iteration << "\nmodel_version: " << s.model_version
+     << "\nincrement_layers_decided: " << (s.increment_layers_decided ? "true" : "false")
+     << "\nincrement_layers: [";
+  for (size_t i = 0; i < s.increment_layers.size(); ++i) {
+    os << (i ? ", " : "") << s.increment_layers[i];
+  }
+  os << "]\nbefore_count: " << s.before_count << "\nbefore_top1: " << s.before_top1
+     << "\nbefore_top5: " << s.before_top5 << "\n";
+  return os.str();
+}
+
+Result<CheckpointState> ReadState(const std::string& path) {
+  R2F_ASSIGN_OR_RETURN(ConfigMap map, ConfigMap::LoadFile(path));
+  CheckpointState s;
+  s.last_iteration = map.GetInt("last_iteration", -1, -1, INT64_MAX);
+  s.model_version = static_cast<uint64_t>(map.GetInt("model_version", 0, 0, INT64_MAX));
+  s.increment_layers_decided = map.GetBool("increment_layers_decided", false);
+  for (int64_t id : map.GetIntList("increment_layers", {}, 0, UINT32_MAX)) {
+    s.increment_layers.push_back(static_cast<uint32_t>(id));
+  }
+  s.before_count = map.GetInt("before_count", 0, 0, INT64_MAX);
+  s.before_top1 = map.GetInt("before_top1", 0, 0, INT64_MAX);
+  s.before_top5 = map.GetInt("before_top5", 0, 0, INT64_MAX);
+  R2F_RETURN_IF_ERROR(map.Finish());
+  return s;
+}
+
+// The iteration of a stages.jsonl line, or -1 for a line that is not one of ours (a torn last
+// line of a killed run).
+int64_t LineIteration(const std::string& line) {
+  Result<Json> json = ParseJson(line, "stage line");
+  if (!json.ok() || !json->is_object() || !json->contains("iteration") ||
+      !(*json)["iteration"].is_number_integer()) {
+    return -1;
+  }
+  return (*json)["iteration"].get<int64_t>();
+}
+
+}  // namespace
+
+Status RunDirectory::StartFresh() {
+  std::error_code ec;
+  fs::remove_all(checkpoint_dir(), ec);
+  fs::create_directories(checkpoint_dir(), ec);
+  if (ec) return Status::IoError("cannot create run directory " + dir_ + ": " + ec.message());
+  return WriteFileAtomically(stages_path(), "");
+}
+
+Result<CheckpointState> RunDirectory::Resume(pb::QuantizedModel* model) {
+  if (!fs::exists(state_path())) {
+    return Status::NotFound("--resume: no checkpoint in " + checkpoint_dir() +
+                            " (run without --resume to start)");
+  }
+  R2F_ASSIGN_OR_RETURN(CheckpointState state, ReadState(state_path()));
+  R2F_ASSIGN_OR_RETURN(*model, LoadQuantizedModelFile(checkpoint_dir() + "/model.pb"));
+  if (model->model_version() != state.model_version) {
+    return Status::Corruption("checkpoint model has version " +
+                              std::to_string(model->model_version()) + ", state says " +
+                              std::to_string(state.model_version));
+  }
+  // Keep the stage lines of the iterations the checkpoint holds; later ones are redone.
+  std::ifstream in(stages_path());
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const int64_t it = LineIteration(line);
+    if (it >= 0 && it <= state.last_iteration) kept += line + "\n";
+  }
+  R2F_RETURN_IF_ERROR(WriteFileAtomically(stages_path(), kept));
+  return state;
+}
+
+Result<TimingTotals> RunDirectory::ReplayStages() const {
+  TimingTotals totals;
+  std::ifstream in(stages_path());
+  std::string line;
+  while (std::getline(in, line)) {
+    if (LineIteration(line) < 0) continue;
+    R2F_ASSIGN_OR_RETURN(IterationTiming kept, IterationTimingFromJson(line));
+    totals.Add(kept);
+  }
+  return totals;
+}
+
+Status RunDirectory::AppendStage(const IterationTiming& timing,
+                                 const std::map<std::string, double>& extra) {
+  if (!stages_.is_open()) stages_.open(stages_path(), std::ios::app);
+  stages_ << ToJsonLine(timing, extra) << "\n";
+  stages_.flush();
+  if (!stages_) return Status::IoError("cannot append to " + stages_path());
+  return Status::Ok();
+}
+
+Status RunDirectory::SaveCheckpoint(const CheckpointState& state,
+                                    const pb::QuantizedModel& model) const {
+  R2F_RETURN_IF_ERROR(
+      WriteFileAtomically(checkpoint_dir() + "/model.pb", model.SerializeAsString()));
+  return WriteFileAtomically(state_path(), StateYaml(state));
+}
+
+Status RunDirectory::WriteFinalModel(const pb::QuantizedModel& model) const {
+  return WriteFileAtomically(final_model_path(), model.SerializeAsString());
+}
+
+Status RunDirectory::WriteSummary(const std::string& json) const {
+  return WriteFileAtomically(dir_ + "/summary.json", json);
+}
+
+}  // namespace r2f

@@ -1,0 +1,71 @@
+// The files of one retraining run, and the checkpoint a killed run resumes from
+// (docs/retraining.md, "Run directory and resume"):
+//
+//   <dir>/stages.jsonl            one line per iteration (common/link/stage_timer.h)
+//   <dir>/checkpoint/state.yaml   CheckpointState
+//   <dir>/checkpoint/model.pb     the model deployed after state.last_iteration
+//   <dir>/checkpoint/trainer.*    master weights and momentum (HilTrainer::Save)
+//   <dir>/model.pb                the final model
+//   <dir>/summary.json            accuracy before and after, bytes, stage totals
+//
+// Every file but stages.jsonl is replaced atomically (common/base/atomic_file.h), so a run
+// killed at any point resumes from a consistent checkpoint; stage lines past the checkpoint are
+// dropped on resume and redone.
+#pragma once
+
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/base/status.h"
+#include "common/link/stage_timer.h"
+#include "r2f.pb.h"
+
+namespace r2f {
+
+struct CheckpointState {
+  int64_t last_iteration = -1;  // the last iteration whose update is in the saved weights
+  uint64_t model_version = 0;
+  std::vector<uint32_t> increment_layers;  // the offline policy's decision
+  bool increment_layers_decided = false;
+  int64_t before_count = 0, before_top1 = 0, before_top5 = 0;  // Base accuracy, once measured
+};
+
+class RunDirectory {
+ public:
+  explicit RunDirectory(std::string dir) : dir_(std::move(dir)) {}
+
+  // Creates the directory for a new run: removes an earlier run's checkpoint and stage lines.
+  Status StartFresh();
+  // Reads the checkpoint and its model into *model (NotFound, saying how to start, when there
+  // is none; Corruption when the model does not match the state) and drops the stage lines of
+  // iterations after it.
+  Result<CheckpointState> Resume(pb::QuantizedModel* model);
+  // The totals of the stage lines on file (a resumed run keeps counting from them).
+  Result<TimingTotals> ReplayStages() const;
+
+  // One line of stages.jsonl, flushed.
+  Status AppendStage(const IterationTiming& timing, const std::map<std::string, double>& extra);
+  // The state and the model of a checkpoint; the trainer saves itself under trainer_prefix()
+  // first, so that a state on disk never names weights that are not there.
+  Status SaveCheckpoint(const CheckpointState& state, const pb::QuantizedModel& model) const;
+  // The final model (model.pb) and summary.json.
+  Status WriteFinalModel(const pb::QuantizedModel& model) const;
+  Status WriteSummary(const std::string& json) const;
+
+  const std::string& dir() const { return dir_; }
+  std::string trainer_prefix() const { return dir_ + "/checkpoint/trainer"; }
+  std::string final_model_path() const { return dir_ + "/model.pb"; }
+
+ private:
+  std::string stages_path() const { return dir_ + "/stages.jsonl"; }
+  std::string checkpoint_dir() const { return dir_ + "/checkpoint"; }
+  std::string state_path() const { return dir_ + "/checkpoint/state.yaml"; }
+
+  std::string dir_;
+  std::ofstream stages_;  // opened by the first AppendStage
+};
+
+}  // namespace r2f

@@ -1,0 +1,233 @@
+// The exact GEMM kernels and the clean MAC-layer path against naive int32 loops, on full-range
+// int8 data (-128 and 127 over-represented) and awkward shapes.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "accel_sim/exact_gemm.h"
+#include "accel_sim/int16_gemm.h"
+#include "accel_sim/mac_kernels.h"
+#include "accel_sim/scaled_row.h"
+#include "tests/accel_sim/accel_models.h"
+#include "tests/accel_sim/accel_reference.h"
+
+namespace r2f::accel {
+namespace {
+
+using testing::ConvGeometry;
+
+std::vector<int32_t> NaiveGemm(const std::vector<int8_t>& w, const std::vector<int8_t>& x, int n,
+                               int k, int cols) {
+  std::vector<int32_t> c(static_cast<size_t>(n) * cols);
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j < cols; ++j) {
+      int64_t s = 0;
+      for (int t = 0; t < k; ++t) s += int64_t{w[i * k + t]} * x[static_cast<size_t>(t) * cols + j];
+      c[static_cast<size_t>(i) * cols + j] = static_cast<int32_t>(s);
+    }
+  }
+  return c;
+}
+
+std::vector<int8_t> RandomMatrix(size_t n, std::mt19937_64& rng) {
+  std::vector<int8_t> v(n);
+  for (auto& x : v) x = testing::RandomInt8(rng);
+  return v;
+}
+
+void CheckInt16Gemm(int n, int k, int cols, GemmIsa isa, std::mt19937_64& rng, bool all_min) {
+  std::vector<int8_t> w = RandomMatrix(static_cast<size_t>(n) * k, rng);
+  std::vector<int8_t> x = RandomMatrix(static_cast<size_t>(k) * cols, rng);
+  if (all_min) {
+    std::fill(w.begin(), w.end(), int8_t{-128});
+    std::fill(x.begin(), x.end(), int8_t{-128});
+  }
+  const PackedWeights packed = PackWeights(w.data(), n, k);
+  std::vector<int16_t> panels(static_cast<size_t>(PanelElements(k, cols)));
+  PackPanels(x.data(), k, cols, cols, panels.data());
+  const int ld = (cols + kPanelCols - 1) / kPanelCols * kPanelCols;
+  std::vector<int32_t> c(static_cast<size_t>(packed.row_blocks) * kRowBlock * ld, 12345);
+  Int16Gemm(packed, panels.data(), cols, c.data(), ld, isa);
+  const std::vector<int32_t> want = NaiveGemm(w, x, n, k, cols);
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j < cols; ++j) {
+      ASSERT_EQ(c[static_cast<size_t>(i) * ld + j], want[static_cast<size_t>(i) * cols + j])
+          << "n=" << n << " k=" << k << " cols=" << cols << " at (" << i << "," << j << ")";
+    }
+  }
+}
+
+TEST(Int16GemmTest, MatchesNaiveOnOddShapes) {
+  std::mt19937_64 rng(1);
+  for (GemmIsa isa : {GemmIsa::kGeneric, GemmIsa::kAuto}) {
+    for (int k : {1, 2, 3, 1023, 1024, 1025, 2500}) {
+      for (int n : {1, 3, 4, 5, 17}) {
+        for (int cols : {1, 15, 16, 17, 50}) CheckInt16Gemm(n, k, cols, isa, rng, false);
+      }
+    }
+  }
+}
+
+TEST(Int16GemmTest, AllMinusOneTwentyEightIsExact) {
+  // Every product is +2^14: the largest pair sums and partial sums there are.
+  std::mt19937_64 rng(2);
+  for (GemmIsa isa : {GemmIsa::kGeneric, GemmIsa::kAuto}) {
+    for (int k : {1, 1025, 4099}) CheckInt16Gemm(5, k, 33, isa, rng, true);
+  }
+}
+
+TEST(Int16GemmTest, PackPanelsHonoursRowStride) {
+  std::mt19937_64 rng(3);
+  const int k = 5, cols = 20, ldx = 37;
+  std::vector<int8_t> x = RandomMatrix(static_cast<size_t>(k) * ldx, rng);
+  std::vector<int16_t> panels(static_cast<size_t>(PanelElements(k, cols)));
+  PackPanels(x.data(), k, cols, ldx, panels.data());
+  const int k_pairs = (k + 1) / 2;
+  for (int t = 0; t < k; ++t) {
+    for (int j = 0; j < 32; ++j) {  // two panels, the second one padded
+      const int16_t got = panels[(j / kPanelCols) * k_pairs * kPanelCols * 2 +
+                                 (t / 2) * kPanelCols * 2 + (j % kPanelCols) * 2 + t % 2];
+      const int16_t want = j < cols ? x[static_cast<size_t>(t) * ldx + j] : 0;
+      ASSERT_EQ(got, want) << "t=" << t << " j=" << j;
+    }
+  }
+}
+
+TEST(AddScaledRowTest, MatchesWrappingInt32LoopForEveryTail) {
+  // The weight-flip delta row: every length around the 16- and 8-wide SIMD blocks, the extreme
+  // scales (+-255 with x = -128 is the largest product) and accumulators near the int32 edges,
+  // where the sum must wrap like the modular arithmetic the epilogue relies on.
+  std::mt19937_64 rng(17);
+  for (int32_t dw : {255, -255, 1, -1, 0, 128, -128, 77}) {
+    for (int64_t n = 0; n <= 41; ++n) {
+      std::vector<int8_t> x(static_cast<size_t>(n) + 3);
+      for (auto& v : x) v = static_cast<int8_t>(rng() % 4 == 0 ? -128 : rng());
+      std::vector<uint32_t> dst(static_cast<size_t>(n) + 2), want;
+      for (auto& v : dst) v = static_cast<uint32_t>(rng() % 2 ? rng() : 0x7fffff00u + rng() % 512);
+      want = dst;
+      for (int64_t j = 0; j < n; ++j) {
+        want[j] = static_cast<uint32_t>(static_cast<int64_t>(want[j]) + int64_t{dw} * x[j + 1]);
+      }
+      AddScaledRow(x.data() + 1, dw, n, dst.data());  // unaligned source
+      ASSERT_EQ(dst, want) << "dw " << dw << " n " << n;
+    }
+  }
+}
+
+TEST(ExactSgemmTest, MatchesNaiveAcrossChunkBoundaries) {
+  std::mt19937_64 rng(4);
+  for (int k : {1, 1023, 1024, 1025, 2500}) {
+    for (int n : {1, 7}) {
+      for (int cols : {1, 33}) {
+        std::vector<int8_t> w = RandomMatrix(static_cast<size_t>(n) * k, rng);
+        std::vector<int8_t> x = RandomMatrix(static_cast<size_t>(k) * cols, rng);
+        if (k == 2500) std::fill(x.begin(), x.end(), int8_t{-128});
+        if (k == 2500 && n == 7) std::fill(w.begin(), w.end(), int8_t{-128});
+        std::vector<float> wf(w.begin(), w.end()), xf(x.begin(), x.end());
+        std::vector<float> scratch(static_cast<size_t>(n) * cols);
+        std::vector<int32_t> c(static_cast<size_t>(n) * cols);
+        ExactInt8Gemm(n, cols, k, wf.data(), k, xf.data(), cols, c.data(), cols, scratch.data());
+        EXPECT_EQ(c, NaiveGemm(w, x, n, k, cols)) << "n=" << n << " k=" << k << " cols=" << cols;
+      }
+    }
+  }
+}
+
+// RunMacLayer (im2col + GEMM, or the direct kernel) against the six-deep reference loop, on
+// several images at once, each feeding two (clean) outputs.
+void CheckLayer(const ConvGeometry& g, bool relu, uint64_t seed, bool linear = false) {
+  SCOPED_TRACE("conv " + std::to_string(g.in_c) + "x" + std::to_string(g.in_h) + "x" +
+               std::to_string(g.in_w) + " -> " + std::to_string(g.out_c) + " k" +
+               std::to_string(g.kh) + "x" + std::to_string(g.kw) + " s" + std::to_string(g.sh) +
+               "," + std::to_string(g.sw) + " p" + std::to_string(g.ph) + "," +
+               std::to_string(g.pw) + " g" + std::to_string(g.groups));
+  const pb::QuantizedModel model = testing::SingleLayerModel(g, relu, seed, linear);
+  auto compiled = testing::Compile(model);
+  ASSERT_NE(compiled, nullptr);
+  const MacLayer& L = compiled->mac_layers()[0];
+  const int images = 3;
+  const std::vector<int8_t> in = testing::RandomImages(L.in_elements() * images, seed + 1);
+  std::vector<int8_t> out(static_cast<size_t>(L.out_elements() * images), 55);
+  std::vector<int8_t> copy(out.size(), 66);
+  std::vector<MacImage> batch(images);
+  for (int b = 0; b < images; ++b) {
+    batch[b].input = in.data() + b * L.in_elements();
+    MacTarget t;
+    t.output = out.data() + b * L.out_elements();
+    batch[b].targets.push_back(t);
+    t.output = copy.data() + b * L.out_elements();
+    batch[b].targets.push_back(t);
+  }
+  RunMacLayer(L, batch);
+  EXPECT_EQ(copy, out);
+  for (int b = 0; b < images; ++b) {
+    std::vector<int8_t> x(in.begin() + b * L.in_elements(), in.begin() + (b + 1) * L.in_elements());
+    const std::vector<int32_t> want_acc = testing::RefConvAcc(g, x, L.weights, L.bias);
+    const std::vector<int8_t> want_out =
+        testing::RefRequantPlanes(want_acc, g.out_c, L.shift, relu);
+    const std::vector<int8_t> got_out(out.begin() + b * L.out_elements(),
+                                      out.begin() + (b + 1) * L.out_elements());
+    ASSERT_EQ(got_out, want_out) << "image " << b;
+  }
+}
+
+ConvGeometry Geo(int in_c, int h, int w, int out_c, int kh, int kw, int sh, int sw, int ph, int pw,
+                 int groups) {
+  ConvGeometry g;
+  g.in_c = in_c;
+  g.in_h = h;
+  g.in_w = w;
+  g.out_c = out_c;
+  g.kh = kh;
+  g.kw = kw;
+  g.sh = sh;
+  g.sw = sw;
+  g.ph = ph;
+  g.pw = pw;
+  g.groups = groups;
+  return g;
+}
+
+TEST(MacLayerTest, ConvolutionsMatchReference) {
+  uint64_t seed = 10;
+  CheckLayer(Geo(3, 9, 7, 8, 3, 3, 1, 1, 1, 1, 1), true, ++seed);     // 3x3 same
+  CheckLayer(Geo(5, 10, 11, 6, 3, 3, 2, 2, 1, 1, 1), false, ++seed);  // strided
+  CheckLayer(Geo(4, 8, 8, 9, 1, 1, 1, 1, 0, 0, 1), true, ++seed);     // pointwise
+  CheckLayer(Geo(4, 9, 9, 5, 1, 1, 2, 2, 0, 0, 1), false, ++seed);    // strided 1x1
+  CheckLayer(Geo(2, 7, 12, 3, 5, 3, 2, 1, 2, 0, 1), false, ++seed);   // non-square
+  CheckLayer(Geo(8, 6, 6, 8, 3, 3, 1, 1, 1, 1, 8), true, ++seed);     // depthwise
+  CheckLayer(Geo(6, 7, 7, 6, 3, 3, 2, 2, 1, 1, 6), false, ++seed);    // depthwise strided
+  CheckLayer(Geo(8, 6, 5, 16, 3, 3, 1, 1, 1, 1, 2), true, ++seed);    // grouped, GEMM path
+  CheckLayer(Geo(6, 5, 5, 12, 3, 3, 1, 1, 0, 0, 3), false, ++seed);   // grouped, direct path
+  CheckLayer(Geo(1, 4, 4, 2, 4, 4, 1, 1, 0, 0, 1), true, ++seed);     // one output pixel
+  CheckLayer(Geo(1, 3, 3, 2, 3, 3, 1, 1, 2, 2, 1), false, ++seed);    // windows in padding
+  CheckLayer(Geo(130, 5, 5, 33, 3, 3, 1, 1, 1, 1, 1), true, ++seed);  // K = 1170 > 1024
+  CheckLayer(Geo(2, 4, 3, 3, 5, 5, 1, 1, 2, 2, 1), false, ++seed);    // 5x5 "same", tiny rows
+  CheckLayer(Geo(3, 6, 5, 2, 3, 5, 1, 1, 0, 2, 1), true, ++seed);     // same width only
+  CheckLayer(Geo(2, 5, 1, 2, 3, 1, 1, 1, 1, 0, 1), false, ++seed);    // one column
+}
+
+TEST(MacLayerTest, LinearMatchesReference) {
+  CheckLayer(Geo(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1), false, 40, true);
+  CheckLayer(Geo(37, 1, 1, 10, 1, 1, 1, 1, 0, 0, 1), true, 41, true);
+  CheckLayer(Geo(2500, 1, 1, 5, 1, 1, 1, 1, 0, 0, 1), false, 42, true);
+}
+
+TEST(MacLayerTest, RandomGeometriesMatchReference) {
+  std::mt19937_64 rng(99);
+  for (int trial = 0; trial < 30; ++trial) {
+    const int groups = static_cast<int>(rng() % 3) == 0 ? static_cast<int>(1 + rng() % 4) : 1;
+    const int in_c = groups * static_cast<int>(1 + rng() % 6);
+    const int out_c = groups * static_cast<int>(1 + rng() % 7);
+    const int kh = static_cast<int>(1 + rng() % 4), kw = static_cast<int>(1 + rng() % 4);
+    const int ph = static_cast<int>(rng() % kh), pw = static_cast<int>(rng() % kw);
+    const int h = kh + static_cast<int>(rng() % 9), w = kw + static_cast<int>(rng() % 9);
+    const int sh = static_cast<int>(1 + rng() % 3), sw = static_cast<int>(1 + rng() % 3);
+    CheckLayer(Geo(in_c, h, w, out_c, kh, kw, sh, sw, ph, pw, groups), rng() % 2 == 0,
+               1000 + trial);
+  }
+}
+
+}  // namespace
+}  // namespace r2f::accel

@@ -1,0 +1,467 @@
+// DeviceService without MQTT: every Table-I request kind, every error it must name, weight
+// deltas (wrong base, CRC mismatch), persistence across a restart, and the training encodings
+// checked bit for bit against a local accelerator run.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "accel_sim/accelerator.h"
+#include "client/device_service.h"
+#include "client/r2f_client_api.h"
+#include "common/codec/increment_codec.h"
+#include "common/codec/weight_delta.h"
+#include "common/ir/graph.h"
+#include "server/retrain/reconstruct.h"
+#include "tests/support/daemon_test_util.h"
+
+namespace r2f {
+namespace {
+
+using testing::TestModel;
+
+const Dataset& TrainData() {
+  static const Dataset* data = new Dataset(LoadDataset(testing::TestSplit("train")).value());
+  return *data;
+}
+const Dataset& TestData() {
+  static const Dataset* data = new Dataset(LoadDataset(testing::TestSplit("test")).value());
+  return *data;
+}
+const pb::QuantizedModel& Model() {
+  static const pb::QuantizedModel* model = new pb::QuantizedModel(TestModel());
+  return *model;
+}
+
+bool HaveData() {
+  return std::filesystem::exists(std::string(testing::kFashionMnistDir) +
+                                 "/t10k-images-idx3-ubyte.gz");
+}
+
+pb::DeployModelRequest Whole(const pb::QuantizedModel& model) {
+  pb::DeployModelRequest r;
+  *r.mutable_model() = model;
+  return r;
+}
+
+pb::SetAIoTModeRequest Mode(pb::AIoTMode mode, pb::TmrModeProto tmr = pb::TMR_NONE,
+                            std::vector<uint32_t> layers = {}) {
+  pb::SetAIoTModeRequest r;
+  r.set_mode(mode);
+  r.set_tmr(tmr);
+  for (uint32_t l : layers) r.add_protected_layers(l);
+  return r;
+}
+
+pb::GetDataRequest Request(pb::AIoTMode mode, std::vector<uint64_t> ids, uint64_t tag = 3) {
+  pb::GetDataRequest r;
+  r.set_mode(mode);
+  r.set_split(pb::SPLIT_TEST);
+  r.set_execution_tag(tag);
+  for (uint64_t id : ids) r.add_sample_ids(id);
+  return r;
+}
+
+std::vector<uint64_t> Range(uint64_t first, uint64_t count) {
+  std::vector<uint64_t> ids;
+  for (uint64_t i = 0; i < count; ++i) ids.push_back(first + i);
+  return ids;
+}
+
+void ExpectError(const Status& st, Status::Code code, const std::string& text) {
+  EXPECT_EQ(st.code(), code) << st.ToString();
+  EXPECT_NE(st.message().find(text), std::string::npos)
+      << "'" << text << "' not in: " << st.ToString();
+}
+
+class DeviceServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!HaveData()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+    options_.device_id = "dev-unit";
+    options_.faults.ber = 1e-3;
+    options_.faults.seed = 5;
+    options_.state_dir = dir_.File("state");
+    options_.max_samples_per_request = 64;
+    service_ = MakeService();
+  }
+  std::unique_ptr<DeviceService> MakeService() {
+    auto s = DeviceService::Create(options_, TrainData(), TestData());
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return std::move(s).value();
+  }
+  void Deploy(const pb::QuantizedModel& model = Model()) {
+    auto ack = service_->DeployModel(Whole(model));
+    ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+  }
+  // The same accelerator the device runs, for expected values.
+  std::unique_ptr<accel::Accelerator> Local(const pb::QuantizedModel& model = Model()) {
+    return accel::Accelerator::Create(model, options_.accelerator).value();
+  }
+  accel::ImageBatch Batch(const std::vector<uint64_t>& ids) {
+    pixels_.clear();
+    for (uint64_t id : ids) {
+      pixels_.insert(pixels_.end(), TestData().image(id),
+                     TestData().image(id) + TestData().image_bytes());
+    }
+    return accel::ImageBatch{pixels_.data(), static_cast<int>(ids.size()), ids};
+  }
+
+  testing::TempDir dir_;
+  DeviceServiceOptions options_;
+  std::unique_ptr<DeviceService> service_;
+  std::vector<uint8_t> pixels_;
+};
+
+TEST_F(DeviceServiceTest, SetAIoTModeValidatesTheProtectionSet) {
+  auto ack = service_->SetAIoTMode(Mode(pb::MODE_INFERENCE));
+  ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+  EXPECT_EQ(ack->model_version(), 0u);
+  EXPECT_EQ(ack->test_samples(), static_cast<uint64_t>(testing::kTestLimit));
+  EXPECT_EQ(ack->train_samples(), static_cast<uint64_t>(testing::kTrainLimit));
+  ExpectError(service_->SetAIoTMode(Mode(pb::MODE_TRAINING, pb::TMR_PARTIAL, {1})).status(),
+              Status::Code::kInvalidArgument, "deployModel first");
+
+  Deploy();
+  const std::vector<uint32_t> macs = MacLayerIds(Model().graph());
+  ack = service_->SetAIoTMode(Mode(pb::MODE_TRAINING, pb::TMR_PARTIAL, {macs[0], macs[3]}));
+  ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+  EXPECT_EQ(ack->mode(), pb::MODE_TRAINING);
+  EXPECT_EQ(ack->tmr(), pb::TMR_PARTIAL);
+  EXPECT_EQ(ack->protected_layers_size(), 2);
+  EXPECT_EQ(ack->model_version(), 1u);
+
+  ExpectError(service_->SetAIoTMode(Mode(pb::MODE_TRAINING, pb::TMR_PARTIAL, {0})).status(),
+              Status::Code::kInvalidArgument, "protected layer 0 is not a MAC layer");
+  ExpectError(
+      service_->SetAIoTMode(Mode(pb::MODE_TRAINING, pb::TMR_PARTIAL, {macs[1], macs[1]})).status(),
+      Status::Code::kInvalidArgument, "listed twice");
+  ExpectError(
+      service_->SetAIoTMode(Mode(pb::MODE_TRAINING, pb::TMR_LAYER_WISE, {macs[1]})).status(),
+      Status::Code::kInvalidArgument, "only for TMR partial");
+  pb::SetAIoTModeRequest bad = Mode(pb::MODE_INFERENCE);
+  bad.set_tmr(static_cast<pb::TmrModeProto>(9));
+  ExpectError(service_->SetAIoTMode(bad).status(), Status::Code::kInvalidArgument,
+              "unknown TMR mode 9");
+  // Rejected requests changed nothing.
+  EXPECT_EQ(service_->mode(), pb::MODE_TRAINING);
+}
+
+TEST_F(DeviceServiceTest, DeployWholeModelPersistsAndRedeployIsANoOp) {
+  auto ack = service_->DeployModel(Whole(Model()));
+  ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+  EXPECT_EQ(ack->model_version(), 1u);
+  EXPECT_NE(ack->detail().find("deployed model version 1"), std::string::npos) << ack->detail();
+  EXPECT_TRUE(std::filesystem::exists(options_.state_dir + "/model.pb"));
+  const auto saved_at = std::filesystem::last_write_time(options_.state_dir + "/model.pb");
+
+  ack = service_->DeployModel(Whole(Model()));
+  ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+  EXPECT_NE(ack->detail().find("already deployed; nothing changed"), std::string::npos)
+      << ack->detail();
+  EXPECT_EQ(std::filesystem::last_write_time(options_.state_dir + "/model.pb"), saved_at);
+  EXPECT_EQ(ack->requests_handled(), 2u);
+}
+
+TEST_F(DeviceServiceTest, BadModelsAreRejectedNamingTheProblem) {
+  Deploy();
+  pb::QuantizedModel corrupt = Model();
+  corrupt.set_model_version(2);
+  const uint32_t node = corrupt.layers(2).node_id();
+  corrupt.mutable_layers(2)->mutable_weights()->pop_back();
+  auto ack = service_->DeployModel(Whole(corrupt));
+  ExpectError(ack.status(), Status::Code::kInvalidArgument,
+              "layer " + std::to_string(node) + " '" + corrupt.graph().nodes(node).name() + "'");
+  EXPECT_NE(ack.status().message().find("weights"), std::string::npos);
+
+  pb::QuantizedModel unversioned = Model();
+  unversioned.set_model_version(0);
+  ExpectError(service_->DeployModel(Whole(unversioned)).status(), Status::Code::kInvalidArgument,
+              "model_version must be >= 1");
+
+  NetworkSpec rgb = DefaultNetworkSpec("resnet18").value();
+  rgb.width = 0.125;
+  rgb.input_chw = {3, 32, 32};
+  pb::QuantizedModel cifar = accel::MakeRandomQuantizedModel(BuildNetwork(rgb).value(), 1).value();
+  cifar.set_model_version(3);
+  ExpectError(service_->DeployModel(Whole(cifar)).status(), Status::Code::kInvalidArgument,
+              "expects images of 3x32x32");
+
+  ExpectError(service_->DeployModel(pb::DeployModelRequest()).status(),
+              Status::Code::kInvalidArgument, "neither a model nor a delta");
+  // None of them replaced the model deployed first, in memory or on disk.
+  EXPECT_EQ(service_->model_version(), 1u);
+  EXPECT_EQ(MakeService()->model_version(), 1u);
+
+  DeviceServiceOptions small = options_;
+  small.state_dir.clear();
+  small.max_model_bytes = 1024;
+  auto limited = DeviceService::Create(small, TrainData(), TestData()).value();
+  ExpectError(limited->DeployModel(Whole(Model())).status(), Status::Code::kResourceExhausted,
+              "limits.max_model_bytes");
+}
+
+TEST_F(DeviceServiceTest, WeightDeltaAppliesOnlyToItsBaseAndChecksTheCrc) {
+  const pb::QuantizedModel v2 = testing::Retrained(Model(), 2);
+  pb::DeployModelRequest delta;
+  *delta.mutable_delta() = MakeWeightDelta(Model(), v2).value();
+  ExpectError(service_->DeployModel(delta).status(), Status::Code::kInvalidArgument,
+              "no model is deployed");
+
+  Deploy();
+  pb::DeployModelRequest wrong_base = delta;
+  wrong_base.mutable_delta()->set_base_version(7);
+  ExpectError(service_->DeployModel(wrong_base).status(), Status::Code::kInvalidArgument,
+              "the device holds version 1");
+  pb::DeployModelRequest bad_crc = delta;
+  bad_crc.mutable_delta()->set_weights_crc32(delta.delta().weights_crc32() ^ 1);
+  ExpectError(service_->DeployModel(bad_crc).status(), Status::Code::kCorruption, "CRC-32");
+  EXPECT_EQ(service_->model_version(), 1u);
+
+  auto ack = service_->DeployModel(delta);
+  ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+  EXPECT_EQ(ack->model_version(), 2u);
+  EXPECT_NE(ack->detail().find("applied weight delta 1 -> 2"), std::string::npos);
+  ASSERT_NE(service_->deployed_model(), nullptr);
+  EXPECT_EQ(service_->deployed_model()->SerializeAsString(), v2.SerializeAsString());
+  // The same delta again (a retry after a lost reply) is a no-op, not a version mismatch.
+  ack = service_->DeployModel(delta);
+  ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+  EXPECT_NE(ack->detail().find("nothing changed"), std::string::npos) << ack->detail();
+}
+
+TEST_F(DeviceServiceTest, GetDataErrorsNameTheProblem) {
+  ExpectError(service_->GetData(Request(pb::MODE_INFERENCE, {0})).status(), Status::Code::kNotFound,
+              "no model deployed");
+  Deploy();
+  ExpectError(service_->GetData(Request(pb::MODE_TRAINING, {0})).status(),
+              Status::Code::kInvalidArgument, "the device is in inference mode");
+  ExpectError(service_->GetData(Request(pb::MODE_INFERENCE, {})).status(),
+              Status::Code::kInvalidArgument, "names no samples");
+  ExpectError(service_->GetData(Request(pb::MODE_INFERENCE, {1, 5000})).status(),
+              Status::Code::kInvalidArgument, "sample id 5000 is out of range");
+  ExpectError(service_->GetData(Request(pb::MODE_INFERENCE, Range(0, 65))).status(),
+              Status::Code::kResourceExhausted, "at most 64");
+  ASSERT_TRUE(service_->SetAIoTMode(Mode(pb::MODE_TRAINING)).ok());
+  pb::GetDataRequest bad_layers = Request(pb::MODE_TRAINING, {0});
+  bad_layers.set_policy(pb::ENCODE_OFFLINE);
+  bad_layers.add_increment_layers(0);
+  ExpectError(service_->GetData(bad_layers).status(), Status::Code::kInvalidArgument,
+              "increment layer 0 is not a MAC layer");
+  pb::GetDataRequest bad_threshold = Request(pb::MODE_TRAINING, {0});
+  bad_threshold.set_policy(pb::ENCODE_ADAPTIVE);
+  bad_threshold.set_similarity_threshold(1.5);
+  ExpectError(service_->GetData(bad_threshold).status(), Status::Code::kInvalidArgument,
+              "similarity_threshold");
+}
+
+TEST_F(DeviceServiceTest, InferenceEqualsTheLocalAcceleratorAndReportsFaults) {
+  Deploy();
+  const std::vector<uint64_t> ids = {3, 1, 4, 1, 5, 9, 2, 6};
+  pb::GetDataRequest req = Request(pb::MODE_INFERENCE, ids, 17);
+  req.set_layer_similarity(true);
+  auto reply = service_->GetData(req);
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+
+  auto local = Local()->Infer(Batch(ids), options_.faults, {}, 17, false).value();
+  EXPECT_EQ(reply->logits(), std::string(local.logits.data.begin(), local.logits.data.end()));
+  EXPECT_EQ(reply->logits_frac(), local.logits.frac);
+  EXPECT_EQ(reply->fp_cycles(), local.stats.total_cycles);
+  EXPECT_EQ(reply->num_classes(), 10u);
+  ASSERT_EQ(reply->labels().size(), ids.size());
+  EXPECT_EQ(static_cast<uint8_t>(reply->labels()[2]), TestData().labels[4]);
+  ASSERT_EQ(reply->reports_size(), static_cast<int>(local.stats.faults.size()));
+  uint64_t flips = 0;
+  bool some_layer_hit = false;
+  for (const pb::LayerReport& r : reply->reports()) {
+    ASSERT_EQ(r.flips_size(), accel::kNumFaultSites);
+    for (uint64_t f : r.flips()) flips += f;
+    EXPECT_GE(r.similarity_to_clean(), 0.0);
+    EXPECT_LE(r.similarity_to_clean(), 1.0);
+    some_layer_hit |= r.similarity_to_clean() < 1.0;
+  }
+  EXPECT_EQ(flips, local.stats.total_flips);
+  EXPECT_GT(flips, 0u);
+  EXPECT_TRUE(some_layer_hit);
+  EXPECT_EQ(reply->model_version(), 1u);
+  EXPECT_EQ(reply->clock_mhz(), options_.accelerator.clock_mhz);
+}
+
+// Decodes every layer of a training reply against the local LW-TMR reference and checks it
+// against the local faulty chain: the device's encodings are lossless and chosen by the policy.
+TEST_F(DeviceServiceTest, TrainingRepliesDecodeToTheFaultyOutputsUnderEachPolicy) {
+  Deploy();
+  const std::vector<uint32_t> macs = MacLayerIds(Model().graph());
+  ASSERT_TRUE(service_->SetAIoTMode(Mode(pb::MODE_TRAINING, pb::TMR_PARTIAL, {macs[0]})).ok());
+  const std::vector<uint64_t> ids = Range(20, 8);
+  accel::TmrConfig tmr{accel::TmrMode::kPartial, {macs[0]}};
+  auto local = Local()->RunTraining(Batch(ids), options_.faults, tmr, 9).value();
+
+  for (pb::LayerEncodingPolicy policy : {pb::ENCODE_RAW, pb::ENCODE_OFFLINE, pb::ENCODE_ADAPTIVE}) {
+    SCOPED_TRACE(pb::LayerEncodingPolicy_Name(policy));
+    pb::GetDataRequest req = Request(pb::MODE_TRAINING, ids, 9);
+    req.set_policy(policy);
+    req.set_similarity_threshold(0.5);
+    if (policy == pb::ENCODE_OFFLINE) req.add_increment_layers(macs[1]);
+    auto reply = service_->GetData(req);
+    ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+    EXPECT_EQ(reply->inputs(), std::string(pixels_.begin(), pixels_.end()));
+    EXPECT_EQ(reply->logits(), std::string(local.logits.data.begin(), local.logits.data.end()));
+    EXPECT_EQ(reply->fp_cycles(), local.faulty_stats.total_cycles);
+    EXPECT_EQ(reply->tmr_cycles(),
+              policy == pb::ENCODE_RAW ? 0 : local.reference_stats.total_cycles);
+    ASSERT_EQ(reply->layers_size(), static_cast<int>(macs.size()));
+    for (int l = 0; l < reply->layers_size(); ++l) {
+      const pb::EncodedLayer& layer = reply->layers(l);
+      const auto& y = local.faulty[l].data;
+      const auto& v = local.reference[l].data;
+      ASSERT_EQ(layer.node_id(), macs[l]);
+      ASSERT_EQ(layer.elements(), y.size());
+      const Encoding enc = static_cast<Encoding>(layer.encoding());
+      const double sim = Similarity(y.data(), v.data(), y.size());
+      if (policy == pb::ENCODE_RAW) {
+        EXPECT_EQ(enc, Encoding::kRaw);
+      } else if (policy == pb::ENCODE_OFFLINE) {
+        EXPECT_EQ(IsIncrement(enc), macs[l] == macs[1]) << "layer " << macs[l];
+        EXPECT_DOUBLE_EQ(layer.similarity(), sim);
+      } else {
+        EXPECT_DOUBLE_EQ(layer.similarity(), sim);
+        if (sim < 0.5) {
+          EXPECT_EQ(enc, Encoding::kRaw) << "layer " << macs[l];
+        }
+        // Smallest-wins: never larger than the raw form.
+        EXPECT_LE(layer.data().size(), y.size());
+      }
+      EncodedLayer encoded{enc, static_cast<uint32_t>(layer.elements()), layer.data()};
+      std::vector<int8_t> out(y.size());
+      ASSERT_TRUE(Decode(encoded, v.data(), out.data(), out.size()).ok()) << "layer " << macs[l];
+      EXPECT_EQ(out, y) << "layer " << macs[l];
+    }
+  }
+}
+
+// The layer-local reference end to end: the device runs it when asked and says so, and the
+// server's sequential reconstruction gives the device's faulty chain bit for bit, with far fewer
+// bytes than the chain reference. Output flips only, so that no two replicas spoil the same bit
+// and every vote is exact (checked; tests/accel_sim/local_reference_test.cc covers all sites).
+TEST_F(DeviceServiceTest, LocalReferenceRepliesReconstructToTheFaultyChain) {
+  options_.faults.ber = 1e-4;
+  options_.faults.sites = {false, false, false, true};
+  service_ = MakeService();
+  Deploy();
+  const std::vector<uint32_t> macs = MacLayerIds(Model().graph());
+  ASSERT_TRUE(service_->SetAIoTMode(Mode(pb::MODE_TRAINING, pb::TMR_PARTIAL, {macs[0]})).ok());
+  const std::vector<uint64_t> ids = Range(40, 8);
+  accel::TmrConfig tmr{accel::TmrMode::kPartial, {macs[0]}};
+  auto local =
+      Local()->RunTraining(Batch(ids), options_.faults, tmr, 11, accel::TrainingReference::kLocal);
+  ASSERT_TRUE(local.ok()) << local.status().ToString();
+  // The premise: every local vote equals the layer's clean function of the faulty chain's input.
+  auto server_model = Local();
+  std::vector<std::vector<int8_t>> own(macs.size());
+  accel::MacOutputHook replay = [&](size_t m, int8_t* out, int64_t n) {
+    own[m].assign(out, out + n);
+    std::copy(local->faulty[m].data.begin(), local->faulty[m].data.end(), out);
+    return Status::Ok();
+  };
+  ASSERT_TRUE(server_model->InferWithOverrides(Batch(ids), replay, false).ok());
+  int own_faults = 0;
+  for (size_t m = 0; m < macs.size(); ++m) {
+    ASSERT_EQ(local->reference[m].data, own[m]) << "vote not exact at layer " << macs[m];
+    own_faults += own[m] != local->faulty[m].data;
+  }
+  ASSERT_GT(own_faults, 0);
+
+  size_t bytes[2] = {0, 0};
+  for (pb::IncrementReference reference : {pb::REFERENCE_CHAIN, pb::REFERENCE_LOCAL}) {
+    SCOPED_TRACE(pb::IncrementReference_Name(reference));
+    pb::GetDataRequest req = Request(pb::MODE_TRAINING, ids, 11);
+    req.set_policy(pb::ENCODE_ADAPTIVE);
+    req.set_similarity_threshold(0.0);  // every layer may go as an increment
+    req.set_reference(reference);
+    auto reply = service_->GetData(req);
+    ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+    EXPECT_EQ(reply->reference(), reference);
+    for (const pb::EncodedLayer& l : reply->layers()) bytes[reference] += l.data().size();
+    auto recon = ReconstructLayers(*reply, *server_model);
+    ASSERT_TRUE(recon.ok()) << recon.status().ToString();
+    EXPECT_GT(recon->increment_layers, 0);
+    if (reference == pb::REFERENCE_LOCAL) {
+      for (size_t m = 0; m < macs.size(); ++m) {
+        EXPECT_EQ(reply->layers(static_cast<int>(m)).similarity(),
+                  Similarity(local->faulty[m].data.data(), local->reference[m].data.data(),
+                             local->faulty[m].data.size()));
+        EXPECT_EQ(recon->layers[m].data, local->faulty[m].data) << "layer " << macs[m];
+      }
+    }
+  }
+  EXPECT_LT(2 * bytes[pb::REFERENCE_LOCAL], bytes[pb::REFERENCE_CHAIN]);
+
+  // A reply whose reference is unknown is refused, not decoded against a guess.
+  pb::GetDataRequest req = Request(pb::MODE_TRAINING, ids, 11);
+  req.set_policy(pb::ENCODE_ADAPTIVE);
+  auto reply = service_->GetData(req);
+  ASSERT_TRUE(reply.ok());
+  reply->set_reference(static_cast<pb::IncrementReference>(7));
+  EXPECT_FALSE(ReconstructLayers(*reply, *server_model).ok());
+  req.set_reference(static_cast<pb::IncrementReference>(7));
+  ExpectError(service_->GetData(req).status(), Status::Code::kInvalidArgument,
+              "unknown increment reference");
+}
+
+TEST_F(DeviceServiceTest, ARestartedDeviceKeepsItsModelAndMode) {
+  Deploy();
+  const std::vector<uint32_t> macs = MacLayerIds(Model().graph());
+  ASSERT_TRUE(service_->SetAIoTMode(Mode(pb::MODE_TRAINING, pb::TMR_PARTIAL, {macs[2]})).ok());
+  auto before = service_->GetData(Request(pb::MODE_TRAINING, {1, 2}));
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+
+  service_ = MakeService();
+  EXPECT_EQ(service_->model_version(), 1u);
+  EXPECT_EQ(service_->mode(), pb::MODE_TRAINING);
+  auto after = service_->GetData(Request(pb::MODE_TRAINING, {1, 2}));
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  // Same request, same state: the same reply (wall times aside).
+  EXPECT_EQ(after->logits(), before->logits());
+  ASSERT_EQ(after->layers_size(), before->layers_size());
+  for (int l = 0; l < after->layers_size(); ++l) {
+    EXPECT_EQ(after->layers(l).data(), before->layers(l).data());
+  }
+  // A damaged saved model is ignored with a log line; the device starts empty.
+  testing::WriteFile(options_.state_dir + "/model.pb", "\xff\xff garbage");
+  service_ = MakeService();
+  EXPECT_EQ(service_->model_version(), 0u);
+}
+
+TEST_F(DeviceServiceTest, HandleParsesDispatchesAndWrapsReplies) {
+  Message req;
+  req.kind = pb::MSG_DEPLOY_MODEL;
+  req.payload = Whole(Model()).SerializeAsString();
+  auto reply = service_->Handle(req);
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  EXPECT_EQ(reply->kind, pb::MSG_ACK);
+  pb::Ack ack;
+  ASSERT_TRUE(ack.ParseFromString(reply->payload));
+  EXPECT_EQ(ack.model_version(), 1u);
+  EXPECT_EQ(ack.request_kind(), pb::MSG_DEPLOY_MODEL);
+
+  req.kind = pb::MSG_GET_DATA;
+  req.payload = Request(pb::MODE_INFERENCE, {0, 1}).SerializeAsString();
+  reply = service_->Handle(req);
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  EXPECT_EQ(reply->kind, pb::MSG_DATA);
+
+  req.payload = std::string("\xff\xff\xff\x07garbage", 11);
+  ExpectError(service_->Handle(req).status(), Status::Code::kInvalidArgument,
+              "is not a valid GetDataRequest");
+  req.kind = pb::MSG_ACK;
+  ExpectError(service_->Handle(req).status(), Status::Code::kInvalidArgument,
+              "not served by this device");
+  // sendAck / sendData only wrap.
+  EXPECT_EQ(sendAck(ack).kind, pb::MSG_ACK);
+  EXPECT_EQ(sendAck(ack).payload, ack.SerializeAsString());
+  EXPECT_EQ(sendData(pb::DataReply()).kind, pb::MSG_DATA);
+}
+
+}  // namespace
+}  // namespace r2f
