@@ -21,137 +21,167 @@ int64_t WindowOut(int64_t in, int64_t k, int64_t stride, int64_t pad) {
   return (in + 2 * pad - k) / stride + 1;
 }
 
-Status InferNode(const pb::Graph& graph, const pb::Node& node, pb::Shape* out) {
-  auto in_shape = [&](int i) -> const pb::Shape& {
-    return graph.nodes(node.inputs(i)).output_shape();
-  };
-  auto need_inputs = [&](int n) -> Status {
-    if (node.inputs_size() != n) {
-      return NodeError(node, "expects " + std::to_string(n) + " input(s), has " +
-                                 std::to_string(node.inputs_size()));
-    }
-    return Status::Ok();
-  };
-  auto need_chw = [&](const pb::Shape& s) -> Status {
-    if (s.dims_size() != 3)
-      return NodeError(node, "needs a [C,H,W] input, got " + ShapeToString(s));
-    return Status::Ok();
-  };
+// The output shape of one node from its inputs' shapes, one method per kind of operator.
+class NodeShape {
+ public:
+  NodeShape(const pb::Graph& graph, const pb::Node& node) : graph_(graph), node_(node) {}
 
-  switch (node.op()) {
-    case pb::OP_INPUT:
-      return NodeError(node, "only node 0 may be the input");
-    case pb::OP_CONV: {
-      R2F_RETURN_IF_ERROR(need_inputs(1));
-      const pb::Shape& s = in_shape(0);
-      R2F_RETURN_IF_ERROR(need_chw(s));
-      if (!node.has_conv()) return NodeError(node, "missing conv attributes");
-      const pb::ConvAttr& c = node.conv();
-      if (c.kernel_h() == 0 || c.kernel_w() == 0 || c.stride_h() == 0 || c.stride_w() == 0 ||
-          c.groups() == 0 || c.out_channels() == 0) {
-        return NodeError(node, "kernel, stride, groups and out_channels must be positive");
-      }
-      if (s.dims(0) % c.groups() != 0 || c.out_channels() % c.groups() != 0) {
-        return NodeError(node, "groups " + std::to_string(c.groups()) +
-                                   " must divide in channels " + std::to_string(s.dims(0)) +
-                                   " and out channels " + std::to_string(c.out_channels()));
-      }
-      int64_t h = WindowOut(s.dims(1), c.kernel_h(), c.stride_h(), c.pad_h());
-      int64_t w = WindowOut(s.dims(2), c.kernel_w(), c.stride_w(), c.pad_w());
-      if (h <= 0 || w <= 0)
-        return NodeError(node, "kernel larger than padded input " + ShapeToString(s));
-      *out = MakeShape({c.out_channels(), h, w});
-      return Status::Ok();
+  Status Infer(pb::Shape* out) const {
+    switch (node_.op()) {
+      case pb::OP_INPUT:
+        return NodeError(node_, "only node 0 may be the input");
+      case pb::OP_CONV:
+        return Conv(out);
+      case pb::OP_LINEAR:
+        return Linear(out);
+      case pb::OP_ADD:
+        return Add(out);
+      case pb::OP_MAXPOOL:
+      case pb::OP_AVGPOOL:
+        return Pool(out);
+      case pb::OP_GLOBAL_AVGPOOL:
+        R2F_RETURN_IF_ERROR(NeedInputs(1));
+        R2F_RETURN_IF_ERROR(NeedChw(In(0)));
+        *out = MakeShape({In(0).dims(0), 1, 1});
+        return Status::Ok();
+      case pb::OP_CONCAT:
+        return Concat(out);
+      case pb::OP_CHANNEL_SHUFFLE:
+        return Shuffle(out);
+      case pb::OP_FLATTEN:
+        R2F_RETURN_IF_ERROR(NeedInputs(1));
+        *out = MakeShape({NumElements(In(0))});
+        return Status::Ok();
+      case pb::OP_SLICE:
+        return Slice(out);
+      default:
+        return NodeError(node_, "unknown op " + std::to_string(node_.op()));
     }
-    case pb::OP_LINEAR: {
-      R2F_RETURN_IF_ERROR(need_inputs(1));
-      if (in_shape(0).dims_size() != 1) {
-        return NodeError(node, "needs a flat [F] input, got " + ShapeToString(in_shape(0)));
-      }
-      if (!node.has_linear() || node.linear().out_features() == 0) {
-        return NodeError(node, "out_features must be positive");
-      }
-      *out = MakeShape({node.linear().out_features()});
-      return Status::Ok();
-    }
-    case pb::OP_ADD: {
-      R2F_RETURN_IF_ERROR(need_inputs(2));
-      if (in_shape(0).SerializeAsString() != in_shape(1).SerializeAsString()) {
-        return NodeError(node, "input shapes differ: " + ShapeToString(in_shape(0)) + " vs " +
-                                   ShapeToString(in_shape(1)));
-      }
-      *out = in_shape(0);
-      return Status::Ok();
-    }
-    case pb::OP_MAXPOOL:
-    case pb::OP_AVGPOOL: {
-      R2F_RETURN_IF_ERROR(need_inputs(1));
-      const pb::Shape& s = in_shape(0);
-      R2F_RETURN_IF_ERROR(need_chw(s));
-      const pb::PoolAttr& p = node.pool();
-      if (p.kernel() == 0 || p.stride() == 0)
-        return NodeError(node, "kernel and stride must be positive");
-      if (node.op() == pb::OP_AVGPOOL && p.pad() != 0)
-        return NodeError(node, "average pooling takes no padding");
-      if (p.pad() * 2 > p.kernel())
-        return NodeError(node, "padding must be at most half the kernel");
-      int64_t h = WindowOut(s.dims(1), p.kernel(), p.stride(), p.pad());
-      int64_t w = WindowOut(s.dims(2), p.kernel(), p.stride(), p.pad());
-      if (h <= 0 || w <= 0) return NodeError(node, "window larger than input " + ShapeToString(s));
-      *out = MakeShape({s.dims(0), h, w});
-      return Status::Ok();
-    }
-    case pb::OP_GLOBAL_AVGPOOL: {
-      R2F_RETURN_IF_ERROR(need_inputs(1));
-      R2F_RETURN_IF_ERROR(need_chw(in_shape(0)));
-      *out = MakeShape({in_shape(0).dims(0), 1, 1});
-      return Status::Ok();
-    }
-    case pb::OP_CONCAT: {
-      if (node.inputs_size() < 2) return NodeError(node, "needs at least two inputs");
-      int64_t channels = 0;
-      for (int i = 0; i < node.inputs_size(); ++i) {
-        const pb::Shape& s = in_shape(i);
-        R2F_RETURN_IF_ERROR(need_chw(s));
-        if (s.dims(1) != in_shape(0).dims(1) || s.dims(2) != in_shape(0).dims(2)) {
-          return NodeError(node, "spatial sizes differ: " + ShapeToString(s) + " vs " +
-                                     ShapeToString(in_shape(0)));
-        }
-        channels += s.dims(0);
-      }
-      *out = MakeShape({channels, in_shape(0).dims(1), in_shape(0).dims(2)});
-      return Status::Ok();
-    }
-    case pb::OP_CHANNEL_SHUFFLE: {
-      R2F_RETURN_IF_ERROR(need_inputs(1));
-      R2F_RETURN_IF_ERROR(need_chw(in_shape(0)));
-      uint32_t g = node.shuffle().groups();
-      if (g == 0 || in_shape(0).dims(0) % g != 0) {
-        return NodeError(node, "groups must divide the channels");
-      }
-      *out = in_shape(0);
-      return Status::Ok();
-    }
-    case pb::OP_FLATTEN: {
-      R2F_RETURN_IF_ERROR(need_inputs(1));
-      *out = MakeShape({NumElements(in_shape(0))});
-      return Status::Ok();
-    }
-    case pb::OP_SLICE: {
-      R2F_RETURN_IF_ERROR(need_inputs(1));
-      const pb::Shape& s = in_shape(0);
-      R2F_RETURN_IF_ERROR(need_chw(s));
-      const pb::SliceAttr& sl = node.slice();
-      if (sl.begin() >= sl.end() || sl.end() > s.dims(0)) {
-        return NodeError(node, "channel range [" + std::to_string(sl.begin()) + ", " +
-                                   std::to_string(sl.end()) + ") outside " + ShapeToString(s));
-      }
-      *out = MakeShape({sl.end() - sl.begin(), s.dims(1), s.dims(2)});
-      return Status::Ok();
-    }
-    default:
-      return NodeError(node, "unknown op " + std::to_string(node.op()));
   }
+
+ private:
+  const pb::Shape& In(int i) const { return graph_.nodes(node_.inputs(i)).output_shape(); }
+  Status NeedInputs(int n) const {
+    if (node_.inputs_size() == n) return Status::Ok();
+    return NodeError(node_, "expects " + std::to_string(n) + " input(s), has " +
+                                std::to_string(node_.inputs_size()));
+  }
+  Status NeedChw(const pb::Shape& s) const {
+    if (s.dims_size() == 3) return Status::Ok();
+    return NodeError(node_, "needs a [C,H,W] input, got " + ShapeToString(s));
+  }
+
+  Status Conv(pb::Shape* out) const {
+    R2F_RETURN_IF_ERROR(NeedInputs(1));
+    const pb::Shape& s = In(0);
+    R2F_RETURN_IF_ERROR(NeedChw(s));
+    if (!node_.has_conv()) return NodeError(node_, "missing conv attributes");
+    const pb::ConvAttr& c = node_.conv();
+    if (c.kernel_h() == 0 || c.kernel_w() == 0 || c.stride_h() == 0 || c.stride_w() == 0 ||
+        c.groups() == 0 || c.out_channels() == 0) {
+      return NodeError(node_, "kernel, stride, groups and out_channels must be positive");
+    }
+    if (s.dims(0) % c.groups() != 0 || c.out_channels() % c.groups() != 0) {
+      return NodeError(node_, "groups " + std::to_string(c.groups()) + " must divide in channels " +
+                                  std::to_string(s.dims(0)) + " and out channels " +
+                                  std::to_string(c.out_channels()));
+    }
+    int64_t h = WindowOut(s.dims(1), c.kernel_h(), c.stride_h(), c.pad_h());
+    int64_t w = WindowOut(s.dims(2), c.kernel_w(), c.stride_w(), c.pad_w());
+    if (h <= 0 || w <= 0) {
+      return NodeError(node_, "kernel larger than padded input " + ShapeToString(s));
+    }
+    *out = MakeShape({c.out_channels(), h, w});
+    return Status::Ok();
+  }
+
+  Status Linear(pb::Shape* out) const {
+    R2F_RETURN_IF_ERROR(NeedInputs(1));
+    if (In(0).dims_size() != 1) {
+      return NodeError(node_, "needs a flat [F] input, got " + ShapeToString(In(0)));
+    }
+    if (!node_.has_linear() || node_.linear().out_features() == 0) {
+      return NodeError(node_, "out_features must be positive");
+    }
+    *out = MakeShape({node_.linear().out_features()});
+    return Status::Ok();
+  }
+
+  Status Add(pb::Shape* out) const {
+    R2F_RETURN_IF_ERROR(NeedInputs(2));
+    if (In(0).SerializeAsString() != In(1).SerializeAsString()) {
+      return NodeError(
+          node_, "input shapes differ: " + ShapeToString(In(0)) + " vs " + ShapeToString(In(1)));
+    }
+    *out = In(0);
+    return Status::Ok();
+  }
+
+  Status Pool(pb::Shape* out) const {
+    R2F_RETURN_IF_ERROR(NeedInputs(1));
+    const pb::Shape& s = In(0);
+    R2F_RETURN_IF_ERROR(NeedChw(s));
+    const pb::PoolAttr& p = node_.pool();
+    if (p.kernel() == 0 || p.stride() == 0) {
+      return NodeError(node_, "kernel and stride must be positive");
+    }
+    if (node_.op() == pb::OP_AVGPOOL && p.pad() != 0) {
+      return NodeError(node_, "average pooling takes no padding");
+    }
+    if (p.pad() * 2 > p.kernel())
+      return NodeError(node_, "padding must be at most half the kernel");
+    int64_t h = WindowOut(s.dims(1), p.kernel(), p.stride(), p.pad());
+    int64_t w = WindowOut(s.dims(2), p.kernel(), p.stride(), p.pad());
+    if (h <= 0 || w <= 0) return NodeError(node_, "window larger than input " + ShapeToString(s));
+    *out = MakeShape({s.dims(0), h, w});
+    return Status::Ok();
+  }
+
+  Status Concat(pb::Shape* out) const {
+    if (node_.inputs_size() < 2) return NodeError(node_, "needs at least two inputs");
+    int64_t channels = 0;
+    for (int i = 0; i < node_.inputs_size(); ++i) {
+      const pb::Shape& s = In(i);
+      R2F_RETURN_IF_ERROR(NeedChw(s));
+      if (s.dims(1) != In(0).dims(1) || s.dims(2) != In(0).dims(2)) {
+        return NodeError(
+            node_, "spatial sizes differ: " + ShapeToString(s) + " vs " + ShapeToString(In(0)));
+      }
+      channels += s.dims(0);
+    }
+    *out = MakeShape({channels, In(0).dims(1), In(0).dims(2)});
+    return Status::Ok();
+  }
+
+  Status Shuffle(pb::Shape* out) const {
+    R2F_RETURN_IF_ERROR(NeedInputs(1));
+    R2F_RETURN_IF_ERROR(NeedChw(In(0)));
+    uint32_t g = node_.shuffle().groups();
+    if (g == 0 || In(0).dims(0) % g != 0)
+      return NodeError(node_, "groups must divide the channels");
+    *out = In(0);
+    return Status::Ok();
+  }
+
+  Status Slice(pb::Shape* out) const {
+    R2F_RETURN_IF_ERROR(NeedInputs(1));
+    const pb::Shape& s = In(0);
+    R2F_RETURN_IF_ERROR(NeedChw(s));
+    const pb::SliceAttr& sl = node_.slice();
+    if (sl.begin() >= sl.end() || sl.end() > s.dims(0)) {
+      return NodeError(node_, "channel range [" + std::to_string(sl.begin()) + ", " +
+                                  std::to_string(sl.end()) + ") outside " + ShapeToString(s));
+    }
+    *out = MakeShape({sl.end() - sl.begin(), s.dims(1), s.dims(2)});
+    return Status::Ok();
+  }
+
+  const pb::Graph& graph_;
+  const pb::Node& node_;
+};
+
+Status InferNode(const pb::Graph& graph, const pb::Node& node, pb::Shape* out) {
+  return NodeShape(graph, node).Infer(out);
 }
 
 }  // namespace

@@ -16,26 +16,11 @@ using std::chrono::milliseconds;
 // At most one MSG_ERROR reply per (job, request) in this period: a bad 512-chunk message gets one
 // error reply, not 512.
 constexpr milliseconds kErrorReplyPeriod{1000};
-// Longest job id accepted: the reassembler refuses longer ids.
-constexpr size_t kMaxIdBytes = 256;
 
-uint64_t UnixMs() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
-
-ReassemblerOptions RequestReassembly(const TransportOptions& o) {
-  ReassemblerOptions r;
-  r.max_payload_bytes = o.max_incoming_payload_bytes > 0
-                            ? std::min(o.max_payload_bytes, o.max_incoming_payload_bytes)
-                            : o.max_payload_bytes;
-  r.max_chunk_count = o.max_chunk_count;
-  r.max_inflight_bytes = o.max_inflight_bytes;
-  r.max_inflight_bytes_per_device = o.max_inflight_bytes_per_device;
-  r.max_inflight_messages_per_device = o.max_inflight_messages_per_device;
-  r.max_id_bytes = kMaxIdBytes;
-  r.timeout = o.reassembly_timeout;
+// A device makes room for a fresh request by dropping the stalest incomplete ones.
+ReassemblerOptions DeviceReassembly(const TransportOptions& o) {
+  ReassemblerOptions r = ReassemblyLimits(o);
+  r.evict_stale_to_admit = true;
   return r;
 }
 
@@ -44,7 +29,7 @@ ReassemblerOptions RequestReassembly(const TransportOptions& o) {
 DeviceEndpoint::DeviceEndpoint(MqttSession* session)
     : session_(session),
       o_(session->options()),
-      reassembler_(RequestReassembly(o_)),
+      reassembler_(DeviceReassembly(o_)),
       cache_(o_.reply_cache_entries, o_.reply_cache_bytes) {
   online_envelope_ = StatusEnvelope(o_.device_id, kStatusOnline, o_.chunk_bytes).value();
   offline_envelope_ = StatusEnvelope(o_.device_id, kStatusOffline, o_.chunk_bytes).value();
@@ -67,7 +52,7 @@ Result<std::string> DeviceEndpoint::StatusEnvelope(const std::string& device_id,
   m.device_id = device_id;
   m.payload = status;
   R2F_ASSIGN_OR_RETURN(Chunker c, Chunker::Create(m, chunk_bytes));
-  return c.Chunk(0, UnixMs()).SerializeAsString();
+  return c.Chunk(0, UnixMillis()).SerializeAsString();
 }
 
 void DeviceEndpoint::OnConnected() {
@@ -136,6 +121,11 @@ void DeviceEndpoint::OnEnvelope(const ParsedTopic& topic, pb::Envelope env) {
 }
 
 void DeviceEndpoint::OnHousekeeping(MqttSession::Clock::time_point now) {
+  if (reassembler_.stats().evicted > evicted_logged_) {
+    spdlog::warn("transport {}: dropped {} stale incomplete requests to admit new ones",
+                 session_->client_id(), reassembler_.stats().evicted - evicted_logged_);
+    evicted_logged_ = reassembler_.stats().evicted;
+  }
   for (const MessageKey& k : reassembler_.EvictExpired()) {
     spdlog::warn("transport {}: dropped incomplete {} after {} ms without progress",
                  session_->client_id(), k.ToString(), o_.reassembly_timeout.count());

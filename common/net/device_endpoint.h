@@ -77,6 +77,7 @@ class DeviceEndpoint : public MqttSession::Listener {
   // Receiver thread only.
   Reassembler reassembler_;
   std::map<RequestKey, MqttSession::Clock::time_point> recent_errors_;
+  uint64_t evicted_logged_ = 0;  // reassembler evictions already in the log
 
   // Lock order: cache_mu_ before work_mu_.
   std::mutex cache_mu_;

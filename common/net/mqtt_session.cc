@@ -19,13 +19,30 @@ constexpr milliseconds kHousekeepingPeriod{200};
 // Rejections logged per device and second; the rest are counted and summarised.
 constexpr int kRejectionLogsPerSecond = 5;
 
-uint64_t UnixMs() {
+}  // namespace
+
+// Longest device and job id accepted: they key messages and appear in every log line.
+constexpr size_t kMaxIdBytes = 256;
+
+uint64_t UnixMillis() {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count());
 }
 
-}  // namespace
+ReassemblerOptions ReassemblyLimits(const TransportOptions& o) {
+  ReassemblerOptions r;
+  r.max_payload_bytes = o.max_incoming_payload_bytes > 0
+                            ? std::min(o.max_payload_bytes, o.max_incoming_payload_bytes)
+                            : o.max_payload_bytes;
+  r.max_chunk_count = o.max_chunk_count;
+  r.max_inflight_bytes = o.max_inflight_bytes;
+  r.max_inflight_bytes_per_device = o.max_inflight_bytes_per_device;
+  r.max_inflight_messages_per_device = o.max_inflight_messages_per_device;
+  r.max_id_bytes = kMaxIdBytes;
+  r.timeout = o.reassembly_timeout;
+  return r;
+}
 
 std::string NotLogged(uint64_t suppressed) {
   return suppressed == 0 ? ""
@@ -280,7 +297,7 @@ Status MqttSession::Publish(const std::string& topic, const Message& m,
                             Clock::time_point deadline) {
   R2F_ASSIGN_OR_RETURN(Chunker chunker, Chunker::Create(m, o_.chunk_bytes));
   const uint32_t n = chunker.chunk_count();
-  const uint64_t sent_ms = UnixMs();
+  const uint64_t sent_ms = UnixMillis();
   // Flow control: at most publish_window chunks not yet acknowledged by the broker, so that a
   // 64 MB message neither floods the client's queue nor sits in memory three times over.
   std::deque<std::unique_ptr<MqttClient::Delivery>> window;

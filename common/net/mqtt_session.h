@@ -25,6 +25,7 @@
 
 #include "common/base/status.h"
 #include "common/net/mqtt_client.h"
+#include "common/net/reassembler.h"
 #include "common/net/transport.h"
 #include "common/net/transport_message.h"
 #include "common/net/transport_topics.h"
@@ -35,6 +36,10 @@ namespace r2f {
 // Tail of a rejection log line that follows suppressed ones: "" or " (3 earlier rejections not
 // logged)".
 std::string NotLogged(uint64_t suppressed);
+// Wall-clock milliseconds since the epoch (Envelope.sent_unix_ms).
+uint64_t UnixMillis();
+// The reassembly limits of `options` (both endpoints reassemble what they receive).
+ReassemblerOptions ReassemblyLimits(const TransportOptions& options);
 
 class MqttSession {
  public:

@@ -180,6 +180,92 @@ Status Reassembler::CheckHeader(const pb::Envelope& env) const {
   return Status::Ok();
 }
 
+Status Reassembler::CheckAgainstHeld(std::map<MessageKey, Partial>::iterator it,
+                                     const pb::Envelope& env, bool* duplicate) {
+  const Partial& p = it->second;
+  const std::string where = ChunkName(env);
+  // The messages are built before Erase(it): `p` dies with it.
+  if (p.chunk_count != env.chunk_count() || p.payload_size != env.payload_size() ||
+      p.payload_crc32 != env.payload_crc32()) {
+    Status s = Status::InvalidArgument(
+        where + ": header disagrees with earlier chunks (chunk_count " +
+        std::to_string(p.chunk_count) + ", payload_size " + std::to_string(p.payload_size) +
+        ", payload CRC-32 " + Hex32(p.payload_crc32) + "); message dropped");
+    Erase(it);
+    return s;
+  }
+  if (p.chunks[env.chunk_index()].has_value()) {
+    if (p.chunk_crcs[env.chunk_index()] != env.chunk_crc32()) {
+      Status s = Status::Corruption(where + ": duplicate with different contents (CRC-32 " +
+                                    Hex32(env.chunk_crc32()) + " vs " +
+                                    Hex32(p.chunk_crcs[env.chunk_index()]) + "); message dropped");
+      Erase(it);
+      return s;
+    }
+    *duplicate = true;
+    return Status::Ok();
+  }
+  if (p.bytes + env.chunk().size() > p.payload_size) {
+    Erase(it);
+    return Status::Corruption(where + ": chunks add up to more than payload_size " +
+                              std::to_string(env.payload_size()) + "; message dropped");
+  }
+  return Status::Ok();
+}
+
+Status Reassembler::Admit(const MessageKey& key, const pb::Envelope& env, uint64_t charge,
+                          bool new_message) {
+  const std::string where = ChunkName(env);
+  Status s = CheckBudget(where, key.device_id, charge, new_message);
+  // A new message may take the place of the sender's stalest incomplete ones, a bounded number
+  // of them: junk that will never complete must not lock out the next real request.
+  for (uint32_t evicted = 0; !s.ok() && new_message && options_.evict_stale_to_admit &&
+                             evicted < options_.max_inflight_messages_per_device;
+       ++evicted) {
+    auto stalest = partial_.end();
+    for (auto it = partial_.begin(); it != partial_.end(); ++it) {
+      if (it->first.device_id != key.device_id) continue;
+      if (stalest == partial_.end() || it->second.last_progress < stalest->second.last_progress) {
+        stalest = it;
+      }
+    }
+    if (stalest == partial_.end()) break;
+    Erase(stalest);
+    ++stats_.evicted;
+    s = CheckBudget(where, key.device_id, charge, new_message);
+  }
+  return s;
+}
+
+Result<std::optional<Message>> Reassembler::Complete(std::map<MessageKey, Partial>::iterator it) {
+  const MessageKey key = it->first;
+  Partial& p = it->second;
+  // Concatenate in index order and check the whole.
+  Message msg;
+  msg.kind = key.kind;
+  msg.job_id = key.job_id;
+  msg.request_id = key.request_id;
+  msg.device_id = key.device_id;
+  const uint64_t expected_size = p.payload_size;
+  const uint32_t expected_crc = p.payload_crc32;
+  if (p.bytes != expected_size) {
+    const uint64_t got = p.bytes;
+    Erase(it);
+    return Reject(Status::Corruption(key.ToString() + ": chunks add up to " + std::to_string(got) +
+                                     " bytes, payload_size says " + std::to_string(expected_size)));
+  }
+  msg.payload.reserve(expected_size);
+  for (auto& c : p.chunks) msg.payload += *c;
+  Erase(it);
+  const uint32_t crc = Crc32(msg.payload);
+  if (crc != expected_crc) {
+    return Reject(Status::Corruption(key.ToString() + ": payload CRC-32 " + Hex32(crc) +
+                                     " != header " + Hex32(expected_crc)));
+  }
+  ++stats_.completed;
+  return std::optional<Message>(std::move(msg));
+}
+
 Result<std::optional<Message>> Reassembler::Add(pb::Envelope env) {
   EvictExpired();
   if (Status s = CheckHeader(env); !s.ok()) {
@@ -190,35 +276,13 @@ Result<std::optional<Message>> Reassembler::Add(pb::Envelope env) {
     return Reject(std::move(s));
   }
   const MessageKey key = MessageKey::Of(env);
-  const std::string where = ChunkName(env);
   auto it = partial_.find(key);
   if (it != partial_.end()) {
-    const Partial& p = it->second;
-    // The messages are built before Erase(it): `p` dies with it.
-    if (p.chunk_count != env.chunk_count() || p.payload_size != env.payload_size() ||
-        p.payload_crc32 != env.payload_crc32()) {
-      Status s = Status::InvalidArgument(
-          where + ": header disagrees with earlier chunks (chunk_count " +
-          std::to_string(p.chunk_count) + ", payload_size " + std::to_string(p.payload_size) +
-          ", payload CRC-32 " + Hex32(p.payload_crc32) + "); message dropped");
-      Erase(it);
-      return Reject(std::move(s));
-    }
-    if (p.chunks[env.chunk_index()].has_value()) {
-      if (p.chunk_crcs[env.chunk_index()] != env.chunk_crc32()) {
-        Status s = Status::Corruption(
-            where + ": duplicate with different contents (CRC-32 " + Hex32(env.chunk_crc32()) +
-            " vs " + Hex32(p.chunk_crcs[env.chunk_index()]) + "); message dropped");
-        Erase(it);
-        return Reject(std::move(s));
-      }
+    bool duplicate = false;
+    if (Status s = CheckAgainstHeld(it, env, &duplicate); !s.ok()) return Reject(std::move(s));
+    if (duplicate) {
       ++stats_.duplicates;
       return std::optional<Message>();
-    }
-    if (p.bytes + env.chunk().size() > p.payload_size) {
-      Erase(it);
-      return Reject(Status::Corruption(where + ": chunks add up to more than payload_size " +
-                                       std::to_string(env.payload_size()) + "; message dropped"));
     }
   }
   const bool new_message = it == partial_.end();
@@ -226,16 +290,15 @@ Result<std::optional<Message>> Reassembler::Add(pb::Envelope env) {
   const uint64_t size = env.chunk().size();
   // A single-chunk message completes right here and is never held.
   if (!(new_message && env.chunk_count() == 1)) {
-    if (Status s = CheckBudget(where, key.device_id, size + overhead, new_message); !s.ok()) {
+    if (Status s = Admit(key, env, size + overhead, new_message); !s.ok()) {
       // A message that lost a chunk can only be completed by a full resend: free it now.
       if (!new_message) {
-        Erase(it);
+        Erase(partial_.find(key));
         s = Status::ResourceExhausted(s.message() + "; message dropped");
       }
       return Reject(std::move(s));
     }
   }
-
   if (new_message) {
     Partial p;
     p.chunk_count = env.chunk_count();
@@ -261,31 +324,7 @@ Result<std::optional<Message>> Reassembler::Add(pb::Envelope env) {
   p.last_progress = Now();
   ++stats_.chunks_accepted;
   if (p.received < p.chunk_count) return std::optional<Message>();
-
-  // Complete: concatenate in index order and check the whole.
-  Message msg;
-  msg.kind = key.kind;
-  msg.job_id = key.job_id;
-  msg.request_id = key.request_id;
-  msg.device_id = key.device_id;
-  const uint64_t expected_size = p.payload_size;
-  const uint32_t expected_crc = p.payload_crc32;
-  if (p.bytes != expected_size) {
-    const uint64_t got = p.bytes;
-    Erase(it);
-    return Reject(Status::Corruption(key.ToString() + ": chunks add up to " + std::to_string(got) +
-                                     " bytes, payload_size says " + std::to_string(expected_size)));
-  }
-  msg.payload.reserve(expected_size);
-  for (auto& c : p.chunks) msg.payload += *c;
-  Erase(it);
-  const uint32_t crc = Crc32(msg.payload);
-  if (crc != expected_crc) {
-    return Reject(Status::Corruption(key.ToString() + ": payload CRC-32 " + Hex32(crc) +
-                                     " != header " + Hex32(expected_crc)));
-  }
-  ++stats_.completed;
-  return std::optional<Message>(std::move(msg));
+  return Complete(it);
 }
 
 }  // namespace r2f

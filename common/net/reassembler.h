@@ -47,6 +47,11 @@ struct ReassemblerOptions {
   // An incomplete message is dropped when no new chunk of it arrived for this long (progress, not
   // age, so that a slow 64 MB transfer survives as long as it moves).
   std::chrono::milliseconds timeout{30000};
+  // When a new message does not fit a limit, drop the sender's incomplete messages with the
+  // oldest progress (at most max_inflight_messages_per_device of them) to make room, instead of
+  // refusing it. The device sets this: a burst of stale or hostile partial messages must not
+  // lock out the next real request, and a transfer that is moving is never the oldest.
+  bool evict_stale_to_admit = false;
   // Injectable for tests; empty means std::chrono::steady_clock::now.
   std::function<std::chrono::steady_clock::time_point()> clock;
 };
@@ -77,6 +82,7 @@ struct ReassemblerStats {
   uint64_t rejected = 0;
   uint64_t completed = 0;
   uint64_t expired = 0;
+  uint64_t evicted = 0;  // dropped to admit a new message (evict_stale_to_admit)
 };
 
 // Parses one MQTT payload into an Envelope; Corruption if it is not one.
@@ -137,6 +143,14 @@ class Reassembler {
   void Erase(std::map<MessageKey, Partial>::iterator it);
   // Bookkeeping charged for a message with this key and chunk count.
   static uint64_t Overhead(const MessageKey& key, uint32_t chunk_count);
+  // Whether `env` fits the partial message `it` already holds (else the message is dropped and
+  // the error returned); *duplicate when it is a copy of a chunk held.
+  Status CheckAgainstHeld(std::map<MessageKey, Partial>::iterator it, const pb::Envelope& env,
+                          bool* duplicate);
+  // CheckBudget, evicting stale messages for a new one when the options allow.
+  Status Admit(const MessageKey& key, const pb::Envelope& env, uint64_t charge, bool new_message);
+  // The whole message of a partial that has all its chunks (checked), which is erased.
+  Result<std::optional<Message>> Complete(std::map<MessageKey, Partial>::iterator it);
   // ResourceExhausted if taking `charge` more bytes (and one more message when `new_message`)
   // for `device` would pass a limit.
   Status CheckBudget(const std::string& where, const std::string& device, uint64_t charge,

@@ -12,8 +12,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// Longest job id a Call accepts: the reassembler refuses longer ids.
-constexpr size_t kMaxIdBytes = 256;
 // MSG_STATUS payloads are "online" / "offline": anything larger is refused unassembled.
 constexpr uint64_t kMaxStatusBytes = 64;
 // Back-off before resending a request the device refused for now (ResourceExhausted,
@@ -21,36 +19,16 @@ constexpr uint64_t kMaxStatusBytes = 64;
 constexpr milliseconds kRetryBackoff{200};
 constexpr milliseconds kMaxRetryBackoff{5000};
 
-uint64_t UnixMs() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
-
 std::string Ms(milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
-
-ReassemblerOptions ReplyReassembly(const TransportOptions& o) {
-  ReassemblerOptions r;
-  r.max_payload_bytes = o.max_incoming_payload_bytes > 0
-                            ? std::min(o.max_payload_bytes, o.max_incoming_payload_bytes)
-                            : o.max_payload_bytes;
-  r.max_chunk_count = o.max_chunk_count;
-  r.max_inflight_bytes = o.max_inflight_bytes;
-  r.max_inflight_bytes_per_device = o.max_inflight_bytes_per_device;
-  r.max_inflight_messages_per_device = o.max_inflight_messages_per_device;
-  r.max_id_bytes = kMaxIdBytes;
-  r.timeout = o.reassembly_timeout;
-  return r;
-}
 
 }  // namespace
 
 ServerEndpoint::ServerEndpoint(MqttSession* session)
-    : session_(session), o_(session->options()), reassembler_(ReplyReassembly(o_)) {
+    : session_(session), o_(session->options()), reassembler_(ReassemblyLimits(o_)) {
   std::random_device rd;
   // 62 random bits: far from wrapping, and a restarted server does not reuse the ids whose
   // replies a device still caches.
-  next_request_id_ = ((uint64_t{rd()} << 32) ^ rd() ^ (UnixMs() << 20)) >> 2 | 1;
+  next_request_id_ = ((uint64_t{rd()} << 32) ^ rd() ^ (UnixMillis() << 20)) >> 2 | 1;
 }
 
 std::vector<std::string> ServerEndpoint::InitialFilters() const {
@@ -99,9 +77,10 @@ Status ServerEndpoint::ValidateCall(const std::string& device_id, const Message&
     return Status::ResourceExhausted(Describe(request) + ": payload exceeds the limit " +
                                      std::to_string(o_.max_payload_bytes));
   }
-  if (request.job_id.size() > kMaxIdBytes || device_id.size() > kMaxIdBytes) {
-    return Status::InvalidArgument("job and device ids may have at most " +
-                                   std::to_string(kMaxIdBytes) + " bytes");
+  const size_t max_id = ReassemblyLimits(o_).max_id_bytes;
+  if (request.job_id.size() > max_id || device_id.size() > max_id) {
+    return Status::InvalidArgument("job and device ids may have at most " + std::to_string(max_id) +
+                                   " bytes");
   }
   return Status::Ok();
 }

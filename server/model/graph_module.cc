@@ -134,13 +134,66 @@ torch::Tensor GraphModuleImpl::RunMac(const pb::Node& node, const torch::Tensor&
   return z;
 }
 
+namespace {
+
+// The operators without weights (the device's reliable processor runs them), on the outputs of
+// earlier nodes; fake-quantised to the node's format where the device requantises.
+torch::Tensor RunOtherOp(const pb::Node& node, const std::vector<torch::Tensor>& out,
+                         const ForwardOptions& o) {
+  const uint32_t id = node.id();
+  auto in = [&](int i) -> const torch::Tensor& { return out[node.inputs(i)]; };
+  auto quantize = [&](const torch::Tensor& t) {
+    return o.quant ? FakeQuantize(t, o.quant->activation_frac.at(id)) : t;
+  };
+  switch (node.op()) {
+    case pb::OP_ADD: {
+      torch::Tensor y = in(0) + in(1);
+      if (node.activation() == pb::ACT_RELU) y = torch::relu(y);
+      return quantize(y);
+    }
+    case pb::OP_MAXPOOL: {
+      const pb::PoolAttr& p = node.pool();
+      return F::max_pool2d(in(0),
+                           F::MaxPool2dFuncOptions(p.kernel()).stride(p.stride()).padding(p.pad()));
+    }
+    case pb::OP_AVGPOOL: {
+      const pb::PoolAttr& p = node.pool();
+      // Exact window sum, then one IEEE division (docs/quantization.md).
+      torch::Tensor sum = F::avg_pool2d(
+          in(0), F::AvgPool2dFuncOptions(p.kernel()).stride(p.stride()).divisor_override(1));
+      return quantize(sum / static_cast<double>(p.kernel() * p.kernel()));
+    }
+    case pb::OP_GLOBAL_AVGPOOL: {
+      const torch::Tensor& t = in(0);
+      return quantize(t.sum({2, 3}, true) / static_cast<double>(t.size(2) * t.size(3)));
+    }
+    case pb::OP_CONCAT: {
+      std::vector<torch::Tensor> parts;
+      for (int i = 0; i < node.inputs_size(); ++i) parts.push_back(in(i));
+      return quantize(torch::cat(parts, 1));
+    }
+    case pb::OP_CHANNEL_SHUFFLE: {
+      const torch::Tensor& t = in(0);
+      int64_t g = node.shuffle().groups();
+      return t.view({t.size(0), g, t.size(1) / g, t.size(2), t.size(3)})
+          .transpose(1, 2)
+          .reshape({t.size(0), t.size(1), t.size(2), t.size(3)});
+    }
+    case pb::OP_FLATTEN:
+      return in(0).reshape({in(0).size(0), -1});
+    case pb::OP_SLICE:
+      return in(0).slice(1, node.slice().begin(), node.slice().end());
+    default:
+      throw std::invalid_argument("GraphModule: unsupported op in node " + std::to_string(id));
+  }
+}
+
+}  // namespace
+
 std::vector<torch::Tensor> GraphModuleImpl::Run(torch::Tensor x, const ForwardOptions& o) {
   const int n = graph_.nodes_size();
   std::vector<torch::Tensor> out(n);
   auto frac = [&](uint32_t id) { return o.quant ? o.quant->activation_frac.at(id) : 0; };
-  auto quantize = [&](const torch::Tensor& t, uint32_t id) {
-    return o.quant ? FakeQuantize(t, o.quant->activation_frac.at(id)) : t;
-  };
   // Free intermediate results as soon as their last consumer ran (unless all are kept).
   std::vector<int> last_use(n, -1);
   for (const pb::Node& node : graph_.nodes()) {
@@ -150,64 +203,13 @@ std::vector<torch::Tensor> GraphModuleImpl::Run(torch::Tensor x, const ForwardOp
 
   for (const pb::Node& node : graph_.nodes()) {
     const uint32_t id = node.id();
-    auto in = [&](int i) -> const torch::Tensor& { return out[node.inputs(i)]; };
-    torch::Tensor y;
-    switch (node.op()) {
-      case pb::OP_INPUT:
-        y = x;
-        break;
-      case pb::OP_CONV:
-      case pb::OP_LINEAR:
-        y = RunMac(node, in(0), o, frac(node.inputs(0)));
-        break;
-      case pb::OP_ADD:
-        y = in(0) + in(1);
-        if (node.activation() == pb::ACT_RELU) y = torch::relu(y);
-        y = quantize(y, id);
-        break;
-      case pb::OP_MAXPOOL: {
-        const pb::PoolAttr& p = node.pool();
-        y = F::max_pool2d(in(0),
-                          F::MaxPool2dFuncOptions(p.kernel()).stride(p.stride()).padding(p.pad()));
-        break;
-      }
-      case pb::OP_AVGPOOL: {
-        const pb::PoolAttr& p = node.pool();
-        // Exact window sum, then one IEEE division (docs/quantization.md).
-        torch::Tensor sum = F::avg_pool2d(
-            in(0), F::AvgPool2dFuncOptions(p.kernel()).stride(p.stride()).divisor_override(1));
-        y = quantize(sum / static_cast<double>(p.kernel() * p.kernel()), id);
-        break;
-      }
-      case pb::OP_GLOBAL_AVGPOOL: {
-        const torch::Tensor& t = in(0);
-        y = quantize(t.sum({2, 3}, true) / static_cast<double>(t.size(2) * t.size(3)), id);
-        break;
-      }
-      case pb::OP_CONCAT: {
-        std::vector<torch::Tensor> parts;
-        for (int i = 0; i < node.inputs_size(); ++i) parts.push_back(in(i));
-        y = quantize(torch::cat(parts, 1), id);
-        break;
-      }
-      case pb::OP_CHANNEL_SHUFFLE: {
-        const torch::Tensor& t = in(0);
-        int64_t g = node.shuffle().groups();
-        y = t.view({t.size(0), g, t.size(1) / g, t.size(2), t.size(3)})
-                .transpose(1, 2)
-                .reshape({t.size(0), t.size(1), t.size(2), t.size(3)});
-        break;
-      }
-      case pb::OP_FLATTEN:
-        y = in(0).reshape({in(0).size(0), -1});
-        break;
-      case pb::OP_SLICE:
-        y = in(0).slice(1, node.slice().begin(), node.slice().end());
-        break;
-      default:
-        throw std::invalid_argument("GraphModule: unsupported op in node " + std::to_string(id));
+    if (node.op() == pb::OP_INPUT) {
+      out[id] = x;
+    } else if (node.op() == pb::OP_CONV || node.op() == pb::OP_LINEAR) {
+      out[id] = RunMac(node, out[node.inputs(0)], o, frac(node.inputs(0)));
+    } else {
+      out[id] = RunOtherOp(node, out, o);
     }
-    out[id] = y;
     if (!o.keep_all) {
       for (uint32_t input : node.inputs()) {
         if (last_use[input] == static_cast<int>(id)) out[input] = torch::Tensor();

@@ -76,14 +76,11 @@ Result<SearchConfig> LoadSearchConfig(const std::string& path) {
   return c;
 }
 
-Result<SearchRun> RunCriticalLayerSearch(const SearchConfig& c) {
-  const auto start = std::chrono::steady_clock::now();
-  R2F_ASSIGN_OR_RETURN(pb::QuantizedModel model, LoadSessionModel(c.session));
-  pb::Graph graph = model.graph();
-  R2F_RETURN_IF_ERROR(InferShapes(&graph).WithContext("model"));
+namespace {
 
-  SearchRun run;
-  // O_i: the cycle model's cycles of each MAC layer for one validation batch.
+// The candidate layers and their costs O_i: the cycle model's cycles of each MAC layer for one
+// validation batch.
+Status ChooseCandidates(const SearchConfig& c, const pb::Graph& graph, SearchRun* run) {
   const accel::MacLayerCosts costs =
       accel::ModelMacLayerCosts(accel::AcceleratorConfig{}, graph, c.batch_size);
   for (size_t i = 0; i < costs.layers.size(); ++i) {
@@ -91,13 +88,46 @@ Result<SearchRun> RunCriticalLayerSearch(const SearchConfig& c) {
                                            costs.layers[i]) == c.candidates.end()) {
       continue;
     }
-    run.layers.push_back(costs.layers[i]);
-    run.cost.push_back(costs.cycles[i]);
+    run->layers.push_back(costs.layers[i]);
+    run->cost.push_back(costs.cycles[i]);
   }
-  if (run.layers.size() !=
+  if (run->layers.size() !=
       (c.candidates.empty() ? MacLayerIds(graph).size() : c.candidates.size())) {
     return Status::InvalidArgument("search.candidates must be MAC layers of the model");
   }
+  return Status::Ok();
+}
+
+// The validation subset: a seeded sample of the device's train split, evaluated with partial
+// TMR on the model deployed once (by the caller).
+Result<EvalSettings> ValidationSettings(const SearchConfig& c, R2fServer& server) {
+  EvalSettings e;
+  e.split = pb::SPLIT_TRAIN;
+  e.batch_size = c.batch_size;
+  e.deploy_as_delta = true;
+  e.tmr.mode = accel::TmrMode::kPartial;
+  e.deploy = false;
+  R2F_ASSIGN_OR_RETURN(pb::Ack state, server.LastAck(c.session.device_id));
+  const uint64_t available = state.train_samples();
+  if (available == 0) {
+    return Status::InvalidArgument("device '" + c.session.device_id + "' has no training data");
+  }
+  std::vector<uint32_t> order = SeededPermutation(available, MixKey({c.seed, 0x5EA4ull}));
+  for (int64_t i = 0; i < c.images && i < static_cast<int64_t>(available); ++i) {
+    e.sample_ids.push_back(order[i]);
+  }
+  return e;
+}
+
+}  // namespace
+
+Result<SearchRun> RunCriticalLayerSearch(const SearchConfig& c) {
+  const auto start = std::chrono::steady_clock::now();
+  R2F_ASSIGN_OR_RETURN(pb::QuantizedModel model, LoadSessionModel(c.session));
+  pb::Graph graph = model.graph();
+  R2F_RETURN_IF_ERROR(InferShapes(&graph).WithContext("model"));
+  SearchRun run;
+  R2F_RETURN_IF_ERROR(ChooseCandidates(c, graph, &run));
 
   R2F_ASSIGN_OR_RETURN(std::unique_ptr<R2fServer> server, R2fServer::Connect(c.session.server));
   const std::string& device = c.session.device_id;
@@ -105,24 +135,9 @@ Result<SearchRun> RunCriticalLayerSearch(const SearchConfig& c) {
   std::filesystem::create_directories(c.run_dir, ec);
   if (ec) return Status::IoError("cannot create " + c.run_dir + ": " + ec.message());
   std::ofstream evaluations(c.run_dir + "/evaluations.jsonl", std::ios::trunc);
-
-  // The validation subset: a seeded sample of the device's train split.
-  EvalSettings e;
-  e.split = pb::SPLIT_TRAIN;
-  e.batch_size = c.batch_size;
-  e.deploy_as_delta = true;
-  e.tmr.mode = accel::TmrMode::kPartial;
-  e.deploy = false;  // deployed once, just below
   R2F_ASSIGN_OR_RETURN(pb::Ack ack, server->deployModel(device, model, true));
   (void)ack;
-  R2F_ASSIGN_OR_RETURN(pb::Ack state, server->LastAck(device));
-  const uint64_t available = state.train_samples();
-  if (available == 0)
-    return Status::InvalidArgument("device '" + device + "' has no training data");
-  std::vector<uint32_t> order = SeededPermutation(available, MixKey({c.seed, 0x5EA4ull}));
-  for (int64_t i = 0; i < c.images && i < static_cast<int64_t>(available); ++i) {
-    e.sample_ids.push_back(order[i]);
-  }
+  R2F_ASSIGN_OR_RETURN(EvalSettings e, ValidationSettings(c, *server));
 
   int64_t calls = 0;
   auto measure = [&](const std::vector<uint32_t>& protect, int step) -> Result<double> {

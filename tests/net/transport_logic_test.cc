@@ -11,6 +11,8 @@
 #include <string>
 #include <thread>
 
+#include "common/base/checksum.h"
+#include "common/net/chunker.h"
 #include "common/net/transport.h"
 #include "common/net/transport_topics.h"
 #include "tests/net/fake_mqtt.h"
@@ -225,6 +227,38 @@ TEST(TransportLogicTest, GarbageAndStrayRepliesAreDroppedAndServingGoesOn) {
   ASSERT_TRUE(reply.ok()) << reply.status().ToString();
   EXPECT_TRUE(WaitFor([&] { return device.transport->stats().rejected >= 1; }, seconds(2)));
   EXPECT_GE(server->stats().rejected, 1u);
+}
+
+// Hundreds of partial 60 MB requests (announced, never finished) and garbage on the device's
+// command topic: the next real request is served at once, without a retry.
+TEST(TransportLogicTest, AFloodOfPartialRequestsDoesNotLockOutTheNextRealOne) {
+  FakeBroker broker;
+  FakeDevice device(broker, "d1");
+  auto server = NewServer(broker, "srv");
+  constexpr uint64_t kPayload = 60ull << 20;
+  constexpr uint32_t kChunks = kPayload / kDefaultChunkBytes;
+  for (uint64_t i = 0; i < 300; ++i) {
+    pb::Envelope e;
+    e.set_protocol_version(kProtocolVersion);
+    e.set_device_id("d1");
+    e.set_job_id("junk");
+    e.set_request_id(1000 + i);
+    e.set_kind(pb::MSG_DEPLOY_MODEL);
+    e.set_chunk_index(0);
+    e.set_chunk_count(kChunks);
+    e.set_payload_size(kPayload);
+    e.set_payload_crc32(1);
+    e.set_chunk(std::string(kDefaultChunkBytes, 'j'));
+    e.set_chunk_crc32(Crc32(e.chunk()));
+    broker.Inject("r2f/v1/d1/cmd", e.SerializeAsString());
+    broker.Inject("r2f/v1/d1/cmd", "garbage " + std::to_string(i));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto reply = server->Call("d1", Request(pb::MSG_GET_DATA, "real"), seconds(5), 1);
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(2));
+  EXPECT_EQ(server->stats().retries, 0u);
+  EXPECT_EQ(device.calls.load(), 1);
 }
 
 TEST(TransportLogicTest, RoleMismatchesAreInvalidArguments) {
