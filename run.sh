@@ -5,6 +5,7 @@
 #   ./run.sh test    install what is missing, build, run the whole test suite
 #   ./run.sh build   install what is missing, build only
 #   ./run.sh deps    install what is missing only
+#   ./run.sh fleet   a fleet: four devices with their own soft errors, retrained at once
 #   ./run.sh reproduce [--quick]   the paper's figures at our scale (docs/results.md)
 #
 # Environment: R2F_BUILD_DIR (default build), R2F_JOBS (default: number of cores).
@@ -129,6 +130,32 @@ demo() {
   log "done: per-iteration stage times in runs/quick/stages.jsonl, totals in runs/quick/summary.json"
 }
 
+# A fleet end to end (docs/fleet.md): pre-train (cached), broker, the four device daemons of
+# configs/fleet/, one server running two jobs at a time; the fleet table and plot at the end.
+fleet() {
+  build
+  cd "$ROOT"
+  local bin="$BUILD_DIR/bin" port
+  log "1/3 pre-training the default ResNet18 on Fashion-MNIST (cached under cache/models)"
+  "$bin/r2f_server" pretrain --config configs/pretrain/resnet18.yaml > /dev/null
+
+  # Globals, not locals: the EXIT trap runs after fleet() has returned.
+  fleet_work=$(mktemp -d /tmp/r2f-fleet.XXXXXX)
+  fleet_pids=()
+  port=$(free_port)
+  fleet_broker_pid=$(start_broker "$port" "$fleet_work")
+  trap 'for p in "${fleet_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done;
+        kill "$fleet_broker_pid" 2>/dev/null; rm -rf "$fleet_work"' EXIT
+  log "2/3 mosquitto on 127.0.0.1:$port; device daemons configs/fleet/dev-{1..4}.yaml"
+  for cfg in configs/fleet/dev-*.yaml; do
+    "$bin/r2f_client" --config "$cfg" --broker "tcp://127.0.0.1:$port" \
+      > "$fleet_work/$(basename "$cfg" .yaml).log" 2>&1 &
+    fleet_pids+=($!)
+  done
+  log "3/3 the fleet (configs/fleet.yaml): every device retrained against its own errors"
+  "$bin/r2f_server" fleet --config configs/fleet.yaml --restart --broker "tcp://127.0.0.1:$port"
+}
+
 # The paper's figures at our scale (docs/results.md). docs/figures/reproduce.py starts a
 # throwaway mosquitto and one device daemon per bit error rate, runs the sweep of
 # docs/figures/sweeps.py and draws the figures. Every run keeps its directory under
@@ -155,9 +182,10 @@ case "$cmd" in
   build) build ;;
   test) run_tests "$@" ;;
   demo) demo "$@" ;;
+  fleet) fleet "$@" ;;
   reproduce) reproduce "$@" ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -62,6 +62,11 @@ Result<DeviceConfig> ParseDeviceConfig(ConfigMap& map) {
 
   ConfigMap broker = map.Section("broker");
   ParseBrokerConfig(broker, &cfg.transport);  // errors stay in the map for Finish()
+  cfg.transport.persistent_session =
+      broker.GetBool("persistent_session", cfg.transport.persistent_session);
+  cfg.transport.status_interval = std::chrono::milliseconds(static_cast<int64_t>(
+      1000 * broker.GetDouble("status_interval_s", cfg.transport.status_interval.count() / 1000.0,
+                              0.0, 3600.0)));
 
   ConfigMap data = map.Section("data");
   ConfigMap train = data.Section("train");

@@ -200,6 +200,17 @@ pb::Ack DeviceService::MakeAck(pb::MessageKind kind, std::string detail) const {
   ack.set_requests_handled(requests_handled_);
   ack.set_train_samples(train_.size());
   ack.set_test_samples(test_.size());
+  *ack.mutable_lease() = lease_.State();
+  return ack;
+}
+
+pb::Ack DeviceService::Lease(const pb::LeaseRequest& request) {
+  std::string event;
+  pb::LeaseState state = lease_.Handle(request, &event);
+  if (!event.empty()) GetLogger("device")->info("{}", event);
+  pb::Ack ack = MakeAck(pb::MSG_LEASE, state.granted() ? "lease granted" : "lease held by " +
+                                                                              state.holder());
+  *ack.mutable_lease() = state;
   return ack;
 }
 
@@ -464,7 +475,9 @@ Result<Message> DeviceService::Handle(const Message& request) {
   auto log = GetLogger("device");
   const auto start = Clock::now();
   size_t samples = 0;
-  Result<Message> reply = Dispatch(request, &samples);
+  const Status admitted =
+      request.kind == pb::MSG_LEASE ? Status::Ok() : lease_.Admit(request.lease_id);
+  Result<Message> reply = admitted.ok() ? Dispatch(request, &samples) : Result<Message>(admitted);
   if (reply.ok() && options_.reply_delay.count() > 0) {
     log->info("{}: executed; replying after the debug delay of {} ms", Describe(request),
               options_.reply_delay.count());
@@ -474,12 +487,30 @@ Result<Message> DeviceService::Handle(const Message& request) {
                            " request=" + std::to_string(request.request_id) +
                            (samples > 0 ? " samples=" + std::to_string(samples) : "");
   if (reply.ok()) {
-    log->info("{}: ok in {:.3f} s ({} bytes in, {} bytes out)", what, SecondsSince(start),
-              request.payload.size(), reply->payload.size());
+    log->debug("{}: ok in {:.3f} s ({} bytes in, {} bytes out)", what, SecondsSince(start),
+               request.payload.size(), reply->payload.size());
   } else {
     log->warn("{}: failed in {:.3f} s: {}", what, SecondsSince(start), reply.status().ToString());
   }
+  CountForSummary(request.kind, reply.ok());
   return reply;
+}
+
+void DeviceService::CountForSummary(pb::MessageKind kind, bool ok) {
+  ++summary_counts_[kind];
+  if (!ok) ++summary_failed_;
+  const auto now = Clock::now();
+  if (now - summary_start_ < std::chrono::seconds(30)) return;
+  std::string counts;
+  for (const auto& [k, n] : summary_counts_) {
+    counts += (counts.empty() ? "" : ", ") + KindName(k) + " " + std::to_string(n);
+  }
+  GetLogger("device")->info("served {} in the last {:.0f} s ({} failed); model version {}", counts,
+                            std::chrono::duration<double>(now - summary_start_).count(),
+                            summary_failed_, model_version());
+  summary_counts_.clear();
+  summary_failed_ = 0;
+  summary_start_ = now;
 }
 
 Result<Message> DeviceService::Dispatch(const Message& request, size_t* samples) {
@@ -501,6 +532,10 @@ Result<Message> DeviceService::Dispatch(const Message& request, size_t* samples)
                            ParsePayload<pb::DeployModelRequest>(request, "DeployModelRequest"));
       R2F_ASSIGN_OR_RETURN(pb::Ack ack, DeployModel(req));
       return sendAck(ack);
+    }
+    case pb::MSG_LEASE: {
+      R2F_ASSIGN_OR_RETURN(auto req, ParsePayload<pb::LeaseRequest>(request, "LeaseRequest"));
+      return sendAck(Lease(req));
     }
     case pb::MSG_GET_DATA: {
       R2F_ASSIGN_OR_RETURN(auto req, ParsePayload<pb::GetDataRequest>(request, "GetDataRequest"));

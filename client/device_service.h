@@ -12,12 +12,15 @@
 // Not thread-safe: calls must be serialised (the transport runs the handler on one thread).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "accel_sim/accelerator.h"
 #include "client/device_config.h"
+#include "client/device_lease.h"
 #include "client/device_state_store.h"
 #include "common/base/status.h"
 #include "common/data/dataset.h"
@@ -55,9 +58,14 @@ class DeviceService {
   // layer's output encoded by the request's policy (docs/daemons.md).
   Result<pb::DataReply> GetData(const pb::GetDataRequest& request);
 
-  // The transport handler: parses the payload for its kind, runs the call and wraps the result
-  // with sendAck / sendData (client/r2f_client_api.h). Errors (also for payloads that do not
-  // parse or kinds this device does not serve) become MSG_ERROR replies in the transport.
+  // Fleet coordination (MSG_LEASE, client/device_lease.h): grants, renews or releases the lease
+  // that lets one server drive the device; the Ack's `lease` says who holds it.
+  pb::Ack Lease(const pb::LeaseRequest& request);
+
+  // The transport handler: checks the request's lease, parses the payload for its kind, runs
+  // the call and wraps the result with sendAck / sendData (client/r2f_client_api.h). Errors
+  // (also for payloads that do not parse or kinds this device does not serve) become MSG_ERROR
+  // replies in the transport. Logs each request at debug and a summary at info every 30 s.
   Result<Message> Handle(const Message& request);
 
   uint64_t model_version() const;  // 0: no model
@@ -89,10 +97,16 @@ class DeviceService {
   DeviceServiceOptions options_;
   Dataset train_, test_;
   DeviceStateStore store_;
+  DeviceLease lease_;
   std::unique_ptr<accel::Accelerator> accelerator_;  // null: no model deployed
   pb::SetAIoTModeRequest mode_;
   accel::TmrConfig tmr_;  // mode_ in accel_sim's terms
   uint64_t requests_handled_ = 0;
+  // The periodic summary line: requests per kind since the last one.
+  std::chrono::steady_clock::time_point summary_start_ = std::chrono::steady_clock::now();
+  std::map<pb::MessageKind, uint64_t> summary_counts_;
+  uint64_t summary_failed_ = 0;
+  void CountForSummary(pb::MessageKind kind, bool ok);
 };
 
 }  // namespace r2f

@@ -10,6 +10,7 @@
 #include "server/api/remote_eval.h"
 #include "server/model/pretrain.h"
 #include "server/retrain/retrain.h"
+#include "server/fleet/fleet.h"
 #include "server/search/search.h"
 
 namespace {
@@ -80,6 +81,23 @@ int Retrain(const std::string& config_path, bool resume, const std::string& brok
   return 0;
 }
 
+// `r2f_server fleet`: many devices, each retrained against its own errors (server/fleet/fleet.h).
+int Fleet(const std::string& config_path, bool restart, const std::string& broker) {
+  auto config = r2f::LoadFleetConfig(config_path);
+  if (!config.ok()) return Fail(config.status());
+  if (!broker.empty()) config->base.session.server.transport.broker_uri = broker;
+  auto result = r2f::RunFleet(*config, restart);
+  if (!result.ok()) return Fail(result.status());
+  std::printf("fleet      %zu devices in %.1f s (this server: %s)\n\n", result->jobs.size(),
+              result->wall_s, result->server.c_str());
+  std::fputs(r2f::FormatFleetTable(*result).c_str(), stdout);
+  std::printf("\nresults    %s%s%s\n", result->json_path.c_str(),
+              result->plot_path.empty() ? "" : ", plot ", result->plot_path.c_str());
+  int failed = 0;
+  for (const r2f::FleetJob& j : result->jobs) failed += j.state == r2f::FleetJob::State::kFailed;
+  return failed == 0 ? 0 : 3;
+}
+
 // `r2f_server search`: the critical-layer search on a remote device (server/search/search.h).
 int Search(const std::string& config_path, const std::string& broker) {
   auto config = r2f::LoadSearchConfig(config_path);
@@ -133,8 +151,17 @@ int main(int argc, char** argv) {
   std::string search_config;
   search->add_option("--config", search_config, "search YAML config (configs/search/)")->required();
 
+  auto* fleet = app.add_subcommand(
+      "fleet", "retrain many devices (a list or every online one), several jobs at a time");
+  std::string fleet_config;
+  bool restart = false;
+  fleet->add_option("--config", fleet_config, "fleet YAML config (configs/fleet.yaml)")
+      ->required();
+  fleet->add_flag("--restart", restart,
+                  "remove the fleet's run directory first (no other server may be using it)");
+
   std::string broker;
-  for (CLI::App* remote : {eval, retrain, search}) {
+  for (CLI::App* remote : {eval, retrain, search, fleet}) {
     remote->add_option("--broker", broker,
                        "broker URI, overriding the config's broker.uri (e.g. tcp://10.0.0.5:1883)");
   }
@@ -146,5 +173,6 @@ int main(int argc, char** argv) {
   if (eval->parsed()) return Eval(eval_config, broker);
   if (retrain->parsed()) return Retrain(retrain_config, resume, broker);
   if (search->parsed()) return Search(search_config, broker);
+  if (fleet->parsed()) return Fleet(fleet_config, restart, broker);
   return 0;
 }

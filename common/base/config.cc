@@ -416,6 +416,14 @@ Status ConfigMap::Finish() {
   return Status::Ok();
 }
 
+std::vector<std::string> ConfigMap::Keys() const {
+  std::vector<std::string> keys;
+  const YAML::Node& node = root_->At(path_).node;
+  if (!node.IsMap()) return keys;
+  for (auto it = node.begin(); it != node.end(); ++it) keys.push_back(it->first.Scalar());
+  return keys;
+}
+
 const std::string& ConfigMap::origin() const { return root_->origin; }
 
 }  // namespace r2f

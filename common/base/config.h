@@ -45,6 +45,9 @@ class ConfigMap {
 
   // True when the key is present (even without a value). Does not mark the key as known.
   bool Has(const std::string& key) const;
+  // The keys of this mapping, in file order (for mappings keyed by name, such as a fleet's
+  // per-device overrides). Does not mark them as known.
+  std::vector<std::string> Keys() const;
 
   // Optional keys: the default when absent. Range and choice checks apply to present values;
   // ranges are inclusive. `def` is not checked (the caller's constant).

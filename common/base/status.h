@@ -24,6 +24,7 @@ class Status {
     kDeadlineExceeded,
     kResourceExhausted,  // a size or memory limit was hit
     kInternal,
+    kFailedPrecondition,  // the state does not allow it (a device leased to another server)
   };
 
   Status() = default;
@@ -42,6 +43,9 @@ class Status {
     return {Code::kResourceExhausted, std::move(msg)};
   }
   static Status Internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
+  static Status FailedPrecondition(std::string msg) {
+    return {Code::kFailedPrecondition, std::move(msg)};
+  }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -87,7 +87,11 @@ std::string ReadPasswordFile(ConfigMap& section, const std::string& path) {
 
 Status ParseBrokerConfig(ConfigMap& section, TransportOptions* out) {
   out->broker_uri = section.GetString("uri", out->broker_uri);
-  if (std::string why = CheckUri(out->broker_uri); !why.empty()) section.Fail("uri", why);
+  const std::vector<std::string> uris = SplitBrokerUris(out->broker_uri);
+  if (uris.empty()) section.Fail("uri", "no broker URI given");
+  for (const std::string& uri : uris) {
+    if (std::string why = CheckUri(uri); !why.empty()) section.Fail("uri", why);
+  }
   out->client_id = section.GetString("client_id", out->client_id);
   out->username = section.GetString("username", out->username);
 

@@ -2,7 +2,8 @@
 // the device daemon (configs/client.yaml) and the server commands (configs/eval.yaml, ...).
 //
 //   broker:
-//     uri: tcp://127.0.0.1:1883   # tcp://host:port, or ssl://host:port for TLS
+//     uri: tcp://127.0.0.1:1883   # tcp://host:port, or ssl://host:port for TLS; several URIs
+//                                 # separated by commas for the nodes of a broker cluster
 //     client_id: ""               # empty: r2f-dev-<device> / r2f-server-<hostname>
 //     username: ""                # a device logs in with its device id (configs/mosquitto/acl)
 //     password: ""                # never logged (RedactSecret); better one of the next two:

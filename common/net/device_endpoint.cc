@@ -121,6 +121,12 @@ void DeviceEndpoint::OnEnvelope(const ParsedTopic& topic, pb::Envelope env) {
 }
 
 void DeviceEndpoint::OnHousekeeping(MqttSession::Clock::time_point now) {
+  if (o_.status_interval.count() > 0 && now - last_status_ >= o_.status_interval &&
+      session_->connected()) {
+    last_status_ = now;
+    Status s = session_->PublishRetained(StatusTopic(), online_envelope_, milliseconds(0));
+    if (!s.ok()) spdlog::debug("transport {}: status: {}", session_->client_id(), s.ToString());
+  }
   if (reassembler_.stats().evicted > evicted_logged_) {
     spdlog::warn("transport {}: dropped {} stale incomplete requests to admit new ones",
                  session_->client_id(), reassembler_.stats().evicted - evicted_logged_);

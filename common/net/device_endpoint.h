@@ -78,6 +78,7 @@ class DeviceEndpoint : public MqttSession::Listener {
   Reassembler reassembler_;
   std::map<RequestKey, MqttSession::Clock::time_point> recent_errors_;
   uint64_t evicted_logged_ = 0;  // reassembler evictions already in the log
+  MqttSession::Clock::time_point last_status_{};  // the last "online" published
 
   // Lock order: cache_mu_ before work_mu_.
   std::mutex cache_mu_;

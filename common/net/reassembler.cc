@@ -186,7 +186,7 @@ Status Reassembler::CheckAgainstHeld(std::map<MessageKey, Partial>::iterator it,
   const std::string where = ChunkName(env);
   // The messages are built before Erase(it): `p` dies with it.
   if (p.chunk_count != env.chunk_count() || p.payload_size != env.payload_size() ||
-      p.payload_crc32 != env.payload_crc32()) {
+      p.payload_crc32 != env.payload_crc32() || p.lease_id != env.lease_id()) {
     Status s = Status::InvalidArgument(
         where + ": header disagrees with earlier chunks (chunk_count " +
         std::to_string(p.chunk_count) + ", payload_size " + std::to_string(p.payload_size) +
@@ -246,6 +246,7 @@ Result<std::optional<Message>> Reassembler::Complete(std::map<MessageKey, Partia
   msg.job_id = key.job_id;
   msg.request_id = key.request_id;
   msg.device_id = key.device_id;
+  msg.lease_id = p.lease_id;
   const uint64_t expected_size = p.payload_size;
   const uint32_t expected_crc = p.payload_crc32;
   if (p.bytes != expected_size) {
@@ -304,6 +305,7 @@ Result<std::optional<Message>> Reassembler::Add(pb::Envelope env) {
     p.chunk_count = env.chunk_count();
     p.payload_size = env.payload_size();
     p.payload_crc32 = env.payload_crc32();
+    p.lease_id = env.lease_id();
     p.overhead = overhead;
     p.chunks.resize(env.chunk_count());
     p.chunk_crcs.resize(env.chunk_count());

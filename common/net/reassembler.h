@@ -124,6 +124,7 @@ class Reassembler {
     uint32_t chunk_count = 0;
     uint64_t payload_size = 0;
     uint32_t payload_crc32 = 0;
+    uint64_t lease_id = 0;
     std::vector<std::optional<std::string>> chunks;
     std::vector<uint32_t> chunk_crcs;
     uint32_t received = 0;

@@ -113,7 +113,7 @@ Result<std::unique_ptr<Transport>> Transport::Connect(TransportOptions options) 
   // A device keeps its session: requests sent while it is away wait at the broker. A server's
   // session is clean: nothing piles up at the broker for a server that died, and a reconnected
   // server asks its devices again (their reply caches answer).
-  c.clean_session = !device;
+  c.clean_session = !device || !options.persistent_session;
   c.keep_alive = options.keep_alive;
   c.reconnect_min = options.reconnect_min;
   c.reconnect_max = options.reconnect_max;

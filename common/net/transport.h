@@ -86,6 +86,16 @@ struct TransportOptions {
   // 5 s) so that TCP pushes back on the broker instead of us dropping QoS-1 messages.
   uint64_t inbox_bytes = 64ull << 20;
 
+  // Device role: the retained "online" status is published again this often. Brokers that do not
+  // deliver retained messages to wildcard subscriptions (RabbitMQ 3.10) still let servers
+  // discover the device from the repeats. 0: only at connect.
+  std::chrono::milliseconds status_interval{5000};
+  // Device role: whether the broker keeps the device's session (subscription and queued
+  // requests) while it is away. On a broker cluster whose sessions live on one node (RabbitMQ
+  // 3.10) a clean session lets the device fail over to another node at once; the server's
+  // retries make up for requests sent while it was away (docs/fleet.md).
+  bool persistent_session = true;
+
   // Device role: reply cache bounds and how many complete requests may wait for the handler.
   size_t reply_cache_entries = 64;
   uint64_t reply_cache_bytes = 256ull << 20;

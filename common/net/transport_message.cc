@@ -28,6 +28,13 @@ Status ValidateDeviceId(std::string_view device_id) {
     return Status::InvalidArgument("device id '" + std::string(device_id) +
                                    "' contains one of '/', '+', '#', NUL (it is a topic level)");
   }
+  // RabbitMQ's MQTT plugin maps topic levels to AMQP routing-key words: '.' would split the
+  // level in two and '*' is its wildcard (docs/fleet.md). Refused everywhere, so that a fleet
+  // can move from Mosquitto to a RabbitMQ cluster.
+  if (device_id.find_first_of(".*") != std::string_view::npos) {
+    return Status::InvalidArgument("device id '" + std::string(device_id) +
+                                   "' contains '.' or '*' (not portable to RabbitMQ's MQTT)");
+  }
   return Status::Ok();
 }
 
@@ -65,6 +72,8 @@ Status DecodeErrorReply(std::string_view payload) {
       return Status::ResourceExhausted(msg);
     case Status::Code::kInternal:
       return Status::Internal(msg);
+    case Status::Code::kFailedPrecondition:
+      return Status::FailedPrecondition(msg);
     case Status::Code::kOk:
       break;
   }

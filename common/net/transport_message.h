@@ -24,6 +24,7 @@ struct Message {
   uint64_t request_id = 0;  // correlation id; 0 in a request given to Call means "pick one"
   std::string payload;      // opaque bytes (usually a serialized Table-I protobuf)
   std::string device_id;    // the device this conversation is with (target or source)
+  uint64_t lease_id = 0;    // requests: the device lease the server holds (0: none)
 };
 
 // Server -> device kinds (sent on .../cmd): every valid kind except UNSPECIFIED and the reply and
@@ -38,7 +39,8 @@ std::string KindName(pb::MessageKind kind);
 // "MSG_GET_DATA device=d1 job=j request=42 (1234 bytes)": for logs and error messages.
 std::string Describe(const Message& message);
 
-// Device ids become a topic level, so they must be non-empty and free of '/', '+', '#' and NUL.
+// Device ids become a topic level, so they must be non-empty and free of '/', '+', '#' and NUL,
+// and of '.' and '*' (RabbitMQ's MQTT plugin gives them meaning).
 Status ValidateDeviceId(std::string_view device_id);
 
 // Whether an error reply means "not now" rather than "no": the device was busy or short of room

@@ -69,12 +69,8 @@ std::string ReadableBytes(uint64_t bytes) {
 
 }  // namespace
 
-R2fServer::R2fServer(R2fServerOptions options, std::unique_ptr<Transport> transport,
-                     std::unique_ptr<Throttle> downlink, std::unique_ptr<Throttle> uplink)
-    : options_(std::move(options)),
-      transport_(std::move(transport)),
-      downlink_throttle_(std::move(downlink)),
-      uplink_throttle_(std::move(uplink)) {}
+R2fServer::R2fServer(R2fServerOptions options, std::unique_ptr<Transport> transport)
+    : options_(std::move(options)), transport_(std::move(transport)) {}
 
 R2fServer::~R2fServer() { transport_->Stop(); }
 
@@ -84,12 +80,10 @@ Result<std::unique_ptr<R2fServer>> R2fServer::Connect(R2fServerOptions options) 
   if (options.call_timeout.count() <= 0) {
     return Status::InvalidArgument("R2fServer: call_timeout must be > 0");
   }
-  std::unique_ptr<Throttle> down, up;
-  if (options.throttle) {
-    R2F_ASSIGN_OR_RETURN(
-        down, Throttle::ForLink(options.link, Direction::kDownlink, options.throttle_burst_bytes));
-    R2F_ASSIGN_OR_RETURN(
-        up, Throttle::ForLink(options.link, Direction::kUplink, options.throttle_burst_bytes));
+  if (options.throttle) {  // checks the burst against the link before anything connects
+    R2F_RETURN_IF_ERROR(
+        Throttle::ForLink(options.link, Direction::kDownlink, options.throttle_burst_bytes)
+            .status());
   }
   options.transport.role = TransportOptions::Role::kServer;
   R2F_ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport, Transport::Connect(options.transport));
@@ -97,43 +91,87 @@ Result<std::unique_ptr<R2fServer>> R2fServer::Connect(R2fServerOptions options) 
                             options.transport.broker_uri, options.transport.username,
                             RedactSecret(options.transport.password), options.link.name,
                             options.throttle ? ", throttled" : "");
-  return std::unique_ptr<R2fServer>(
-      new R2fServer(std::move(options), std::move(transport), std::move(down), std::move(up)));
+  return std::unique_ptr<R2fServer>(new R2fServer(std::move(options), std::move(transport)));
+}
+
+Status R2fServer::SetDeviceLink(const std::string& device, const LinkSpec& link, bool throttle) {
+  R2F_RETURN_IF_ERROR(ValidateLinkSpec(link).WithContext("link of device " + device));
+  std::lock_guard<std::mutex> lock(mu_);
+  DeviceView& view = devices_[device];
+  view.link = link;
+  view.throttle = throttle;
+  view.downlink_throttle.reset();
+  view.uplink_throttle.reset();
+  return Status::Ok();
+}
+
+LinkSpec R2fServer::DeviceLink(const std::string& device) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = devices_.find(device);
+  return it != devices_.end() && it->second.link ? *it->second.link : options_.link;
+}
+
+Result<R2fServer::LinkOfCall> R2fServer::LinkFor(const std::string& device) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DeviceView& view = devices_[device];
+  if (!view.link) {
+    view.link = options_.link;
+    view.throttle = options_.throttle;
+  }
+  if (view.throttle && !view.downlink_throttle) {
+    R2F_ASSIGN_OR_RETURN(std::unique_ptr<Throttle> down,
+                         Throttle::ForLink(*view.link, Direction::kDownlink,
+                                           options_.throttle_burst_bytes));
+    R2F_ASSIGN_OR_RETURN(std::unique_ptr<Throttle> up,
+                         Throttle::ForLink(*view.link, Direction::kUplink,
+                                           options_.throttle_burst_bytes));
+    view.downlink_throttle = std::move(down);
+    view.uplink_throttle = std::move(up);
+  }
+  return LinkOfCall{*view.link, view.downlink_throttle, view.uplink_throttle};
 }
 
 Result<Message> R2fServer::Exchange(const std::string& device, pb::MessageKind kind,
-                                    std::string payload) {
+                                    std::string payload,
+                                    std::optional<std::chrono::milliseconds> timeout,
+                                    int attempts) {
   Message request;
   request.kind = kind;
   request.job_id = options_.job_id;
   request.request_id = transport_->NewRequestId();
   request.device_id = device;
   request.payload = std::move(payload);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = devices_.find(device);
+    if (it != devices_.end()) request.lease_id = it->second.lease_id;
+  }
+  R2F_ASSIGN_OR_RETURN(LinkOfCall link, LinkFor(device));
 
   CallRecord rec;
   rec.device_id = device;
   rec.kind = kind;
   rec.request_id = request.request_id;
   rec.downlink_bytes = WireBytes(request, options_.transport.chunk_bytes);
-  rec.modelled_downlink_s =
-      ModelledSeconds(options_.link, Direction::kDownlink, rec.downlink_bytes);
-  if (downlink_throttle_) {
+  rec.modelled_downlink_s = ModelledSeconds(link.spec, Direction::kDownlink, rec.downlink_bytes);
+  if (link.downlink) {
     const auto t0 = Clock::now();
-    downlink_throttle_->Acquire(rec.downlink_bytes);
+    link.downlink->Acquire(rec.downlink_bytes);
     rec.throttle_s += SecondsSince(t0);
   }
   const uint64_t retries_before = transport_->stats().retries;
   const auto t0 = Clock::now();
   Result<Message> reply =
-      transport_->Call(device, std::move(request), options_.call_timeout, options_.attempts);
+      transport_->Call(device, std::move(request), timeout.value_or(options_.call_timeout),
+                       attempts > 0 ? attempts : options_.attempts);
   rec.measured_s = SecondsSince(t0);
   rec.retries = transport_->stats().retries - retries_before;
   if (reply.ok()) {
     rec.uplink_bytes = WireBytes(*reply, options_.transport.chunk_bytes);
-    rec.modelled_uplink_s = ModelledSeconds(options_.link, Direction::kUplink, rec.uplink_bytes);
-    if (uplink_throttle_) {
+    rec.modelled_uplink_s = ModelledSeconds(link.spec, Direction::kUplink, rec.uplink_bytes);
+    if (link.uplink) {
       const auto t1 = Clock::now();
-      uplink_throttle_->Acquire(rec.uplink_bytes);
+      link.uplink->Acquire(rec.uplink_bytes);
       rec.throttle_s += SecondsSince(t1);
     }
   } else {
@@ -147,7 +185,7 @@ Result<Message> R2fServer::Exchange(const std::string& device, pb::MessageKind k
            "measured {:.3f} s{}{}{}",
            KindName(kind), device, rec.request_id, ReadableBytes(rec.downlink_bytes),
            rec.modelled_downlink_s, ReadableBytes(rec.uplink_bytes), rec.modelled_uplink_s,
-           options_.link.name, rec.measured_s,
+           link.spec.name, rec.measured_s,
            rec.throttle_s > 0 ? fmt::format(", throttled {:.3f} s", rec.throttle_s) : "",
            rec.retries > 0 ? fmt::format(", {} retries", rec.retries) : "",
            rec.status.ok() ? "" : "; failed: " + rec.status.ToString());
@@ -268,6 +306,46 @@ Result<pb::DataReply> R2fServer::getData(const std::string& device,
   }
   NoteVersion(device, data.model_version(), nullptr);
   return data;
+}
+
+Result<pb::LeaseState> R2fServer::AcquireLease(const std::string& device,
+                                               std::chrono::milliseconds duration) {
+  pb::LeaseRequest request;
+  request.set_holder(transport_->client_id());
+  request.set_duration_ms(static_cast<uint32_t>(duration.count()));
+  // Short: a device that does not answer is passed over for now, not waited for.
+  const auto timeout = std::min(options_.call_timeout, std::chrono::milliseconds(10000));
+  R2F_ASSIGN_OR_RETURN(Message reply, Exchange(device, pb::MSG_LEASE, request.SerializeAsString(),
+                                               timeout, /*attempts=*/2));
+  pb::Ack ack;
+  if (!ack.ParseFromString(reply.payload)) {
+    return Status::Corruption("lease: device '" + device + "' sent an unreadable Ack");
+  }
+  NoteVersion(device, ack.model_version(), &ack);
+  std::lock_guard<std::mutex> lock(mu_);
+  devices_[device].lease_id = ack.lease().granted() ? ack.lease().lease_id() : 0;
+  return ack.lease();
+}
+
+void R2fServer::ReleaseDevice(const std::string& device) {
+  uint64_t lease_id = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = devices_.find(device);
+    if (it != devices_.end()) lease_id = it->second.lease_id;
+  }
+  if (lease_id != 0) {
+    pb::LeaseRequest request;
+    request.set_holder(transport_->client_id());
+    request.set_release(true);
+    request.set_lease_id(lease_id);
+    Result<Message> r = Exchange(device, pb::MSG_LEASE, request.SerializeAsString());
+    if (!r.ok()) GetLogger("server")->warn("releasing the lease of {}: {}", device, r.status().ToString());
+  }
+  TakeRecords(device);
+  transport_->Unwatch(device);
+  std::lock_guard<std::mutex> lock(mu_);
+  devices_.erase(device);
 }
 
 Result<pb::Ack> R2fServer::LastAck(const std::string& device) const {

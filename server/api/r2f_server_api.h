@@ -40,11 +40,14 @@ namespace r2f {
 
 struct R2fServerOptions {
   TransportOptions transport;  // broker connection; the role is always kServer
-  LinkSpec link;               // the modelled link; must be valid (common/link/link_config.h)
-  // Hold each call to the link's bit rates with token buckets (common/link/throttle.h): before a
-  // request is sent the downlink bucket is charged its bytes, after a reply arrives the uplink
-  // bucket. The MQTT traffic itself stays at loopback speed; the run's wall time follows the
-  // link. Latency is not added (it is in the model).
+  // The modelled link of every device (SetDeviceLink overrides it for one); must be valid
+  // (common/link/link_config.h).
+  LinkSpec link;
+  // Hold each call to its device's link bit rates with token buckets (common/link/throttle.h),
+  // one pair per device (each device has a link of its own): before a request is sent the
+  // downlink bucket is charged its bytes, after a reply arrives the uplink bucket. The MQTT
+  // traffic itself stays at loopback speed; the run's wall time follows the link. Latency is
+  // not added (it is in the model).
   bool throttle = false;
   uint64_t throttle_burst_bytes = 64 * 1024;
   std::string job_id = "r2f";  // part of the device's idempotency key
@@ -98,6 +101,21 @@ class R2fServer {
   // samples, in order (checked).
   Result<pb::DataReply> getData(const std::string& device, const pb::GetDataRequest& request);
 
+  // Fleet coordination (docs/fleet.md): asks `device` for the lease that lets this server alone
+  // drive it for `duration` (renewed by every later request). When granted, every later request
+  // to the device carries the lease; when another server holds it, the returned state names it
+  // (granted false). A request the device refuses for want of the lease fails with
+  // FailedPrecondition.
+  Result<pb::LeaseState> AcquireLease(const std::string& device,
+                                      std::chrono::milliseconds duration);
+  // Gives the lease back (best effort) and stops following the device's replies.
+  void ReleaseDevice(const std::string& device);
+
+  // The link of one device, instead of options().link and options().throttle.
+  Status SetDeviceLink(const std::string& device, const LinkSpec& link, bool throttle);
+  // The link modelled for `device`.
+  LinkSpec DeviceLink(const std::string& device) const;
+
   // The device's last Ack to this server (mode, model version, sizes of its data splits).
   Result<pb::Ack> LastAck(const std::string& device) const;
   // "online" / "offline" from the device's retained status; NotFound if none seen yet.
@@ -115,18 +133,29 @@ class R2fServer {
     std::optional<pb::QuantizedModel> deployed;  // what this server deployed last
     std::optional<uint64_t> version_on_device;   // from the device's latest reply
     std::optional<pb::Ack> last_ack;
+    uint64_t lease_id = 0;  // the lease this server holds on the device (0: none)
+    std::optional<LinkSpec> link;  // SetDeviceLink; else options().link
+    bool throttle = false;
+    std::shared_ptr<Throttle> downlink_throttle, uplink_throttle;  // null unless throttled
+  };
+  struct LinkOfCall {
+    LinkSpec spec;
+    std::shared_ptr<Throttle> downlink, uplink;
   };
 
-  R2fServer(R2fServerOptions options, std::unique_ptr<Transport> transport,
-            std::unique_ptr<Throttle> downlink, std::unique_ptr<Throttle> uplink);
-  // One request/reply over MQTT with its record and log line.
-  Result<Message> Exchange(const std::string& device, pb::MessageKind kind, std::string payload);
+  R2fServer(R2fServerOptions options, std::unique_ptr<Transport> transport);
+  // The device's link and throttles, created on first use. Takes mu_.
+  Result<LinkOfCall> LinkFor(const std::string& device);
+  // One request/reply over MQTT with its record and log line; the call's timeout and attempts
+  // are the options' unless given.
+  Result<Message> Exchange(const std::string& device, pb::MessageKind kind, std::string payload,
+                           std::optional<std::chrono::milliseconds> timeout = std::nullopt,
+                           int attempts = 0);
   Result<pb::Ack> SendDeploy(const std::string& device, const pb::DeployModelRequest& request);
   void NoteVersion(const std::string& device, uint64_t version, const pb::Ack* ack);
 
   R2fServerOptions options_;
   std::unique_ptr<Transport> transport_;
-  std::unique_ptr<Throttle> downlink_throttle_, uplink_throttle_;  // null unless throttling
   mutable std::mutex mu_;
   std::map<std::string, DeviceView> devices_;  // guarded by mu_
   std::vector<CallRecord> records_;            // guarded by mu_

@@ -53,7 +53,7 @@ Result<RemoteEvalResult> RunRemoteEval(R2fServer& server, const std::string& dev
   server.TakeRecords(device);
   RemoteEvalResult result;
   result.device_id = device;
-  result.link = server.options().link;
+  result.link = server.DeviceLink(device);
   if (settings.deploy) {
     R2F_ASSIGN_OR_RETURN(pb::Ack deployed,
                          server.deployModel(device, model, settings.deploy_as_delta));

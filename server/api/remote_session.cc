@@ -45,21 +45,32 @@ void ParseTmrSection(ConfigMap t, accel::TmrConfig* out) {
   }
 }
 
-void ParseRemoteSession(ConfigMap& map, const std::string& default_job, RemoteSessionConfig* out) {
-  out->device_id = map.RequireString("device_id");
-  if (!out->device_id.empty()) {
-    if (Status st = ValidateDeviceId(out->device_id); !st.ok()) map.Fail("device_id", st.message());
-  }
-  out->server.job_id = map.GetString("job_id", default_job);
-  if (out->server.job_id.empty()) map.Fail("job_id", "must not be empty");
-  ConfigMap broker = map.Section("broker");
-  ParseBrokerConfig(broker, &out->server.transport);
-  ConfigMap link = map.Section("link");
+void ApplyLinkSection(ConfigMap link, RemoteSessionConfig* out) {
   if (ParseLinkConfig(link, &out->link).ok()) {
     out->server.link = out->link.spec;
     out->server.throttle = out->link.throttle;
     out->server.throttle_burst_bytes = out->link.throttle_burst_bytes;
   }
+}
+
+void ParseRemoteSession(ConfigMap& map, const std::string& default_job, RemoteSessionConfig* out,
+                        bool one_device) {
+  if (one_device) {
+    out->device_id = map.RequireString("device_id");
+    if (!out->device_id.empty()) {
+      if (Status st = ValidateDeviceId(out->device_id); !st.ok()) {
+        map.Fail("device_id", st.message());
+      }
+    }
+  } else if (map.Has("device_id")) {
+    map.GetString("device_id", "");
+    map.Fail("device_id", "a fleet names its devices in fleet.devices");
+  }
+  out->server.job_id = map.GetString("job_id", default_job);
+  if (out->server.job_id.empty()) map.Fail("job_id", "must not be empty");
+  ConfigMap broker = map.Section("broker");
+  ParseBrokerConfig(broker, &out->server.transport);
+  ApplyLinkSection(map.Section("link"), out);
 
   ConfigMap model = map.Section("model");
   const bool has_path = model.Has("path"), has_pretrain = model.Has("pretrain_config");

@@ -27,8 +27,13 @@ struct RemoteSessionConfig {
 };
 
 // Reads the session sections of `map` (which keeps ownership: the caller reads its own keys
-// and calls map.Finish()). `default_job` names the job when the config does not.
-void ParseRemoteSession(ConfigMap& map, const std::string& default_job, RemoteSessionConfig* out);
+// and calls map.Finish()). `default_job` names the job when the config does not. Without
+// `one_device` (a fleet config) there is no device_id key: the caller names the devices.
+void ParseRemoteSession(ConfigMap& map, const std::string& default_job, RemoteSessionConfig* out,
+                        bool one_device = true);
+
+// The link section into the session's link model and the server's options.
+void ApplyLinkSection(ConfigMap link, RemoteSessionConfig* out);
 
 // The TMR section: mode none | partial | layer_wise | network_wise, protected_layers.
 void ParseTmrSection(ConfigMap section, accel::TmrConfig* out);

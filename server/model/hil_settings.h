@@ -13,4 +13,8 @@ struct HilSettings {
   double weight_decay = 0.0;
 };
 
+// LibTorch's intra-op threads for training steps (process-wide; 0 leaves the default). A
+// server running several jobs at once gives each a share of the cores.
+void SetTrainingThreads(int threads);
+
 }  // namespace r2f

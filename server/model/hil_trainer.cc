@@ -6,6 +6,10 @@
 
 namespace r2f {
 
+void SetTrainingThreads(int threads) {
+  if (threads > 0) torch::set_num_threads(threads);
+}
+
 HilTrainer::HilTrainer(FloatModel model, pb::QuantizedModel deployed, const HilSettings& s)
     : float_model_(std::move(model)),
       deployed_(std::move(deployed)),

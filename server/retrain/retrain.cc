@@ -49,6 +49,7 @@ std::string RetrainSummaryJson(const RetrainConfig& c, const RetrainResult& r) {
       {"eval_device", c.EvalDevice()},
       {"tmr_overhead", r.tmr_overhead},
       {"final_model_version", r.final_model_version},
+      {"served_by", r.served_by},
       {"timing", TimingSummaryJson(r.timing)}};
   return DumpJson(json, 2) + "\n";
 }

@@ -29,6 +29,7 @@ class R2fServer;
 struct RetrainResult {
   std::string run_dir;
   std::string device_id;
+  std::string served_by;  // the server that finished the run (its MQTT client id)
   int64_t iterations = 0;
   int64_t resumed_from = -1;  // last completed iteration restored from a checkpoint
   Accuracy before;

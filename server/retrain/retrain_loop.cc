@@ -65,6 +65,7 @@ Result<RetrainResult> RetrainLoop::Run(bool resume) {
 Status RetrainLoop::Start(bool resume) {
   result_.run_dir = c_.run_dir;
   result_.device_id = c_.session.device_id;
+  result_.served_by = server_.transport().client_id();
   R2F_ASSIGN_OR_RETURN(start_model_, LoadSessionModel(c_.session));
   R2F_ASSIGN_OR_RETURN(trainer_, HilTrainer::Create(start_model_, c_.hil));
   state_.model_version = start_model_.model_version();

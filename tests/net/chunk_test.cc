@@ -412,6 +412,8 @@ TEST(TransportMessageTest, KindsAndDeviceIds) {
   EXPECT_FALSE(ValidateDeviceId("a/b").ok());
   EXPECT_FALSE(ValidateDeviceId("a+").ok());
   EXPECT_FALSE(ValidateDeviceId("#").ok());
+  EXPECT_FALSE(ValidateDeviceId("dev.1").ok()) << "RabbitMQ would split the topic level";
+  EXPECT_FALSE(ValidateDeviceId("dev*").ok());
 }
 
 TEST(ReplyCacheTest, LruByEntriesAndBytes) {
