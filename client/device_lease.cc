@@ -13,13 +13,13 @@ uint64_t RandomLeaseId() {
   return id;
 }
 
-std::string Hex(uint64_t v) {
+}  // namespace
+
+std::string LeaseHex(uint64_t v) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
   return buf;
 }
-
-}  // namespace
 
 DeviceLease::DeviceLease(std::function<Clock::time_point()> clock) : clock_(std::move(clock)) {}
 
@@ -38,7 +38,7 @@ pb::LeaseState DeviceLease::State() const {
 pb::LeaseState DeviceLease::Handle(const pb::LeaseRequest& request, std::string* event) {
   if (request.release()) {
     if (Held() && request.holder() == holder_ && request.lease_id() == id_) {
-      if (event) *event = "lease " + Hex(id_) + " released by " + holder_;
+      if (event) *event = "lease " + LeaseHex(id_) + " released by " + holder_;
       id_ = 0;
       holder_.clear();
     }
@@ -53,7 +53,7 @@ pb::LeaseState DeviceLease::Handle(const pb::LeaseRequest& request, std::string*
     id_ = RandomLeaseId();
     holder_ = request.holder();
     if (event) {
-      *event = "lease " + Hex(id_) + " granted to " + holder_ + " for " +
+      *event = "lease " + LeaseHex(id_) + " granted to " + holder_ + " for " +
                std::to_string(duration_.count()) + " ms" +
                (previous.empty() ? "" : " (previous holder " + previous + ": expired)");
     }
@@ -74,11 +74,11 @@ Status DeviceLease::Admit(uint64_t lease_id) {
     return Status::FailedPrecondition("device is leased to " + holder_ + " for " +
                                       std::to_string(left.count()) + " ms more (the request " +
                                       (lease_id == 0 ? "carries no lease" : "carries lease " +
-                                                                                Hex(lease_id)) +
+                                                                                LeaseHex(lease_id)) +
                                       ")");
   }
   if (lease_id != 0) {
-    return Status::FailedPrecondition("lease " + Hex(lease_id) +
+    return Status::FailedPrecondition("lease " + LeaseHex(lease_id) +
                                       " is not held (it expired, was released, or the device "
                                       "restarted): acquire the lease again");
   }

@@ -20,6 +20,9 @@
 
 namespace r2f {
 
+// "00000000deadbeef": how lease ids appear in logs.
+std::string LeaseHex(uint64_t lease_id);
+
 class DeviceLease {
  public:
   using Clock = std::chrono::steady_clock;

@@ -485,6 +485,7 @@ Result<Message> DeviceService::Handle(const Message& request) {
   }
   const std::string what = KindName(request.kind) + " job=" + request.job_id +
                            " request=" + std::to_string(request.request_id) +
+                           (request.lease_id ? " lease=" + LeaseHex(request.lease_id) : "") +
                            (samples > 0 ? " samples=" + std::to_string(samples) : "");
   if (reply.ok()) {
     log->debug("{}: ok in {:.3f} s ({} bytes in, {} bytes out)", what, SecondsSince(start),

@@ -35,12 +35,9 @@ void ParseFleetSection(ConfigMap f, FleetConfig* out) {
 // Per device: method, train, eval and link sections on top of the shared settings.
 void ParseOverrides(ConfigMap overrides, FleetConfig* out) {
   for (const std::string& device : overrides.Keys()) {
-    if (!out->discover &&
-        std::find(out->devices.begin(), out->devices.end(), device) == out->devices.end()) {
-      overrides.Section(device);  // read, so that the error below is the only one
-      overrides.Fail(device, "not one of fleet.devices");
-      continue;
-    }
+    const bool listed = out->discover || std::find(out->devices.begin(), out->devices.end(),
+                                                   device) != out->devices.end();
+    if (!listed) overrides.Fail(device, "not one of fleet.devices");
     ConfigMap ov = overrides.Section(device);
     RetrainConfig c = out->base;
     c.session.device_id = device;
@@ -49,7 +46,7 @@ void ParseOverrides(ConfigMap overrides, FleetConfig* out) {
     if (ov.Section("run").Has("dir")) {
       ov.Section("run").Fail("dir", "each device's run is <run.dir>/<device> of the fleet");
     }
-    out->overridden[device] = std::move(c);
+    if (listed) out->overridden[device] = std::move(c);
   }
 }
 

@@ -86,6 +86,7 @@ struct DeviceYamlOptions {
   uint64_t seed = 11;
   int handler_delay_ms = 0;
   int64_t max_samples = 1024;
+  std::string log_level = "info";
 };
 
 // A complete device config for the test data (kTrainLimit / kTestLimit samples).
@@ -101,7 +102,7 @@ inline std::string DeviceYaml(const DeviceYamlOptions& o) {
   y += "fault: {ber: " + std::to_string(o.ber) + ", seed: " + std::to_string(o.seed) + "}\n";
   y += "state_dir: '" + o.state_dir + "'\n";
   y += "limits: {max_samples_per_request: " + std::to_string(o.max_samples) + "}\n";
-  y += "log: {level: info, file: '" + o.log_file + "'}\n";
+  y += "log: {level: " + o.log_level + ", file: '" + o.log_file + "'}\n";
   y += "debug: {handler_delay_ms: " + std::to_string(o.handler_delay_ms) + "}\n";
   return y;
 }
@@ -185,12 +186,11 @@ class ClientProcess {
   pid_t pid_ = -1;
 };
 
-// `r2f_server retrain --config F [--resume]` as a child process, output appended to `log`;
-// -1 when it cannot be started.
-inline pid_t SpawnServer(const std::string& config, bool resume, const std::string& log) {
+// `r2f_server <args>` as a child process, output appended to `log`; -1 when it cannot be
+// started.
+inline pid_t SpawnServerCommand(std::vector<std::string> args, const std::string& log) {
   const std::string bin = BinDir() + "/r2f_server";
-  std::vector<std::string> args{bin, "retrain", "--config", config};
-  if (resume) args.push_back("--resume");
+  args.insert(args.begin(), bin);
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -202,6 +202,13 @@ inline pid_t SpawnServer(const std::string& config, bool resume, const std::stri
   if (posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ) != 0) pid = -1;
   posix_spawn_file_actions_destroy(&fa);
   return pid;
+}
+
+// `r2f_server retrain --config F [--resume]` as a child process.
+inline pid_t SpawnServer(const std::string& config, bool resume, const std::string& log) {
+  std::vector<std::string> args{"retrain", "--config", config};
+  if (resume) args.push_back("--resume");
+  return SpawnServerCommand(args, log);
 }
 
 // Publishes `bytes` once with QoS 1 through the mosquitto_pub command-line client (a peer that
