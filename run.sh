@@ -22,7 +22,7 @@ PACKAGES=(
   libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto mosquitto-clients
   liblz4-dev libprotobuf-dev protobuf-compiler zlib1g-dev
   libspdlog-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libbenchmark-dev openssl
+  libgtest-dev libgmock-dev libbenchmark-dev openssl rabbitmq-server
   dataset-fashion-mnist
   python3-matplotlib
 )

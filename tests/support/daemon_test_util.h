@@ -87,13 +87,17 @@ struct DeviceYamlOptions {
   int handler_delay_ms = 0;
   int64_t max_samples = 1024;
   std::string log_level = "info";
+  bool persistent_session = true;
+  double status_interval_s = 5;
 };
 
 // A complete device config for the test data (kTrainLimit / kTestLimit samples).
 inline std::string DeviceYaml(const DeviceYamlOptions& o) {
   std::string y;
   y += "device_id: " + o.device_id + "\n";
-  y += "broker: {uri: '" + o.broker_uri + "', client_id: 'test-client-" + o.device_id + "'}\n";
+  y += "broker: {uri: '" + o.broker_uri + "', client_id: 'test-client-" + o.device_id +
+       "', persistent_session: " + (o.persistent_session ? "true" : "false") +
+       ", status_interval_s: " + std::to_string(o.status_interval_s) + "}\n";
   y += "data:\n";
   y += "  train: {dir: " + std::string(kFashionMnistDir) +
        ", limit: " + std::to_string(kTrainLimit) + "}\n";
