@@ -160,7 +160,7 @@ class ReproducePipelineTest(unittest.TestCase):
         self.assertFalse((self.runs / "retrain" / "resnet18" / "ber-3e-4" / "tclp20").exists())
 
     def test_ur_runs_train_on_their_own_device_and_evaluate_on_the_target(self):
-        for name, trained_at in [("ur-f-6e-6", "rep-ur-6e-6"), ("ur-c-2.7e-4", "rep-ur-2.7e-4")]:
+        for name, trained_at in [("ur-f-6e-6", "rep-ur-6e-6"), ("ur-c-2.7e-4", "rep-ur-2p7e-4")]:
             config = (self.runs / "retrain" / "squeezenet" / "ber-3e-4" / name /
                       "config.yaml").read_text()
             self.assertRegex(config, rf"(?m)^device_id: {re.escape(trained_at)}\s")

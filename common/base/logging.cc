@@ -24,7 +24,7 @@ struct Registry {
 std::shared_ptr<spdlog::logger> MakeLogger(Registry& r, const std::string& component) {
   auto logger = std::make_shared<spdlog::logger>(component, r.dist);
   logger->set_level(r.level);
-  logger->flush_on(spdlog::level::info);  // a crash must not eat the last lines of the file
+  logger->flush_on(spdlog::level::trace);  // a crash must not eat the last lines of the file
   return logger;
 }
 

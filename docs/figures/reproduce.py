@@ -61,8 +61,9 @@ def ber_label(ber):
 
 
 def device_id(ber, ur=False):
-    """The device at this BER; the UR training devices are separate (own fault seed)."""
-    return f"rep-{'ur-' if ur else ''}{ber_label(ber)}"
+    """The device at this BER; the UR training devices are separate (own fault seed). Device ids
+    hold no '.' (RabbitMQ's MQTT would split the topic level): 2.7e-4 becomes 2p7e-4."""
+    return f"rep-{'ur-' if ur else ''}{ber_label(ber).replace('.', 'p')}"
 
 
 def call(cmd, **kwargs):

@@ -86,7 +86,7 @@ struct DeviceYamlOptions {
   uint64_t seed = 11;
   int handler_delay_ms = 0;
   int64_t max_samples = 1024;
-  std::string log_level = "info";
+  std::string log_level = "debug";  // tests count the per-request lines
   bool persistent_session = true;
   double status_interval_s = 5;
 };
@@ -95,9 +95,10 @@ struct DeviceYamlOptions {
 inline std::string DeviceYaml(const DeviceYamlOptions& o) {
   std::string y;
   y += "device_id: " + o.device_id + "\n";
-  y += "broker: {uri: '" + o.broker_uri + "', client_id: 'test-client-" + o.device_id +
-       "', persistent_session: " + (o.persistent_session ? "true" : "false") +
-       ", status_interval_s: " + std::to_string(o.status_interval_s) + "}\n";
+  y += "broker: {uri: '" + o.broker_uri + "', persistent_session: " +
+       (o.persistent_session ? "true" : "false") +
+       ", status_interval_s: " + std::to_string(o.status_interval_s) + ", client_id: 'test-client-" +
+       o.device_id + "'}\n";
   y += "data:\n";
   y += "  train: {dir: " + std::string(kFashionMnistDir) +
        ", limit: " + std::to_string(kTrainLimit) + "}\n";
