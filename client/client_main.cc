@@ -10,6 +10,7 @@
 #include <ctime>
 #include <memory>
 
+#include "accel_sim/omp_wait_policy.h"
 #include "client/device_config.h"
 #include "client/device_service.h"
 #include "common/base/logging.h"
@@ -35,6 +36,8 @@ int WaitForSignal(const sigset_t& signals, int seconds) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Devices share hosts (a fleet on one machine): no long OpenMP spinning between batches.
+  r2f::accel::ApplyDefaultOmpWaitPolicy(argc, argv);
   CLI::App app{"R2F device daemon: a simulated faulty int8 accelerator serving the Table-I API"};
   std::string config_path;
   app.add_option("--config", config_path, "device YAML config (see configs/client.yaml)")

@@ -197,6 +197,7 @@ void MqttSession::OnMessage(const std::string& topic, std::string payload) {
   inbox_bytes_ += size;
   inbox_.push_back({topic, std::move(payload)});
   l.unlock();
+  Count(&TransportStats::bytes_received, size);
   inbox_cv_.notify_one();
 }
 

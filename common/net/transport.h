@@ -119,6 +119,7 @@ struct TransportStats {
                                        // reassembly (counted in `dropped` too)
   uint64_t log_suppressed = 0;         // rejection log lines left out (at most a few per device/s)
   uint64_t connects = 0;               // successful (re)connects
+  uint64_t bytes_received = 0;         // MQTT payload bytes that arrived (every topic)
 };
 
 class MqttClient;

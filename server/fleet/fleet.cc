@@ -36,7 +36,9 @@ constexpr milliseconds kRetryAfterFailure{2000};
 constexpr milliseconds kRetryWhenOffline{10000};
 constexpr milliseconds kMaxWaitForHolder{5000};
 
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 std::string SummaryPath(const RetrainConfig& job) { return job.run_dir + "/summary.json"; }
 
@@ -104,8 +106,8 @@ const char* StateName(FleetJob::State s) {
 class FleetRunner {
  public:
   FleetRunner(const FleetConfig& c, R2fServer& server, const std::vector<std::string>& devices,
-              FleetBoard& board)
-      : c_(c), server_(server), board_(board) {
+              FleetBoard& board, const ProgressSink& observer)
+      : c_(c), server_(server), board_(board), observer_(observer) {
     for (const std::string& d : devices) {
       queue_.push_back({d, Clock::now()});
       jobs_[d].device = d;
@@ -210,8 +212,10 @@ class FleetRunner {
         !s.ok()) {
       r = s;
     } else {
-      r = RunRetrain(job, resume, server_,
-                     [this](const RetrainProgress& p) { board_.Progress(p); });
+      r = RunRetrain(job, resume, server_, [this](const RetrainProgress& p) {
+        board_.Progress(p);
+        if (observer_) observer_(p);
+      });
     }
     server_.ReleaseDevice(device);
     if (r.ok()) {
@@ -248,6 +252,7 @@ class FleetRunner {
   const FleetConfig& c_;
   R2fServer& server_;
   FleetBoard& board_;
+  const ProgressSink& observer_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending> queue_;
@@ -321,7 +326,7 @@ std::string Plot(const std::string& script, const std::string& json_path) {
 
 }  // namespace
 
-Result<FleetResult> RunFleet(const FleetConfig& c, bool restart) {
+Result<FleetResult> RunFleet(const FleetConfig& c, bool restart, const ProgressSink& observer) {
   const auto start = Clock::now();
   if (restart) {
     std::error_code ec;
@@ -338,11 +343,12 @@ Result<FleetResult> RunFleet(const FleetConfig& c, bool restart) {
   GetLogger("fleet")->info("{} devices, {} jobs at a time, {} threads each; runs in {}",
                            devices.size(), c.max_concurrent, threads, c.base.run_dir);
   FleetBoard board(devices, isatty(STDERR_FILENO) == 1);
-  FleetRunner runner(c, *server, devices, board);
+  FleetRunner runner(c, *server, devices, board, observer);
   std::map<std::string, FleetJob> jobs = runner.Run(threads);
 
   FleetResult result;
   result.server = server->transport().client_id();
+  result.bytes_received = server->transport().stats().bytes_received;
   for (const std::string& d : devices) result.jobs.push_back(jobs[d]);
   result.wall_s = Since(start);
   Json list = Json::array();
@@ -351,6 +357,7 @@ Result<FleetResult> RunFleet(const FleetConfig& c, bool restart) {
                      {"server", result.server},
                      {"wall_s", result.wall_s},
                      {"max_concurrent", c.max_concurrent},
+                     {"bytes_received", result.bytes_received},
                      {"devices", list}};
   result.json_path = c.base.run_dir + "/fleet.json";
   R2F_RETURN_IF_ERROR(WriteFileAtomically(result.json_path, DumpJson(json, 2) + "\n"));
@@ -362,8 +369,8 @@ std::string FormatFleetTable(const FleetResult& r) {
   std::string out;
   char line[256];
   std::snprintf(line, sizeof line, "%-12s %-15s %8s %8s %15s %10s %12s %10s  %s\n", "device",
-                "state", "Base", "after", "change [pts]", "uplink MB", "modelled [s]",
-                "wall [s]", "served by");
+                "state", "Base", "after", "change [pts]", "uplink MB", "modelled [s]", "wall [s]",
+                "served by");
   out += line;
   for (const FleetJob& j : r.jobs) {
     const RetrainResult& x = j.result;

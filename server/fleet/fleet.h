@@ -33,13 +33,16 @@ struct FleetResult {
   std::string server;  // this process's client id
   std::vector<FleetJob> jobs;
   double wall_s = 0;
-  std::string json_path;  // <run.dir>/fleet.json
-  std::string plot_path;  // <run.dir>/fleet.png, when the plot script ran
+  uint64_t bytes_received = 0;  // MQTT payload bytes this process received (every topic)
+  std::string json_path;        // <run.dir>/fleet.json
+  std::string plot_path;        // <run.dir>/fleet.png, when the plot script ran
 };
 
 // Runs the fleet. `restart` first removes the fleet's run directory (only safe while no other
 // server works on it); without it finished devices are skipped and interrupted ones resume.
-Result<FleetResult> RunFleet(const FleetConfig& config, bool restart);
+// `observer` (may be empty) hears every job's progress too, on the jobs' threads.
+Result<FleetResult> RunFleet(const FleetConfig& config, bool restart,
+                             const ProgressSink& observer = {});
 
 // The table printed at the end: device, Base, after, change with its 95% interval, uplink,
 // modelled and measured time, and who served it.

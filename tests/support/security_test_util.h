@@ -28,15 +28,6 @@ inline constexpr char kServerUser[] = "r2f-server";
 
 inline std::string MosquittoConfigDir() { return SourceDir() + "/configs/mosquitto"; }
 
-inline size_t ReplaceAll(std::string* s, const std::string& from, const std::string& to) {
-  size_t n = 0;
-  for (size_t at = s->find(from); at != std::string::npos; at = s->find(from, at + to.size())) {
-    s->replace(at, from.size(), to);
-    ++n;
-  }
-  return n;
-}
-
 // A mosquitto password file holding these (user, password) pairs, made by mosquitto_passwd.
 inline bool MakePasswordFile(const std::string& path,
                              const std::vector<std::pair<std::string, std::string>>& users) {

@@ -35,4 +35,13 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+size_t ReplaceAll(std::string* s, const std::string& from, const std::string& to) {
+  size_t n = 0;
+  for (size_t at = s->find(from); at != std::string::npos; at = s->find(from, at + to.size())) {
+    s->replace(at, from.size(), to);
+    ++n;
+  }
+  return n;
+}
+
 }  // namespace r2f::testing

@@ -20,6 +20,8 @@ class TempDir {
 };
 
 void WriteFile(const std::string& path, const std::string& contents);
+// Replaces every `from` in *s by `to`; how many were replaced.
+size_t ReplaceAll(std::string* s, const std::string& from, const std::string& to);
 std::string ReadFile(const std::string& path);
 
 inline std::string SourceDir() { return R2F_SOURCE_DIR; }
