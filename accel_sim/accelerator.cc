@@ -57,6 +57,7 @@ class AcceleratorImpl : public Accelerator {
       case TrainingReference::kChain:
         break;
       case TrainingReference::kLocal:
+      case TrainingReference::kLocalExact:
         // Three deployed chains feed three different inputs to every layer: there is no one
         // "input of the deployed chain" to re-run the layer on.
         if (deployed != 1) {
@@ -65,6 +66,7 @@ class AcceleratorImpl : public Accelerator {
               std::string(TmrModeName(tmr.mode)) + " runs " + std::to_string(deployed));
         }
         ref.input_chain = 0;
+        ref.record_disagreement = reference == TrainingReference::kLocalExact;
         break;
       default:
         return Status::InvalidArgument("unknown training reference " +
@@ -77,6 +79,11 @@ class AcceleratorImpl : public Accelerator {
     result.logits = Logits(0, deployed, images.batch);
     result.faulty = LayerOutputs(0, deployed, images.batch);
     result.reference = LayerOutputs(deployed, deployed + 1, images.batch);
+    if (reference == TrainingReference::kLocalExact) {
+      for (size_t m = 0; m < model_->mac_layers().size(); ++m) {
+        result.disagreement.push_back(ws_.disagreement(deployed, m));
+      }
+    }
     result.faulty_stats = Stats(0, deployed, images.batch, tmr);
     // Both references execute every MAC layer three times: the cost of LW-TMR.
     TmrConfig lw;

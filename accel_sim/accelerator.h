@@ -62,6 +62,11 @@ Result<TmrMode> ParseTmrMode(const std::string& name);
 pb::TmrModeProto TmrModeToProto(TmrMode mode);
 TmrMode TmrModeFromProto(pb::TmrModeProto mode);
 
+// The wire form of the geometry and clock (Ack.accelerator) and back; a message without rows
+// (from a device that predates it) gives the default AcceleratorConfig.
+pb::AcceleratorGeometry AcceleratorGeometryToProto(const AcceleratorConfig& config);
+AcceleratorConfig AcceleratorConfigFromProto(const pb::AcceleratorGeometry& geometry);
+
 // The reference training mode runs beside the deployed chain; the device sends each MAC layer's
 // output as an increment against it (docs/retraining.md).
 enum class TrainingReference {
@@ -73,9 +78,13 @@ enum class TrainingReference {
   // input to that layer. The increment then holds only the layer's own faults (very sparse), and
   // the server rebuilds the chain layer by layer from its own reconstruction (InferWithOverrides).
   kLocal,
+  // kLocal, and the result also says where each layer's three replicas disagreed
+  // (TrainingResult::disagreement): the device sends its own output there, so that the rebuild
+  // is exact except where all three replicas agree on the same wrong value (docs/retraining.md).
+  kLocalExact,
 };
 
-// "chain", "local".
+// "chain", "local", "exact".
 const char* TrainingReferenceName(TrainingReference reference);
 // The inverse of TrainingReferenceName; InvalidArgument naming `name` and the known names.
 Result<TrainingReference> ParseTrainingReference(const std::string& name);
@@ -133,6 +142,9 @@ struct TrainingResult {
   std::vector<Int8Tensor> reference;
   RunStats faulty_stats;
   RunStats reference_stats;  // both references: three executions of every MAC layer
+  // kLocalExact, per MAC layer: batch * elements flags, 1 where the three replicas of the
+  // reference disagreed. Empty for the other references.
+  std::vector<std::vector<uint8_t>> disagreement;
 };
 
 // Called after each MAC layer of InferWithOverrides, in graph order, with the layer's batch

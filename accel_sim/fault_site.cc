@@ -1,5 +1,5 @@
 // The names of fault sites, TMR modes and training references, shared by every config and command
-// line, and their wire forms: the one mapping of these enums.
+// line, and their wire forms (with the accelerator's geometry): the one mapping of these enums.
 #include "accel_sim/accelerator.h"
 
 namespace r2f::accel {
@@ -78,23 +78,60 @@ const char* TrainingReferenceName(TrainingReference reference) {
       return "chain";
     case TrainingReference::kLocal:
       return "local";
+    case TrainingReference::kLocalExact:
+      return "exact";
   }
   return "unknown";
 }
 
 Result<TrainingReference> ParseTrainingReference(const std::string& name) {
-  for (TrainingReference r : {TrainingReference::kChain, TrainingReference::kLocal}) {
+  for (TrainingReference r :
+       {TrainingReference::kChain, TrainingReference::kLocal, TrainingReference::kLocalExact}) {
     if (name == TrainingReferenceName(r)) return r;
   }
-  return Status::InvalidArgument("unknown training reference '" + name + "' (known: chain, local)");
+  return Status::InvalidArgument("unknown training reference '" + name +
+                                 "' (known: chain, local, exact)");
 }
 
 pb::IncrementReference TrainingReferenceToProto(TrainingReference reference) {
-  return reference == TrainingReference::kLocal ? pb::REFERENCE_LOCAL : pb::REFERENCE_CHAIN;
+  switch (reference) {
+    case TrainingReference::kLocal:
+      return pb::REFERENCE_LOCAL;
+    case TrainingReference::kLocalExact:
+      return pb::REFERENCE_LOCAL_EXACT;
+    case TrainingReference::kChain:
+      break;
+  }
+  return pb::REFERENCE_CHAIN;
 }
 
 TrainingReference TrainingReferenceFromProto(pb::IncrementReference reference) {
-  return reference == pb::REFERENCE_LOCAL ? TrainingReference::kLocal : TrainingReference::kChain;
+  for (TrainingReference r :
+       {TrainingReference::kChain, TrainingReference::kLocal, TrainingReference::kLocalExact}) {
+    if (TrainingReferenceToProto(r) == reference) return r;
+  }
+  return TrainingReference::kChain;
+}
+
+pb::AcceleratorGeometry AcceleratorGeometryToProto(const AcceleratorConfig& config) {
+  pb::AcceleratorGeometry g;
+  g.set_rows(static_cast<uint32_t>(config.rows));
+  g.set_cols(static_cast<uint32_t>(config.cols));
+  g.set_buffer_kb(static_cast<uint32_t>(config.buffer_kb));
+  g.set_dram_bytes_per_cycle(config.dram_bytes_per_cycle);
+  g.set_clock_mhz(config.clock_mhz);
+  return g;
+}
+
+AcceleratorConfig AcceleratorConfigFromProto(const pb::AcceleratorGeometry& g) {
+  AcceleratorConfig config;
+  if (g.rows() == 0 || g.cols() == 0 || g.clock_mhz() <= 0) return config;
+  config.rows = static_cast<int>(g.rows());
+  config.cols = static_cast<int>(g.cols());
+  config.buffer_kb = static_cast<int>(g.buffer_kb());
+  config.dram_bytes_per_cycle = g.dram_bytes_per_cycle();
+  config.clock_mhz = g.clock_mhz();
+  return config;
 }
 
 }  // namespace r2f::accel

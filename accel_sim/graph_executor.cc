@@ -71,7 +71,8 @@ class ChainRunner {
               std::vector<std::vector<ExecutionFaults>>* faults,
               std::vector<std::vector<int8_t>>* faulty_inputs,
               std::vector<std::vector<int8_t*>>* node_ptr,
-              std::vector<std::vector<LayerFaultStats>>* stats)
+              std::vector<std::vector<LayerFaultStats>>* stats,
+              std::vector<std::vector<std::vector<uint8_t>>>* disagree)
       : model_(model),
         req_(req),
         arena_(*arena),
@@ -79,6 +80,7 @@ class ChainRunner {
         faulty_inputs_(*faulty_inputs),
         node_ptr_(*node_ptr),
         stats_(*stats),
+        disagree_(*disagree),
         chains_(static_cast<int>(req.chains.size())),
         batch_(req.batch),
         faults_on_(FaultsEnabled(req.faults)) {}
@@ -142,6 +144,16 @@ class ChainRunner {
     faulty_inputs_.resize(chains_);
     node_ptr_.assign(chains_, std::vector<int8_t*>(nodes.size(), nullptr));
     stats_.assign(chains_, std::vector<LayerFaultStats>(model_.mac_layers().size()));
+    disagree_.resize(chains_);
+    for (int c = 0; c < chains_; ++c) {
+      disagree_[c].resize(model_.mac_layers().size());
+      for (size_t m = 0; m < model_.mac_layers().size(); ++m) {
+        const MacLayer& L = model_.mac_layers()[m];
+        const bool record =
+            req_.chains[c].record_disagreement && req_.chains[c].replicas[m].size() == 3;
+        disagree_[c][m].assign(record ? static_cast<size_t>(L.out_elements() * batch_) : 0, 0);
+      }
+    }
     for (int c = 0; c < chains_; ++c) {
       const int64_t size = arena_size + (c == 0 ? input_size : 0);
       if (static_cast<int64_t>(arena_[c].size()) < size)
@@ -295,6 +307,8 @@ class ChainRunner {
       MacTarget target;
       target.output = Out(L, it.chain, it.image);
       target.replicas = static_cast<int>(req_.chains[it.chain].replicas[L.mac_index].size());
+      std::vector<uint8_t>& mask = disagree_[it.chain][L.mac_index];
+      if (!mask.empty()) target.disagree = mask.data() + it.image * L.out_elements();
       for (int r = 0; faults_on_ && r < target.replicas; ++r) {
         const ExecutionFaults& f = Faults(it.chain, L, it.image, r);
         if (f.any()) target.faults[r] = &f;
@@ -324,6 +338,7 @@ class ChainRunner {
   std::vector<std::vector<int8_t>>& faulty_inputs_;
   std::vector<std::vector<int8_t*>>& node_ptr_;
   std::vector<std::vector<LayerFaultStats>>& stats_;
+  std::vector<std::vector<std::vector<uint8_t>>>& disagree_;
   const int chains_;
   const int batch_;
   const bool faults_on_;
@@ -340,7 +355,7 @@ class ChainRunner {
 Status ExecuteChains(const CompiledModel& model, const ChainRequest& req, ChainWorkspace* ws) {
   R2F_RETURN_IF_ERROR(CheckRequest(model, req));
   ChainRunner runner(model, req, &ws->arena_, &ws->faults_, &ws->faulty_inputs_, &ws->node_ptr_,
-                     &ws->stats_);
+                     &ws->stats_, &ws->disagree_);
   return runner.Run();
 }
 

@@ -32,6 +32,9 @@ struct ChainSpec {
   // activations feed this chain's MAC layers (the layer-local TMR reference: each layer re-run
   // on the deployed chain's input); the chain then runs no element-wise node of its own.
   int input_chain = -1;
+  // Record, for every three-replica layer, where the replicas' results were not all equal
+  // (ChainWorkspace::disagreement): where the vote may be wrong.
+  bool record_disagreement = false;
 };
 
 struct ChainRequest {
@@ -52,6 +55,11 @@ class ChainWorkspace {
   // The batch buffer of `node` in `chain`: batch * elements values (valid after Execute).
   const int8_t* node_output(int chain, uint32_t node) const { return node_ptr_[chain][node]; }
   const std::vector<LayerFaultStats>& fault_stats(int chain) const { return stats_[chain]; }
+  // With ChainSpec::record_disagreement: per element of MAC layer `mac`'s batch output, 1 where
+  // its three replicas disagreed (empty for a layer that ran once).
+  const std::vector<uint8_t>& disagreement(int chain, size_t mac) const {
+    return disagree_[chain][mac];
+  }
 
  private:
   friend Status ExecuteChains(const CompiledModel&, const ChainRequest&, ChainWorkspace*);
@@ -61,6 +69,7 @@ class ChainWorkspace {
   std::vector<std::vector<int8_t>> faulty_inputs_;   // per chain: flipped layer inputs, per image
   std::vector<std::vector<int8_t*>> node_ptr_;       // per chain, per node
   std::vector<std::vector<LayerFaultStats>> stats_;  // per chain, per MAC layer
+  std::vector<std::vector<std::vector<uint8_t>>> disagree_;  // per chain, per MAC layer
 };
 
 // Executes every chain of `request`. Checks the request's shape (chain specs sized to the MAC

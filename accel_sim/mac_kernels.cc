@@ -270,6 +270,18 @@ void ApplySpecials(const MacLayer& L, const MacTarget& t, int oc, int64_t pos, i
       v[r] = FaultyValue(L, oc, acc[i], deltas[r] != nullptr ? deltas[r][i] : 0, s);
     }
     out[i] = MajorityVote(v[0], v[1], v[2]);
+    if (t.disagree != nullptr) {
+      t.disagree[e] = v[0] != v[1] || v[1] != v[2];  // e: the element within the image
+    }
+  }
+}
+
+// Marks in t.disagree (offset: the row's first element) where three replica rows differ.
+void MarkDisagreement(const MacTarget& t, int64_t offset, const int8_t* const rows[3],
+                      int64_t len) {
+  uint8_t* mask = t.disagree + offset;
+  for (int64_t i = 0; i < len; ++i) {
+    mask[i] = rows[0][i] != rows[1][i] || rows[1][i] != rows[2][i];
   }
 }
 
@@ -335,6 +347,14 @@ void EmitRow(const MacLayer& L, const MacImage& image, int oc, int oy0, int oy1,
       }
     } else if (touched < 2) {
       RequantizeRow(acc, len, bias, shift, L.relu, out);  // one faulty replica is outvoted
+      if (touched == 1 && t.disagree != nullptr) {
+        // Where the faulty replica differs from the other two (clean) ones.
+        const int r = deltas[0] != nullptr ? 0 : deltas[1] != nullptr ? 1 : 2;
+        Grow(&buf.rows[r], len);
+        RequantizeRowDelta(acc, deltas[r], len, bias, shift, L.relu, buf.rows[r].data());
+        const int8_t* rows[3] = {out, out, buf.rows[r].data()};
+        MarkDisagreement(t, offset, rows, len);
+      }
     } else {
       const int8_t* rows[3];
       bool have_clean = false;
@@ -353,6 +373,7 @@ void EmitRow(const MacLayer& L, const MacImage& image, int oc, int oy0, int oy1,
         }
       }
       VoteBuffers(rows[0], rows[1], rows[2], len, out);
+      if (t.disagree != nullptr) MarkDisagreement(t, offset, rows, len);
     }
     ApplySpecials(L, t, oc, pos, len, acc, deltas, out);
   }

@@ -7,6 +7,10 @@
 #include <memory>
 #include <vector>
 
+#include "common/codec/lz4_block.h"
+#include "common/codec/patch_codec.h"
+#include "common/codec/sparse_stream.h"
+
 namespace r2f {
 
 namespace {
@@ -23,55 +27,6 @@ Status CheckEncodeSize(size_t n) {
     return Status::InvalidArgument("codec: layer of " + std::to_string(n) +
                                    " elements exceeds the limit of " +
                                    std::to_string(kMaxLayerElements));
-  }
-  return Status::Ok();
-}
-
-void PutVarint32(std::string* dst, uint32_t v) {
-  while (v >= 0x80) {
-    dst->push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  dst->push_back(static_cast<char>(v));
-}
-
-// Reads a varint from [*p, end) and advances *p; false if truncated or wider than 32 bits.
-bool GetVarint32(const uint8_t** p, const uint8_t* end, uint32_t* value) {
-  uint32_t result = 0;
-  for (int shift = 0; shift <= 28 && *p < end; shift += 7) {
-    uint32_t byte = **p;
-    ++*p;
-    if (shift == 28 && byte > 0x0F) return false;  // would overflow uint32
-    result |= (byte & 0x7F) << shift;
-    if ((byte & 0x80) == 0) {
-      *value = result;
-      return true;
-    }
-  }
-  return false;
-}
-
-// Appends one LZ4 block of src[0, n) to *dst. n <= LZ4_MAX_INPUT_SIZE (checked by callers).
-void AppendLz4(const char* src, size_t n, std::string* dst) {
-  size_t offset = dst->size();
-  int bound = LZ4_compressBound(static_cast<int>(n));
-  dst->resize(offset + static_cast<size_t>(bound));
-  int written = LZ4_compress_default(src, dst->data() + offset, static_cast<int>(n), bound);
-  // With a LZ4_compressBound-sized destination compression cannot fail.
-  dst->resize(offset + static_cast<size_t>(written > 0 ? written : 0));
-}
-
-// Decompresses one LZ4 block that must expand to exactly `size` bytes into dst.
-Status DecompressExact(const char* src, size_t src_size, char* dst, size_t size, const char* what) {
-  if (src_size == 0 || src_size > static_cast<size_t>(INT_MAX)) {
-    return Status::Corruption(std::string(what) + ": LZ4 block of " + std::to_string(src_size) +
-                              " bytes is impossible");
-  }
-  int got = LZ4_decompress_safe(src, dst, static_cast<int>(src_size), static_cast<int>(size));
-  if (got < 0) return Status::Corruption(std::string(what) + ": malformed LZ4 block");
-  if (static_cast<size_t>(got) != size) {
-    return Status::Corruption(std::string(what) + ": LZ4 block holds " + std::to_string(got) +
-                              " bytes, expected " + std::to_string(size));
   }
   return Status::Ok();
 }
@@ -95,14 +50,8 @@ EncodedLayer EncodeIncrementLz4(const int8_t* y, const int8_t* v, size_t n) {
 EncodedLayer EncodeIncrementSparse(const int8_t* y, const int8_t* v, size_t n) {
   EncodedLayer layer = MakeLayer(Encoding::kIncrementSparse, n);
   if (n == 0) return layer;
-  std::string gaps;
-  std::string values;
-  size_t next = 0;  // position after the previous non-zero element
-  auto emit = [&](size_t pos) {
-    PutVarint32(&gaps, static_cast<uint32_t>(pos - next));
-    values.push_back(static_cast<char>(static_cast<uint8_t>(U8(y[pos]) - U8(v[pos]))));
-    next = pos + 1;
-  };
+  SparseStreamWriter stream(n);
+  auto emit = [&](size_t pos) { stream.Add(pos, static_cast<uint8_t>(U8(y[pos]) - U8(v[pos]))); };
   size_t i = 0;
   // Mostly equal data: compare eight elements at a time and look closer only on a mismatch.
   for (; i + 8 <= n; i += 8) {
@@ -117,14 +66,7 @@ EncodedLayer EncodeIncrementSparse(const int8_t* y, const int8_t* v, size_t n) {
   for (; i < n; ++i) {
     if (y[i] != v[i]) emit(i);
   }
-  std::string inner;
-  inner.reserve(10 + gaps.size() + values.size());
-  PutVarint32(&inner, static_cast<uint32_t>(n));
-  PutVarint32(&inner, static_cast<uint32_t>(values.size()));
-  inner += gaps;
-  inner += values;
-  PutVarint32(&layer.bytes, static_cast<uint32_t>(inner.size()));
-  AppendLz4(inner.data(), inner.size(), &layer.bytes);
+  layer.bytes = stream.Finish();
   return layer;
 }
 
@@ -148,70 +90,16 @@ Status DecodeIncrementLz4(const EncodedLayer& layer, const int8_t* base, int8_t*
 }
 
 Status DecodeIncrementSparse(const EncodedLayer& layer, const int8_t* base, int8_t* out, size_t n) {
-  const uint8_t* p = reinterpret_cast<const uint8_t*>(layer.bytes.data());
-  const uint8_t* end = p + layer.bytes.size();
-  uint32_t inner_size = 0;
-  if (!GetVarint32(&p, end, &inner_size)) {
-    return Status::Corruption("increment_sparse: truncated or oversized stream-size varint");
-  }
-  // The encoder's stream is at most 2n + 10 bytes; a larger claim is damage, and refusing it
-  // keeps a corrupt header from making us allocate gigabytes.
-  if (inner_size < 2 || inner_size > 2 * static_cast<uint64_t>(n) + 10) {
-    return Status::Corruption("increment_sparse: stream size " + std::to_string(inner_size) +
-                              " impossible for " + std::to_string(n) + " elements");
-  }
-  std::unique_ptr<uint8_t[]> inner(new uint8_t[inner_size]);
-  R2F_RETURN_IF_ERROR(
-      DecompressExact(reinterpret_cast<const char*>(p), static_cast<size_t>(end - p),
-                      reinterpret_cast<char*>(inner.get()), inner_size, "increment_sparse"));
-  const uint8_t* q = inner.get();
-  const uint8_t* inner_end = q + inner_size;
-  // The stream repeats the element count so that a sparse payload cannot pass for a layer of
-  // another size (the dense forms get this check from their exact LZ4 sizes).
-  uint32_t elements = 0;
-  if (!GetVarint32(&q, inner_end, &elements)) {
-    return Status::Corruption("increment_sparse: truncated element count");
-  }
-  if (elements != n) {
-    return Status::Corruption("increment_sparse: stream is for " + std::to_string(elements) +
-                              " elements, expected " + std::to_string(n));
-  }
-  uint32_t nnz = 0;
-  if (!GetVarint32(&q, inner_end, &nnz)) {
-    return Status::Corruption("increment_sparse: truncated non-zero count");
-  }
-  if (nnz > n || nnz > static_cast<size_t>(inner_end - q)) {
-    return Status::Corruption("increment_sparse: " + std::to_string(nnz) +
-                              " non-zero elements impossible for " + std::to_string(n) +
-                              " elements in a " + std::to_string(inner_size) + "-byte stream");
-  }
-  // The values are the last nnz bytes; the gap varints fill exactly the bytes before them.
-  const uint8_t* values = inner_end - nnz;
   if (out != base) std::memcpy(out, base, n);
-  uint64_t next = 0;
-  for (uint32_t k = 0; k < nnz; ++k) {
-    uint32_t gap = 0;
-    if (!GetVarint32(&q, values, &gap)) {
-      return Status::Corruption("increment_sparse: truncated gap varint of non-zero element " +
-                                std::to_string(k));
-    }
-    uint64_t pos = next + gap;
-    if (pos >= n) {
-      return Status::Corruption("increment_sparse: position " + std::to_string(pos) +
-                                " out of range for " + std::to_string(n) + " elements");
-    }
-    if (values[k] == 0) {
+  return ReadSparseStream(layer.bytes, n, "increment_sparse", [&](uint64_t pos, uint8_t value) {
+    // The writer stores only non-zero increments.
+    if (value == 0) {
       return Status::Corruption("increment_sparse: zero value stored at position " +
                                 std::to_string(pos));
     }
-    out[pos] = I8(static_cast<uint8_t>(U8(base[pos]) + values[k]));
-    next = pos + 1;
-  }
-  if (q != values) {
-    return Status::Corruption("increment_sparse: " + std::to_string(values - q) +
-                              " stray bytes between gaps and values");
-  }
-  return Status::Ok();
+    out[pos] = I8(static_cast<uint8_t>(U8(base[pos]) + value));
+    return Status::Ok();
+  });
 }
 
 }  // namespace
@@ -300,16 +188,19 @@ Status Decode(const EncodedLayer& layer, const int8_t* base, int8_t* out, size_t
                                   std::to_string(n) + " elements");
       }
       std::memcpy(out, layer.bytes.data(), n);
-      return Status::Ok();
+      break;
     case Encoding::kRawLz4:
-      return DecompressExact(layer.bytes.data(), layer.bytes.size(), reinterpret_cast<char*>(out),
-                             n, "raw_lz4");
+      R2F_RETURN_IF_ERROR(DecompressExact(layer.bytes.data(), layer.bytes.size(),
+                                          reinterpret_cast<char*>(out), n, "raw_lz4"));
+      break;
     case Encoding::kIncrementLz4:
-      return DecodeIncrementLz4(layer, base, out, n);
+      R2F_RETURN_IF_ERROR(DecodeIncrementLz4(layer, base, out, n));
+      break;
     case Encoding::kIncrementSparse:
-      return DecodeIncrementSparse(layer, base, out, n);
+      R2F_RETURN_IF_ERROR(DecodeIncrementSparse(layer, base, out, n));
+      break;
   }
-  return Status::Internal("codec: unreachable");
+  return layer.patch.empty() ? Status::Ok() : ApplyPatch(layer.patch, out, n);
 }
 
 size_t CountDifferences(const int8_t* y, const int8_t* v, size_t n) {

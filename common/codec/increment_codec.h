@@ -56,6 +56,9 @@ struct EncodedLayer {
   Encoding encoding = Encoding::kRaw;
   uint32_t elements = 0;
   std::string bytes;
+  // Exact values at a few positions, applied after the decoding (patch_codec.h); empty: none.
+  std::string patch;
+  uint32_t patched = 0;  // positions in the patch
 };
 
 // Largest layer the codec accepts (2^29 elements): an LZ4 block holds at most ~1.97 GiB and the
@@ -75,12 +78,12 @@ Result<EncodedLayer> EncodeIncrement(const int8_t* y, const int8_t* v, size_t n,
 Result<EncodedLayer> EncodeSmallest(const int8_t* y, const int8_t* v, size_t n,
                                     bool raw_lz4 = false);
 
-// Reconstructs the layer into out[0, n). `n` is the element count the caller expects (from the
-// graph shape); a layer of any other size is rejected. `base` is the recomputed reference for
-// increment encodings (required) and ignored for raw ones (may be null). `out` may equal
-// `base` (in-place decode) but must not otherwise overlap it. Corrupt input of any kind yields
-// Corruption (InvalidArgument for misuse such as a missing base) and never reads or writes out
-// of bounds; on error the contents of `out` are unspecified.
+// Reconstructs the layer into out[0, n), then applies its patch if it has one. `n` is the element
+// count the caller expects (from the graph shape); a layer of any other size is rejected. `base` is
+// the recomputed reference for increment encodings (required) and ignored for raw ones (may be
+// null). `out` may equal `base` (in-place decode) but must not otherwise overlap it. Corrupt input
+// of any kind yields Corruption (InvalidArgument for misuse such as a missing base) and never reads
+// or writes out of bounds; on error the contents of `out` are unspecified.
 Status Decode(const EncodedLayer& layer, const int8_t* base, int8_t* out, size_t n);
 
 // Share of identical elements, mean(y == v); 1 for an empty layer.

@@ -61,6 +61,10 @@ std::string ToJsonLine(const IterationTiming& timing, const std::map<std::string
                {"measured_total_s", timing.MeasuredTotal()},
                {"uplink_bytes", timing.uplink_bytes},
                {"downlink_bytes", timing.downlink_bytes}};
+  if (timing.validation_measured_s > 0 || timing.validation_modelled_s > 0) {
+    line["validation_s"] = {{"modelled", timing.validation_modelled_s},
+                            {"measured", timing.validation_measured_s}};
+  }
   if (!extra.empty()) {
     Json& e = line["extra"] = Json::object();
     for (const auto& [key, value] : extra) e[key] = value;
@@ -76,6 +80,11 @@ void TimingTotals::Add(const IterationTiming& timing) {
   }
   uplink_bytes += timing.uplink_bytes;
   downlink_bytes += timing.downlink_bytes;
+  if (timing.validation_measured_s > 0 || timing.validation_modelled_s > 0) {
+    ++validations;
+    validation_modelled_s += timing.validation_modelled_s;
+    validation_measured_s += timing.validation_measured_s;
+  }
 }
 
 double TimingTotals::ModelledTotal() const { return Sum(modelled_s); }
@@ -98,7 +107,11 @@ Json TimingSummaryJson(const TimingTotals& totals, const TimingTotals* baseline)
               {"modelled_share", StageObject(totals.Shares())},
               {"measured_share", StageObject(totals.MeasuredShares())},
               {"uplink_bytes", totals.uplink_bytes},
-              {"downlink_bytes", totals.downlink_bytes}};
+              {"downlink_bytes", totals.downlink_bytes},
+              {"validation",
+               {{"validations", totals.validations},
+                {"modelled_s", totals.validation_modelled_s},
+                {"measured_s", totals.validation_measured_s}}}};
   if (baseline != nullptr) {
     StageArray normalised = totals.NormalisedTo(*baseline);
     out["normalised"] = StageObject(normalised);
@@ -155,6 +168,15 @@ Result<IterationTiming> IterationTimingFromJson(const std::string& line) {
       return Status::Corruption(which + " lacks " + key);
     }
     *out = root[key].get<uint64_t>();
+  }
+  if (root.contains("validation_s")) {
+    const Json& v = root["validation_s"];
+    if (!v.is_object() || !v.contains("modelled") || !v["modelled"].is_number() ||
+        !v.contains("measured") || !v["measured"].is_number()) {
+      return Status::Corruption(which + " has a malformed validation_s");
+    }
+    t.validation_modelled_s = v["modelled"].get<double>();
+    t.validation_measured_s = v["measured"].get<double>();
   }
   return t;
 }

@@ -50,6 +50,11 @@ struct IterationTiming {
   StageArray measured_s{};
   uint64_t uplink_bytes = 0;
   uint64_t downlink_bytes = 0;
+  // Do-no-harm validation done after this iteration (server/retrain/do_no_harm.h): a stage of
+  // its own outside the paper's seven, so that it never enters the totals the paper's figures
+  // compare; 0 when none ran.
+  double validation_modelled_s = 0;
+  double validation_measured_s = 0;
 
   double& modelled(Stage s) { return modelled_s[StageIndex(s)]; }
   double& measured(Stage s) { return measured_s[StageIndex(s)]; }
@@ -61,7 +66,9 @@ struct IterationTiming {
 
 // One JSON object on one line (no trailing newline):
 //   {"iteration":3,"modelled_s":{"fp":0.1,...},"measured_s":{...},"modelled_total_s":..,
-//    "measured_total_s":..,"uplink_bytes":..,"downlink_bytes":..,"extra":{"ber":1e-05,...}}
+//    "measured_total_s":..,"uplink_bytes":..,"downlink_bytes":..,
+//    "validation_s":{"modelled":..,"measured":..},"extra":{"ber":1e-05,...}}
+// ("validation_s" only on lines with a validation).
 // Numbers are written in the shortest form that reads back to the same double; non-finite
 // values become null. Extra fields live in their own object so they cannot clash with ours.
 std::string ToJsonLine(const IterationTiming& timing,
@@ -78,6 +85,9 @@ struct TimingTotals {
   StageArray measured_s{};
   uint64_t uplink_bytes = 0;
   uint64_t downlink_bytes = 0;
+  int64_t validations = 0;  // iterations followed by a validation
+  double validation_modelled_s = 0;
+  double validation_measured_s = 0;
 
   void Add(const IterationTiming& timing);
   double ModelledTotal() const;

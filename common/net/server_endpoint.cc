@@ -145,6 +145,7 @@ Result<Message> ServerEndpoint::CallValidated(const std::string& device_id, Mess
     const auto deadline = Clock::now() + timeout;
     std::unique_lock<std::mutex> l(pending_mu_);
     uint64_t epoch = subscribed_epoch_;
+    uint64_t online = online_epoch_[device_id];
     l.unlock();
     Status sent = session_->Publish(topic, request, deadline);
     l.lock();
@@ -153,14 +154,20 @@ Result<Message> ServerEndpoint::CallValidated(const std::string& device_id, Mess
       pending->last_problem = sent;
     }
     for (;;) {
+      auto changed = [&] {
+        return subscribed_epoch_ != epoch || online_epoch_[device_id] != online;
+      };
       pending_cv_.wait_until(l, deadline, [&] {
-        return pending->reply.has_value() || session_->stopping() || subscribed_epoch_ != epoch;
+        return pending->reply.has_value() || session_->stopping() || changed();
       });
-      if (pending->reply || session_->stopping() || subscribed_epoch_ == epoch) break;
-      // Reconnected: a reply sent while we were away is lost; ask again within this attempt.
+      if (pending->reply || session_->stopping() || !changed()) break;
+      // We reconnected (a reply sent while we were away is lost) or the device came online
+      // (a request sent before it subscribed is lost): ask again within this attempt.
       epoch = subscribed_epoch_;
+      online = online_epoch_[device_id];
       l.unlock();
-      spdlog::debug("transport {}: {}: resending after a reconnect", session_->client_id(), what);
+      spdlog::debug("transport {}: {}: resending after a reconnect or the device coming online",
+                    session_->client_id(), what);
       Status resent = session_->Publish(topic, request, deadline);
       l.lock();
       if (!resent.ok()) pending->last_problem = resent;
@@ -261,8 +268,20 @@ void ServerEndpoint::OnEnvelope(const ParsedTopic& topic, pb::Envelope env) {
   session_->Count(&TransportStats::messages_received);
   if (is_status) {
     spdlog::debug("transport {}: device {} is {}", session_->client_id(), m.device_id, m.payload);
-    std::lock_guard<std::mutex> l(status_mu_);
-    device_status_[m.device_id] = std::move(m.payload);
+    bool came_online = false;
+    {
+      std::lock_guard<std::mutex> l(status_mu_);
+      std::string& status = device_status_[m.device_id];
+      came_online = m.payload == kStatusOnline && status != kStatusOnline;
+      status = std::move(m.payload);
+    }
+    if (came_online) {
+      {
+        std::lock_guard<std::mutex> l(pending_mu_);
+        ++online_epoch_[m.device_id];
+      }
+      pending_cv_.notify_all();
+    }
     return;
   }
   Deliver(std::move(m));

@@ -89,6 +89,10 @@ class ServerEndpoint : public MqttSession::Listener {
   // clean (nothing is queued for it while it is away), so a pending call sends its request
   // again at once instead of waiting out the attempt: the device answers from its reply cache.
   uint64_t subscribed_epoch_ = 0;  // guarded by pending_mu_
+  // Per device, bumped when its status turns "online" (it was offline or unknown): a request
+  // sent before the device had subscribed is lost (a device's first session, or a clean one),
+  // so pending calls to it are sent again at once instead of waiting out their attempt.
+  std::map<std::string, uint64_t> online_epoch_;  // guarded by pending_mu_
 };
 
 }  // namespace r2f

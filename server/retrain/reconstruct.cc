@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/base/checksum.h"
 #include "common/codec/increment_codec.h"
 #include "common/ir/graph.h"
 
@@ -71,9 +72,7 @@ Result<ReplyLayers> CheckReply(const pb::DataReply& reply, const accel::Accelera
                                      std::to_string(l.elements()) + " elements, expected " +
                                      std::to_string(n));
     }
-    r.encoded[i].encoding = static_cast<Encoding>(l.encoding());
-    r.encoded[i].elements = static_cast<uint32_t>(n);
-    r.encoded[i].bytes = l.data();
+    r.encoded[i] = EncodedLayerOf(l);
     const bool increment = IsIncrement(r.encoded[i].encoding);
     out->increment_layers += increment;
     r.need_clean |= increment;
@@ -143,13 +142,35 @@ Status RebuildChain(const ReplyLayers& r, accel::Accelerator& model, Reconstruct
 
 }  // namespace
 
+EncodedLayer EncodedLayerOf(const pb::EncodedLayer& layer) {
+  EncodedLayer e;
+  e.encoding = static_cast<Encoding>(layer.encoding());
+  e.elements = static_cast<uint32_t>(layer.elements());
+  e.bytes = layer.data();
+  e.patch = layer.patch();
+  e.patched = layer.patched();
+  return e;
+}
+
 Result<Reconstruction> ReconstructLayers(const pb::DataReply& reply, accel::Accelerator& model) {
   Reconstruction out;
   R2F_ASSIGN_OR_RETURN(ReplyLayers r, CheckReply(reply, model, &out));
-  if (r.need_clean && reply.reference() == pb::REFERENCE_LOCAL) {
+  const bool local =
+      reply.reference() == pb::REFERENCE_LOCAL || reply.reference() == pb::REFERENCE_LOCAL_EXACT;
+  if (r.need_clean && local) {
     R2F_RETURN_IF_ERROR(RebuildLocal(r, model, &out));
   } else {
     R2F_RETURN_IF_ERROR(RebuildChain(r, model, &out));
+  }
+  // The device's checksum of its true outputs: a layer whose rebuild differs (the approximate
+  // local reference where a vote failed, or damage we did not catch) is counted.
+  for (size_t i = 0; i < out.layers.size(); ++i) {
+    const pb::EncodedLayer& layer = reply.layers(static_cast<int>(i));
+    const std::vector<int8_t>& d = out.layers[i].data;
+    if (layer.has_output_crc32() && Crc32(std::string_view(reinterpret_cast<const char*>(d.data()),
+                                                           d.size())) != layer.output_crc32()) {
+      ++out.mismatched_layers;
+    }
   }
   return out;
 }

@@ -12,6 +12,7 @@
 
 #include "accel_sim/accelerator.h"
 #include "common/base/status.h"
+#include "common/codec/increment_codec.h"
 #include "r2f.pb.h"
 
 namespace r2f {
@@ -19,9 +20,16 @@ namespace r2f {
 struct Reconstruction {
   std::vector<accel::Int8Tensor> layers;  // per MAC layer, in graph order
   int increment_layers = 0;               // layers rebuilt from increments
-  double recompute_seconds = 0;           // clean forward for the increment layers
-  double decode_seconds = 0;              // decompression and addition
+  // Layers whose rebuild does not match the device's checksum of its outputs (expected only
+  // with the approximate local reference).
+  int mismatched_layers = 0;
+  double recompute_seconds = 0;  // clean forward for the increment layers
+  double decode_seconds = 0;     // decompression and addition
 };
+
+// One layer of a reply as the codec reads it (encoding, elements, bytes and patch); the
+// encoding is not checked here (CheckReply does).
+EncodedLayer EncodedLayerOf(const pb::EncodedLayer& layer);
 
 // `model` must be the model the reply was computed with (reply.model_version is checked).
 Result<Reconstruction> ReconstructLayers(const pb::DataReply& reply, accel::Accelerator& model);

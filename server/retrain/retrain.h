@@ -7,9 +7,11 @@
 //   2. the server rebuilds the faulty outputs (recomputing the clean ones for increments),
 //   3. runs the hardware-in-the-loop forward, backpropagates and takes an SGD step,
 //   4. converts the master weights to int8 with the fixed formats and deploys the new model.
-// Every iteration's seven stage times go to <run_dir>/stages.jsonl; the run ends with Base and
-// retrained accuracy measured on the same faulty device, and <run_dir>/summary.json
-// (server/retrain/run_directory.h lists the files). LibTorch-free header.
+// Every iteration's seven stage times go to <run_dir>/stages.jsonl. Do no harm (do_no_harm.h)
+// validates held-out samples on the device every `validation.every` iterations and keeps the
+// best model. The run ends with Base and retrained accuracy measured on the same faulty device,
+// and <run_dir>/summary.json (server/retrain/run_directory.h lists the files). LibTorch-free
+// header.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +35,15 @@ struct RetrainResult {
   int64_t iterations = 0;
   int64_t resumed_from = -1;  // last completed iteration restored from a checkpoint
   Accuracy before;
-  Accuracy after;
+  Accuracy after;              // of the final model (do no harm: the kept one)
+  Accuracy after_last;         // of the last iteration's model, when do no harm kept another one
+  BestModelKeeper validation;  // do no harm (has_base() false when it was off)
+  // The exact method's counters over the run: elements sent as patches, layers (summed over
+  // iterations) whose replicas disagreed, and layers whose rebuild failed its checksum
+  // (method.verify_rebuild).
+  struct {
+    int64_t patched_elements = 0, disagreeing_layers = 0, mismatched_layers = 0;
+  } rebuild;
   TimingTotals timing;
   std::vector<uint32_t> increment_layers;  // offline policy: the layers sent as increments
   uint64_t final_model_version = 0;

@@ -25,15 +25,19 @@ void ParseRetrainSections(ConfigMap& map, RetrainConfig* out) {
                  : ThresholdPolicy::kAdaptive;
   c.similarity_threshold = m.GetDouble("similarity_threshold", c.similarity_threshold, 0.0, 1.0);
   c.lz4_raw = m.GetBool("lz4_raw", c.lz4_raw);
-  const accel::TrainingReference reference = accel::TrainingReferenceFromProto(c.reference);
-  c.reference = accel::TrainingReferenceToProto(m.GetChoice("reference",
-                                                            accel::TrainingReferenceName(reference),
-                                                            {"chain", "local"}) == "local"
-                                                    ? accel::TrainingReference::kLocal
-                                                    : accel::TrainingReference::kChain);
-  if (c.reference == pb::REFERENCE_LOCAL && c.session.tmr.mode == accel::TmrMode::kNetworkWise) {
-    m.Fail("reference", "local needs a single deployed chain, not tmr.mode network_wise");
+  const std::string reference_name = m.GetChoice(
+      "reference", accel::TrainingReferenceName(accel::TrainingReferenceFromProto(c.reference)),
+      {"chain", "local", "exact"});
+  if (Result<accel::TrainingReference> reference = accel::ParseTrainingReference(reference_name);
+      reference.ok()) {
+    c.reference = accel::TrainingReferenceToProto(reference.value());
   }
+  if (c.reference != pb::REFERENCE_CHAIN && c.session.tmr.mode == accel::TmrMode::kNetworkWise) {
+    m.Fail("reference",
+           reference_name + " needs a single deployed chain, not tmr.mode network_wise");
+  }
+
+  c.verify_rebuild = m.GetBool("verify_rebuild", c.verify_rebuild);
 
   ConfigMap t = map.Section("train");
   c.samples = t.GetInt("samples", c.samples, 0, INT32_MAX);
@@ -53,6 +57,13 @@ void ParseRetrainSections(ConfigMap& map, RetrainConfig* out) {
   if (!c.eval_device_id.empty()) {
     if (Status st = ValidateDeviceId(c.eval_device_id); !st.ok()) e.Fail("device_id", st.message());
   }
+
+  ConfigMap v = map.Section("validation");
+  c.validation.enabled = v.GetBool("enabled", c.validation.enabled);
+  c.validation.images = v.GetInt("images", c.validation.images, 1, INT32_MAX);
+  c.validation.every = static_cast<int>(v.GetInt("every", c.validation.every, 1, INT32_MAX));
+  c.validation.batch_size =
+      static_cast<int>(v.GetInt("batch_size", c.validation.batch_size, 1, 1 << 16));
 
   ConfigMap r = map.Section("run");
   c.run_dir = r.GetString("dir", c.run_dir);

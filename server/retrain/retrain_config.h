@@ -10,6 +10,7 @@
 #include "r2f.pb.h"
 #include "server/api/remote_session.h"
 #include "server/model/hil_settings.h"
+#include "server/retrain/do_no_harm.h"
 
 namespace r2f {
 
@@ -32,6 +33,9 @@ struct RetrainConfig {
   // What APRM's increments (and the offline policy's similarities) are taken against: the
   // paper's LW-TMR reference chain, or our layer-local TMR (docs/retraining.md).
   pb::IncrementReference reference = pb::REFERENCE_CHAIN;
+  // The device also sends each layer's checksum so that the rebuild is checked against its true
+  // outputs (a debug option: mismatched_layers in stages.jsonl and summary.json).
+  bool verify_rebuild = false;
   // Training
   int64_t samples = 0;  // training samples per epoch from the device's train split; 0 = all
   int batch_size = 16;
@@ -42,6 +46,8 @@ struct RetrainConfig {
   int64_t eval_images = 2000;
   int eval_batch_size = 100;
   bool eval_before = true;
+  // Do no harm: validation on held-out training samples, keep the best model.
+  ValidationSettings validation;
   // The device Base and retrained accuracy are measured on; empty: the training device. A
   // different device gives the paper's unmatched-retraining baselines (UR-F / UR-C, Fig. 2):
   // train on a simulation of the accelerator at another BER, deploy on the real one.

@@ -22,6 +22,8 @@ using Clock = std::chrono::steady_clock;
 // comparison).
 constexpr uint64_t kEvalTag = 1ull << 61;
 constexpr uint64_t kThresholdProbeTag = 1ull << 62;
+// Every validation of a run faces the same faults, so that its candidates compare paired.
+constexpr uint64_t kValidationTag = 1ull << 60;
 
 pb::LayerEncodingPolicy PolicyOf(const RetrainConfig& c) {
   if (c.method == RetrainMethod::kDrm) return pb::ENCODE_RAW;
@@ -54,6 +56,7 @@ Result<RetrainResult> RetrainLoop::Run(bool resume) {
   R2F_RETURN_IF_ERROR(Start(resume));
   R2F_RETURN_IF_ERROR(MeasureBase());
   R2F_RETURN_IF_ERROR(PrepareDevice());
+  R2F_RETURN_IF_ERROR(ValidateBase());
   started_ = Clock::now();
   for (int64_t it = state_.last_iteration + 1; it < total_; ++it) {
     R2F_RETURN_IF_ERROR(RunIteration(it));
@@ -71,8 +74,16 @@ Status RetrainLoop::Start(bool resume) {
   state_.model_version = start_model_.model_version();
   if (!resume) return dir_.StartFresh();
 
-  R2F_ASSIGN_OR_RETURN(state_, dir_.Resume(&start_model_));
+  R2F_ASSIGN_OR_RETURN(state_, dir_.Resume(&start_model_, &kept_model_));
   R2F_RETURN_IF_ERROR(trainer_->Load(dir_.trainer_prefix()));
+  if (state_.validation_count > 0) {
+    std::vector<BestModelKeeper::Point> history;
+    for (size_t i = 0; i < state_.validated_iterations.size(); ++i) {
+      history.push_back({state_.validated_iterations[i], state_.validated_hits[i]});
+    }
+    keeper_.Restore(state_.validation_count, std::move(history),
+                    {state_.kept_iteration, state_.kept_hits});
+  }
   R2F_ASSIGN_OR_RETURN(result_.timing, dir_.ReplayStages());
   result_.resumed_from = state_.last_iteration;
   GetLogger("retrain")->info("{}: resuming after iteration {} (model version {})",
@@ -110,7 +121,18 @@ Status RetrainLoop::PrepareDevice() {
   if (available == 0) {
     return Status::InvalidArgument("device '" + device + "' has no training data");
   }
-  samples_ = c_.samples > 0 ? std::min<uint64_t>(c_.samples, available) : available;
+  device_accelerator_ = accel::AcceleratorConfigFromProto(ack.accelerator());
+  // Do no harm holds its validation samples out of the training pool: validation.images, but
+  // never more than a fifth of the device's train split.
+  const int64_t held_out =
+      c_.validation.enabled
+          ? std::min<int64_t>(c_.validation.images, static_cast<int64_t>(available / 5))
+          : 0;
+  validating_ = held_out > 0;
+  TrainValidationSplit split = SplitTrainingData(available, held_out, c_.seed);
+  validation_ids_ = std::move(split.validation);
+  pool_ = std::move(split.training);
+  samples_ = c_.samples > 0 ? std::min<uint64_t>(c_.samples, pool_.size()) : pool_.size();
   per_epoch_ = static_cast<int64_t>(samples_ / c_.batch_size);
   if (per_epoch_ == 0) {
     return Status::InvalidArgument("train.samples " + std::to_string(samples_) +
@@ -122,10 +144,10 @@ Status RetrainLoop::PrepareDevice() {
 
   if (c_.method == RetrainMethod::kAprm && c_.policy == ThresholdPolicy::kOffline &&
       !state_.increment_layers_decided) {
-    R2F_RETURN_IF_ERROR(DecideIncrementLayers(available));
+    R2F_RETURN_IF_ERROR(DecideIncrementLayers());
   }
   result_.increment_layers = state_.increment_layers;
-  R2F_ASSIGN_OR_RETURN(mirror_, DeviceMirror::Create(start_model_, accel::AcceleratorConfig{}));
+  R2F_ASSIGN_OR_RETURN(mirror_, DeviceMirror::Create(start_model_, device_accelerator_));
   R2F_ASSIGN_OR_RETURN(result_.tmr_overhead, mirror_->TmrOverhead(c_.session.tmr, c_.batch_size));
   server_.TakeRecords(device);  // set-up calls are not iterations
   return Status::Ok();
@@ -134,12 +156,12 @@ Status RetrainLoop::PrepareDevice() {
 // The offline policy of the paper: one random training input, every layer's similarity
 // between the faulty chain and the TMR reference; layers at or above the threshold are sent as
 // increments for the whole run.
-Status RetrainLoop::DecideIncrementLayers(uint64_t train_samples) {
+Status RetrainLoop::DecideIncrementLayers() {
   pb::GetDataRequest probe;
   probe.set_mode(pb::MODE_TRAINING);
   probe.set_split(pb::SPLIT_TRAIN);
   Rng rng(MixKey({c_.seed, 0x0FF1ull}));
-  probe.add_sample_ids(rng.Below(train_samples));
+  probe.add_sample_ids(pool_[rng.Below(pool_.size())]);
   probe.set_execution_tag(kThresholdProbeTag);
   probe.set_policy(pb::ENCODE_ADAPTIVE);
   probe.set_similarity_threshold(0.0);
@@ -171,13 +193,14 @@ pb::GetDataRequest RetrainLoop::IterationRequest(int64_t it) {
   req.set_mode(pb::MODE_TRAINING);
   req.set_split(pb::SPLIT_TRAIN);
   const int64_t first = (it % per_epoch_) * c_.batch_size;
-  for (int i = 0; i < c_.batch_size; ++i) req.add_sample_ids(order_[first + i]);
+  for (int i = 0; i < c_.batch_size; ++i) req.add_sample_ids(pool_[order_[first + i]]);
   req.set_execution_tag(1 + static_cast<uint64_t>(it));
   req.set_policy(PolicyOf(c_));
   req.set_similarity_threshold(c_.similarity_threshold);
   for (uint32_t id : state_.increment_layers) req.add_increment_layers(id);
   req.set_lz4_raw(c_.lz4_raw);
   req.set_reference(c_.reference);
+  req.set_verify_rebuild(c_.verify_rebuild);
   return req;
 }
 
@@ -218,12 +241,26 @@ Status RetrainLoop::RunIteration(int64_t it) {
   (void)ack;
   AddCallRecords(&t);
   R2F_RETURN_IF_ERROR(mirror_->Set(std::move(next)));
+  CountRebuild(reply, recon.mismatched_layers);
+  std::map<std::string, double> extra = {
+      {"loss", step.loss},
+      {"batch_top1", double(step.top1_hits) / step.samples},
+      {"increment_layers", double(recon.increment_layers)},
+      {"model_version", double(mirror_->model().model_version())}};
+  if (reply.reference() == pb::REFERENCE_LOCAL_EXACT) {
+    extra["patched_elements"] = double(reply.patched_elements());
+    extra["disagreeing_layers"] = double(reply.disagreeing_layers());
+  }
+  if (c_.verify_rebuild) extra["mismatched_layers"] = recon.mismatched_layers;
+  if (validating_ && ((it + 1) % c_.validation.every == 0 || it + 1 == total_)) {
+    R2F_RETURN_IF_ERROR(Validate(it, &t));
+    extra["validation_top1"] = keeper_.history().back().hits * 100.0 / keeper_.count();
+  }
+  t.validation_modelled_s += pending_validation_s_[0];
+  t.validation_measured_s += pending_validation_s_[1];
+  pending_validation_s_[0] = pending_validation_s_[1] = 0;
   result_.timing.Add(t);
-  R2F_RETURN_IF_ERROR(
-      dir_.AppendStage(t, {{"loss", step.loss},
-                           {"batch_top1", double(step.top1_hits) / step.samples},
-                           {"increment_layers", double(recon.increment_layers)},
-                           {"model_version", double(mirror_->model().model_version())}}));
+  R2F_RETURN_IF_ERROR(dir_.AppendStage(t, extra));
 
   loss_avg_ = loss_avg_ < 0 ? step.loss : 0.95 * loss_avg_ + 0.05 * step.loss;
   hits_ += step.top1_hits;
@@ -232,6 +269,65 @@ Status RetrainLoop::RunIteration(int64_t it) {
   state_.model_version = mirror_->model().model_version();
   R2F_RETURN_IF_ERROR(Checkpoint(it));
   ReportProgress(it, static_cast<double>(t.uplink_bytes));
+  return Status::Ok();
+}
+
+// The exact method's counters (and the checksums' verdict), per run.
+void RetrainLoop::CountRebuild(const pb::DataReply& reply, int mismatched_layers) {
+  state_.patched_elements += static_cast<int64_t>(reply.patched_elements());
+  state_.disagreeing_layers += reply.disagreeing_layers();
+  state_.mismatched_layers += mismatched_layers;
+  if (mismatched_layers > 0) {
+    GetLogger("retrain")->debug("{}: {} layers of the rebuild differ from the device's outputs",
+                                c_.session.device_id, mismatched_layers);
+  }
+}
+
+// Base's validation, once per run (a resumed run has it in its checkpoint). The device runs
+// the starting model already (PrepareDevice).
+Status RetrainLoop::ValidateBase() {
+  if (!validating_ || keeper_.has_base()) return Status::Ok();
+  IterationTiming t;
+  R2F_RETURN_IF_ERROR(Validate(-1, &t));
+  pending_validation_s_[0] = t.validation_modelled_s;
+  pending_validation_s_[1] = t.validation_measured_s;
+  return Status::Ok();
+}
+
+Status RetrainLoop::Validate(int64_t it, IterationTiming* t) {
+  const std::string& device = c_.session.device_id;
+  EvalSettings e;
+  e.split = pb::SPLIT_TRAIN;
+  e.sample_ids.assign(validation_ids_.begin(), validation_ids_.end());
+  e.batch_size = c_.validation.batch_size;
+  e.execution_tag = kValidationTag;
+  e.tmr = c_.session.tmr;
+  e.deploy = false;  // the device runs mirror_->model() (or, for Base, the starting model)
+  const pb::QuantizedModel& model = it < 0 ? start_model_ : mirror_->model();
+  R2F_ASSIGN_OR_RETURN(RemoteEvalResult r, RunRemoteEval(server_, device, model, e));
+  const int64_t hits = r.accuracy.top1_hits();
+  t->validation_modelled_s += r.accel_seconds + r.modelled_uplink_s + r.modelled_downlink_s;
+  t->validation_measured_s += r.wall_seconds;
+  if (it < 0) {
+    keeper_.SetBase(hits, r.accuracy.count());
+  } else if (keeper_.Offer(it, hits)) {
+    kept_model_ = mirror_->model();
+    kept_dirty_ = true;
+  }
+  GetLogger("retrain")->info(
+      "{}: validation {}: top-1 {:.2f}% of {} (kept: {})", device,
+      it < 0 ? std::string("of Base") : "after iteration " + std::to_string(it),
+      100.0 * hits / r.accuracy.count(), r.accuracy.count(),
+      keeper_.kept().iteration < 0 ? std::string("Base")
+                                   : "iteration " + std::to_string(keeper_.kept().iteration));
+  if (it + 1 == total_) return Status::Ok();
+  // Back to training; the mode switch is part of the validation's cost.
+  const auto start = Clock::now();
+  R2F_RETURN_IF_ERROR(server_.setAIoTMode(device, pb::MODE_TRAINING, c_.session.tmr));
+  t->validation_measured_s += std::chrono::duration<double>(Clock::now() - start).count();
+  for (const CallRecord& rec : server_.TakeRecords(device)) {
+    t->validation_modelled_s += rec.modelled_uplink_s + rec.modelled_downlink_s;
+  }
   return Status::Ok();
 }
 
@@ -254,7 +350,20 @@ Status RetrainLoop::Checkpoint(int64_t it) {
     return Status::Ok();
   }
   R2F_RETURN_IF_ERROR(trainer_->Save(dir_.trainer_prefix()));
-  return dir_.SaveCheckpoint(state_, mirror_->model());
+  state_.validation_count = keeper_.count();
+  state_.validated_iterations.clear();
+  state_.validated_hits.clear();
+  for (const BestModelKeeper::Point& p : keeper_.history()) {
+    state_.validated_iterations.push_back(p.iteration);
+    state_.validated_hits.push_back(p.hits);
+  }
+  state_.kept_iteration = keeper_.kept().iteration;
+  state_.kept_hits = keeper_.kept().hits;
+  state_.kept_model_version = keeper_.kept().iteration >= 0 ? kept_model_.model_version() : 0;
+  R2F_RETURN_IF_ERROR(
+      dir_.SaveCheckpoint(state_, mirror_->model(), kept_dirty_ ? &kept_model_ : nullptr));
+  kept_dirty_ = false;
+  return Status::Ok();
 }
 
 void RetrainLoop::ReportProgress(int64_t it, double uplink_bytes) {
@@ -274,18 +383,39 @@ void RetrainLoop::ReportProgress(int64_t it, double uplink_bytes) {
 }
 
 // The final model, the retrained accuracy on the same faulty device and the same fault pattern
-// as Base, and summary.json.
+// as Base, and summary.json. With do no harm the final model is the kept one; the last
+// iteration's model is then evaluated too (accuracy_last), before the kept one is deployed.
 Status RetrainLoop::Finish() {
-  const pb::QuantizedModel& model = mirror_->model();
+  const pb::QuantizedModel& last = mirror_->model();
   result_.iterations = total_;
-  result_.final_model_version = model.model_version();
   result_.final_model_path = dir_.final_model_path();
-  R2F_RETURN_IF_ERROR(dir_.WriteFinalModel(model));
+  const auto log = GetLogger("retrain");
+  pb::QuantizedModel final_model = last;
+  if (validating_ && keeper_.kept().iteration != total_ - 1) {
+    R2F_RETURN_IF_ERROR(dir_.WriteLastModel(last));
+    R2F_ASSIGN_OR_RETURN(RemoteEvalResult r,
+                         RunRemoteEval(server_, c_.EvalDevice(), last, EvalSettingsOf(c_)));
+    result_.after_last = r.accuracy;
+    log->info("{}: last iteration's model {}", c_.session.device_id, r.accuracy.ToString());
+    if (keeper_.kept().iteration < 0) {
+      R2F_ASSIGN_OR_RETURN(final_model, LoadSessionModel(c_.session));
+    } else {
+      final_model = kept_model_;
+    }
+  }
+  if (validating_) {
+    result_.validation = keeper_;
+    log->info("{}: do no harm: {}", c_.session.device_id, keeper_.Reason());
+  }
+  result_.final_model_version = final_model.model_version();
+  R2F_RETURN_IF_ERROR(dir_.WriteFinalModel(final_model));
   R2F_ASSIGN_OR_RETURN(RemoteEvalResult after,
-                       RunRemoteEval(server_, c_.EvalDevice(), model, EvalSettingsOf(c_)));
+                       RunRemoteEval(server_, c_.EvalDevice(), final_model, EvalSettingsOf(c_)));
   result_.after = after.accuracy;
-  GetLogger("retrain")->info("{}: retrained (after) {}", c_.session.device_id,
-                             result_.after.ToString());
+  log->info("{}: retrained (after) {}", c_.session.device_id, result_.after.ToString());
+  result_.rebuild.patched_elements = state_.patched_elements;
+  result_.rebuild.disagreeing_layers = state_.disagreeing_layers;
+  result_.rebuild.mismatched_layers = state_.mismatched_layers;
   return dir_.WriteSummary(RetrainSummaryJson(c_, result_));
 }
 

@@ -12,6 +12,7 @@
 #include "common/link/stage_timer.h"
 #include "r2f.pb.h"
 #include "server/retrain/device_mirror.h"
+#include "server/retrain/do_no_harm.h"
 #include "server/retrain/progress.h"
 #include "server/retrain/retrain.h"
 #include "server/retrain/run_directory.h"
@@ -33,7 +34,13 @@ class RetrainLoop {
   Status Start(bool resume);
   Status MeasureBase();
   Status PrepareDevice();
-  Status DecideIncrementLayers(uint64_t train_samples);
+  Status DecideIncrementLayers();
+  Status ValidateBase();
+  // Evaluates the validation set on the model the device runs and offers it to the keeper;
+  // the time goes to *t (inference mode, logits only; the device is put back in training mode
+  // unless this was the last iteration).
+  Status Validate(int64_t it, IterationTiming* t);
+  void CountRebuild(const pb::DataReply& reply, int mismatched_layers);
   Status RunIteration(int64_t it);
   pb::GetDataRequest IterationRequest(int64_t it);
   void AddCallRecords(IterationTiming* t);
@@ -49,8 +56,18 @@ class RetrainLoop {
   CheckpointState state_;
   pb::QuantizedModel start_model_;  // what the run starts from (pre-trained or checkpoint)
   std::unique_ptr<HilTrainer> trainer_;
-  std::unique_ptr<DeviceMirror> mirror_;  // the device's model and its clean simulator
+  std::unique_ptr<DeviceMirror> mirror_;         // the device's model and its clean simulator
+  accel::AcceleratorConfig device_accelerator_;  // from the device's Ack
 
+  // Do no harm: the validation samples, the keeper and the model it keeps (unset: Base).
+  bool validating_ = false;  // validation.enabled and the device has samples to hold out
+  std::vector<uint32_t> validation_ids_;
+  BestModelKeeper keeper_;
+  pb::QuantizedModel kept_model_;
+  bool kept_dirty_ = false;                  // kept_model_ is not in the checkpoint yet
+  double pending_validation_s_[2] = {0, 0};  // Base's validation, added to the next stage line
+
+  std::vector<uint32_t> pool_;   // the training samples (ids of the train split)
   uint64_t samples_ = 0;         // training samples used per epoch
   int64_t per_epoch_ = 0;        // iterations per epoch
   int64_t total_ = 0;            // iterations of the run

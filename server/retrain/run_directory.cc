@@ -12,17 +12,28 @@ namespace r2f {
 namespace fs = std::filesystem;
 namespace {
 
+template <typename T>
+std::string YamlList(const std::vector<T>& values) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size(); ++i) out += (i ? ", " : "") + std::to_string(values[i]);
+  return out + "]";
+}
+
 // The checkpoint state as a small YAML file, read back with ConfigMap.
 std::string StateYaml(const CheckpointState& s) {
   std::ostringstream os;
   os << "last_iteration: " << s.last_iteration << "\nmodel_version: " << s.model_version
      << "\nincrement_layers_decided: " << (s.increment_layers_decided ? "true" : "false")
-     << "\nincrement_layers: [";
-  for (size_t i = 0; i < s.increment_layers.size(); ++i) {
-    os << (i ? ", " : "") << s.increment_layers[i];
-  }
-  os << "]\nbefore_count: " << s.before_count << "\nbefore_top1: " << s.before_top1
-     << "\nbefore_top5: " << s.before_top5 << "\n";
+     << "\nincrement_layers: " << YamlList(s.increment_layers)
+     << "\nbefore_count: " << s.before_count << "\nbefore_top1: " << s.before_top1
+     << "\nbefore_top5: " << s.before_top5 << "\nvalidation_count: " << s.validation_count
+     << "\nvalidated_iterations: " << YamlList(s.validated_iterations)
+     << "\nvalidated_hits: " << YamlList(s.validated_hits)
+     << "\nkept_iteration: " << s.kept_iteration << "\nkept_hits: " << s.kept_hits
+     << "\nkept_model_version: " << s.kept_model_version
+     << "\npatched_elements: " << s.patched_elements
+     << "\ndisagreeing_layers: " << s.disagreeing_layers
+     << "\nmismatched_layers: " << s.mismatched_layers << "\n";
   return os.str();
 }
 
@@ -38,6 +49,18 @@ Result<CheckpointState> ReadState(const std::string& path) {
   s.before_count = map.GetInt("before_count", 0, 0, INT64_MAX);
   s.before_top1 = map.GetInt("before_top1", 0, 0, INT64_MAX);
   s.before_top5 = map.GetInt("before_top5", 0, 0, INT64_MAX);
+  s.validation_count = map.GetInt("validation_count", 0, 0, INT64_MAX);
+  s.validated_iterations = map.GetIntList("validated_iterations", {}, -1, INT64_MAX);
+  s.validated_hits = map.GetIntList("validated_hits", {}, 0, INT64_MAX);
+  if (s.validated_iterations.size() != s.validated_hits.size()) {
+    map.Fail("validated_hits", "must have one entry per validated iteration");
+  }
+  s.kept_iteration = map.GetInt("kept_iteration", -1, -1, INT64_MAX);
+  s.kept_hits = map.GetInt("kept_hits", 0, 0, INT64_MAX);
+  s.kept_model_version = static_cast<uint64_t>(map.GetInt("kept_model_version", 0, 0, INT64_MAX));
+  s.patched_elements = map.GetInt("patched_elements", 0, 0, INT64_MAX);
+  s.disagreeing_layers = map.GetInt("disagreeing_layers", 0, 0, INT64_MAX);
+  s.mismatched_layers = map.GetInt("mismatched_layers", 0, 0, INT64_MAX);
   R2F_RETURN_IF_ERROR(map.Finish());
   return s;
 }
@@ -63,7 +86,7 @@ Status RunDirectory::StartFresh() {
   return WriteFileAtomically(stages_path(), "");
 }
 
-Result<CheckpointState> RunDirectory::Resume(pb::QuantizedModel* model) {
+Result<CheckpointState> RunDirectory::Resume(pb::QuantizedModel* model, pb::QuantizedModel* kept) {
   if (!fs::exists(state_path())) {
     return Status::NotFound("--resume: no checkpoint in " + checkpoint_dir() +
                             " (run without --resume to start)");
@@ -75,14 +98,22 @@ Result<CheckpointState> RunDirectory::Resume(pb::QuantizedModel* model) {
                               std::to_string(model->model_version()) + ", state says " +
                               std::to_string(state.model_version));
   }
+  if (state.kept_iteration >= 0) {
+    R2F_ASSIGN_OR_RETURN(*kept, LoadQuantizedModelFile(checkpoint_dir() + "/kept.pb"));
+    if (kept->model_version() != state.kept_model_version) {
+      return Status::Corruption("checkpoint kept.pb has version " +
+                                std::to_string(kept->model_version()) + ", state says " +
+                                std::to_string(state.kept_model_version));
+    }
+  }
   // Keep the stage lines of the iterations the checkpoint holds; later ones are redone.
   std::ifstream in(stages_path());
-  std::string kept, line;
+  std::string kept_lines, line;
   while (std::getline(in, line)) {
     const int64_t it = LineIteration(line);
-    if (it >= 0 && it <= state.last_iteration) kept += line + "\n";
+    if (it >= 0 && it <= state.last_iteration) kept_lines += line + "\n";
   }
-  R2F_RETURN_IF_ERROR(WriteFileAtomically(stages_path(), kept));
+  R2F_RETURN_IF_ERROR(WriteFileAtomically(stages_path(), kept_lines));
   return state;
 }
 
@@ -107,15 +138,25 @@ Status RunDirectory::AppendStage(const IterationTiming& timing,
   return Status::Ok();
 }
 
-Status RunDirectory::SaveCheckpoint(const CheckpointState& state,
-                                    const pb::QuantizedModel& model) const {
+Status RunDirectory::SaveCheckpoint(const CheckpointState& state, const pb::QuantizedModel& model,
+                                    const pb::QuantizedModel* kept) const {
   R2F_RETURN_IF_ERROR(
       WriteFileAtomically(checkpoint_dir() + "/model.pb", model.SerializeAsString()));
+  // The state names the kept model's version, so a kill between the two writes is caught on
+  // resume (Corruption) rather than resuming with the wrong model.
+  if (kept != nullptr) {
+    R2F_RETURN_IF_ERROR(
+        WriteFileAtomically(checkpoint_dir() + "/kept.pb", kept->SerializeAsString()));
+  }
   return WriteFileAtomically(state_path(), StateYaml(state));
 }
 
 Status RunDirectory::WriteFinalModel(const pb::QuantizedModel& model) const {
   return WriteFileAtomically(final_model_path(), model.SerializeAsString());
+}
+
+Status RunDirectory::WriteLastModel(const pb::QuantizedModel& model) const {
+  return WriteFileAtomically(dir_ + "/last_model.pb", model.SerializeAsString());
 }
 
 Status RunDirectory::WriteSummary(const std::string& json) const {

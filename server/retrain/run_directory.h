@@ -4,8 +4,10 @@
 //   <dir>/stages.jsonl            one line per iteration (common/link/stage_timer.h)
 //   <dir>/checkpoint/state.yaml   CheckpointState
 //   <dir>/checkpoint/model.pb     the model deployed after state.last_iteration
+//   <dir>/checkpoint/kept.pb      the model do-no-harm keeps so far (when not Base)
 //   <dir>/checkpoint/trainer.*    master weights and momentum (HilTrainer::Save)
-//   <dir>/model.pb                the final model
+//   <dir>/model.pb                the final model: the one the run deployed at the end
+//   <dir>/last_model.pb           the last iteration's model, when do-no-harm kept another
 //   <dir>/summary.json            accuracy before and after, bytes, stage totals
 //
 // Every file but stages.jsonl is replaced atomically (common/base/atomic_file.h), so a run
@@ -31,6 +33,14 @@ struct CheckpointState {
   std::vector<uint32_t> increment_layers;  // the offline policy's decision
   bool increment_layers_decided = false;
   int64_t before_count = 0, before_top1 = 0, before_top5 = 0;  // Base accuracy, once measured
+  // Do no harm (server/retrain/do_no_harm.h): the validations so far (the first is Base, at
+  // iteration -1) and the kept model; kept_model_version names checkpoint/kept.pb.
+  int64_t validation_count = 0;
+  std::vector<int64_t> validated_iterations, validated_hits;
+  int64_t kept_iteration = -1, kept_hits = 0;
+  uint64_t kept_model_version = 0;
+  // The exact method's counters (summed over the iterations the checkpoint holds).
+  int64_t patched_elements = 0, disagreeing_layers = 0, mismatched_layers = 0;
 };
 
 class RunDirectory {
@@ -39,10 +49,10 @@ class RunDirectory {
 
   // Creates the directory for a new run: removes an earlier run's checkpoint and stage lines.
   Status StartFresh();
-  // Reads the checkpoint and its model into *model (NotFound, saying how to start, when there
-  // is none; Corruption when the model does not match the state) and drops the stage lines of
-  // iterations after it.
-  Result<CheckpointState> Resume(pb::QuantizedModel* model);
+  // Reads the checkpoint and its model into *model, and the kept model into *kept when the
+  // state names one (NotFound, saying how to start, when there is none; Corruption when a model
+  // does not match the state), and drops the stage lines of iterations after it.
+  Result<CheckpointState> Resume(pb::QuantizedModel* model, pb::QuantizedModel* kept);
   // The totals of the stage lines on file (a resumed run keeps counting from them).
   Result<TimingTotals> ReplayStages() const;
 
@@ -50,9 +60,12 @@ class RunDirectory {
   Status AppendStage(const IterationTiming& timing, const std::map<std::string, double>& extra);
   // The state and the model of a checkpoint; the trainer saves itself under trainer_prefix()
   // first, so that a state on disk never names weights that are not there.
-  Status SaveCheckpoint(const CheckpointState& state, const pb::QuantizedModel& model) const;
-  // The final model (model.pb) and summary.json.
+  // `kept` (may be null: Base is kept) is written only when its version is not on file yet.
+  Status SaveCheckpoint(const CheckpointState& state, const pb::QuantizedModel& model,
+                        const pb::QuantizedModel* kept) const;
+  // The final model (model.pb), the last iteration's (last_model.pb) and summary.json.
   Status WriteFinalModel(const pb::QuantizedModel& model) const;
+  Status WriteLastModel(const pb::QuantizedModel& model) const;
   Status WriteSummary(const std::string& json) const;
 
   const std::string& dir() const { return dir_; }

@@ -79,10 +79,10 @@ Result<SearchConfig> LoadSearchConfig(const std::string& path) {
 namespace {
 
 // The candidate layers and their costs O_i: the cycle model's cycles of each MAC layer for one
-// validation batch.
-Status ChooseCandidates(const SearchConfig& c, const pb::Graph& graph, SearchRun* run) {
-  const accel::MacLayerCosts costs =
-      accel::ModelMacLayerCosts(accel::AcceleratorConfig{}, graph, c.batch_size);
+// validation batch on the device's accelerator.
+Status ChooseCandidates(const SearchConfig& c, const pb::Graph& graph,
+                        const accel::AcceleratorConfig& device, SearchRun* run) {
+  const accel::MacLayerCosts costs = accel::ModelMacLayerCosts(device, graph, c.batch_size);
   for (size_t i = 0; i < costs.layers.size(); ++i) {
     if (!c.candidates.empty() && std::find(c.candidates.begin(), c.candidates.end(),
                                            costs.layers[i]) == c.candidates.end()) {
@@ -126,17 +126,16 @@ Result<SearchRun> RunCriticalLayerSearch(const SearchConfig& c) {
   R2F_ASSIGN_OR_RETURN(pb::QuantizedModel model, LoadSessionModel(c.session));
   pb::Graph graph = model.graph();
   R2F_RETURN_IF_ERROR(InferShapes(&graph).WithContext("model"));
-  SearchRun run;
-  R2F_RETURN_IF_ERROR(ChooseCandidates(c, graph, &run));
-
   R2F_ASSIGN_OR_RETURN(std::unique_ptr<R2fServer> server, R2fServer::Connect(c.session.server));
   const std::string& device = c.session.device_id;
+  R2F_ASSIGN_OR_RETURN(pb::Ack ack, server->deployModel(device, model, true));
+  SearchRun run;
+  R2F_RETURN_IF_ERROR(
+      ChooseCandidates(c, graph, accel::AcceleratorConfigFromProto(ack.accelerator()), &run));
   std::error_code ec;
   std::filesystem::create_directories(c.run_dir, ec);
   if (ec) return Status::IoError("cannot create " + c.run_dir + ": " + ec.message());
   std::ofstream evaluations(c.run_dir + "/evaluations.jsonl", std::ios::trunc);
-  R2F_ASSIGN_OR_RETURN(pb::Ack ack, server->deployModel(device, model, true));
-  (void)ack;
   R2F_ASSIGN_OR_RETURN(EvalSettings e, ValidationSettings(c, *server));
 
   int64_t calls = 0;

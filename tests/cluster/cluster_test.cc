@@ -21,13 +21,6 @@
 namespace r2f::testing {
 namespace {
 
-size_t CountLines(const std::string& path) {
-  std::ifstream in(path);
-  size_t n = 0;
-  for (std::string l; std::getline(in, l);) n += !l.empty();
-  return n;
-}
-
 class ClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -147,7 +140,7 @@ TEST_F(ClusterTest, FleetSurvivesTheServersNodeKilledAndRestarted) {
   ASSERT_TRUE(WaitUntil(
       [&] {
         for (const std::string& d : devices) {
-          const size_t n = CountLines(run + "/" + d + "/stages.jsonl");
+          const size_t n = NonEmptyLines(run + "/" + d + "/stages.jsonl").size();
           if (n >= 3 && n <= 8) return true;
         }
         return false;
@@ -166,7 +159,7 @@ TEST_F(ClusterTest, FleetSurvivesTheServersNodeKilledAndRestarted) {
     EXPECT_TRUE(ReadFile(run + "/" + d + "/model.pb") == expected)
         << d << " ended with another model than undisturbed\n"
         << ReadFile(log);
-    EXPECT_EQ(CountLines(run + "/" + d + "/stages.jsonl"), 12u) << d;
+    EXPECT_EQ(NonEmptyLines(run + "/" + d + "/stages.jsonl").size(), 12u) << d;
   }
   EXPECT_NE(ReadFile(log).find("connection lost"), std::string::npos)
       << "the node was killed after the fleet had finished\n"

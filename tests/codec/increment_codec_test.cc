@@ -11,6 +11,14 @@
 namespace r2f {
 namespace {
 
+EncodedLayer MakeEncoded(Encoding encoding, uint32_t elements, std::string bytes) {
+  EncodedLayer layer;
+  layer.encoding = encoding;
+  layer.elements = elements;
+  layer.bytes = std::move(bytes);
+  return layer;
+}
+
 // A reference v of full-range random int8 values and a faulty y that differs from it in
 // exactly round(density * n) random positions (by a random non-zero amount).
 struct Pair {
@@ -242,13 +250,13 @@ TEST(IncrementCodecTest, HandCraftedSparseStreams) {
       {"stream for another size", SparseLayer(8, ok, -1, 9)},
       {"stream for another size (smaller)", SparseLayer(8, ok, -1, 7)},
       {"no non-zero count", SparseLayer(8, "")},
-      {"empty stream", EncodedLayer{Encoding::kIncrementSparse, 8, Varint(1) + Lz4(std::string())}},
+      {"empty stream", MakeEncoded(Encoding::kIncrementSparse, 8, Varint(1) + Lz4(std::string()))},
       {"declared size too large", SparseLayer(8, ok, static_cast<int64_t>(ok.size()) + 2)},
       {"declared size too small", SparseLayer(8, ok, static_cast<int64_t>(ok.size()))},
       {"declared size impossible", SparseLayer(8, ok, 1000000)},
-      {"size varint truncated", EncodedLayer{Encoding::kIncrementSparse, 8, "\x80"}},
-      {"no bytes", EncodedLayer{Encoding::kIncrementSparse, 8, ""}},
-      {"size but no block", EncodedLayer{Encoding::kIncrementSparse, 8, Varint(5)}},
+      {"size varint truncated", MakeEncoded(Encoding::kIncrementSparse, 8, "\x80")},
+      {"no bytes", MakeEncoded(Encoding::kIncrementSparse, 8, "")},
+      {"size but no block", MakeEncoded(Encoding::kIncrementSparse, 8, Varint(5))},
   };
   for (const Case& c : cases) {
     Status s = DecodeN(c.layer, c.layer.elements);
@@ -282,15 +290,15 @@ TEST(IncrementCodecTest, RejectsMismatchesAndMisuse) {
   unknown.encoding = static_cast<Encoding>(9);
   EXPECT_EQ(Decode(unknown, p.v.data(), out.data(), 100).code(), Status::Code::kCorruption);
 
-  EncodedLayer empty_with_bytes{Encoding::kRaw, 0, "x"};
+  EncodedLayer empty_with_bytes = MakeEncoded(Encoding::kRaw, 0, "x");
   EXPECT_EQ(Decode(empty_with_bytes, nullptr, out.data(), 0).code(), Status::Code::kCorruption);
-  EXPECT_TRUE(Decode(EncodedLayer{Encoding::kIncrementLz4, 0, ""}, nullptr, nullptr, 0).ok());
+  EXPECT_TRUE(Decode(MakeEncoded(Encoding::kIncrementLz4, 0, ""), nullptr, nullptr, 0).ok());
 
   // Raw LZ4 block that expands to the wrong size, and garbage.
   std::string block = Lz4(std::string(50, 'a'));
-  EXPECT_EQ(DecodeN(EncodedLayer{Encoding::kRawLz4, 100, block}, 100).code(),
+  EXPECT_EQ(DecodeN(MakeEncoded(Encoding::kRawLz4, 100, block), 100).code(),
             Status::Code::kCorruption);
-  EXPECT_EQ(DecodeN(EncodedLayer{Encoding::kIncrementLz4, 100, "\xff\xff\xff"}, 100).code(),
+  EXPECT_EQ(DecodeN(MakeEncoded(Encoding::kIncrementLz4, 100, "\xff\xff\xff"), 100).code(),
             Status::Code::kCorruption);
 
   // Oversized layers are refused before touching memory.

@@ -117,20 +117,11 @@ struct CampaignReport {
   }
 };
 
-std::vector<std::string> Lines(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  for (std::string l; std::getline(in, l);) {
-    if (!l.empty()) lines.push_back(l);
-  }
-  return lines;
-}
-
-size_t CountLines(const std::string& path) { return Lines(path).size(); }
+size_t CountLines(const std::string& path) { return NonEmptyLines(path).size(); }
 
 // The line of summary.json that holds `key` (each top-level entry is one line), or "".
 std::string SummaryLine(const std::string& path, const std::string& key) {
-  for (const std::string& line : Lines(path)) {
+  for (const std::string& line : NonEmptyLines(path)) {
     if (line.find(key) != std::string::npos) return line;
   }
   return "";
@@ -446,7 +437,7 @@ class CampaignTest : public ::testing::Test {
 
     // Every batch applied exactly once: one stage line per iteration, in order, each one
     // deploying the next model version (v1 is the pre-trained model).
-    const std::vector<std::string> lines = Lines(dir_.File("camp/stages.jsonl"));
+    const std::vector<std::string> lines = NonEmptyLines(dir_.File("camp/stages.jsonl"));
     std::vector<int> seen(static_cast<size_t>(p.iterations), 0);
     int lost = 0, twice = 0, foreign = 0;
     for (size_t i = 0; i < lines.size(); ++i) {
@@ -558,7 +549,7 @@ TEST_F(CampaignTest, StaleDeployIsNeverTrainedOnAndTheResumedRunEndsWithTheSameM
   const bool in_window = WaitUntil(
       [&] {
         int n = 0;
-        for (const std::string& line : Lines(dir_.File("camp/client.log"))) {
+        for (const std::string& line : NonEmptyLines(dir_.File("camp/client.log"))) {
           n += line.find("MSG_DEPLOY_MODEL") != std::string::npos &&
                line.find("executed; replying after") != std::string::npos;
         }
@@ -587,13 +578,13 @@ TEST_F(CampaignTest, StaleDeployIsNeverTrainedOnAndTheResumedRunEndsWithTheSameM
   EXPECT_NE(ReadFile(log).find("computed with model version 1, server holds 3"), std::string::npos)
       << Tail(ReadFile(log), 3000);
   // Iteration 2 had not been trained on: the checkpoint after iteration 1 is where it resumes.
-  EXPECT_EQ(Lines(dir_.File("camp/stages.jsonl")).size(), 2u);
+  EXPECT_EQ(NonEmptyLines(dir_.File("camp/stages.jsonl")).size(), 2u);
 
   ServerProcess resumed(SpawnServer(config, true, log));
   ASSERT_GT(resumed.pid(), 0);
   ASSERT_EQ(resumed.Exited(/*block=*/true), 0) << Tail(ReadFile(log), 6000);
   client_->Terminate();
-  EXPECT_EQ(Lines(dir_.File("camp/stages.jsonl")).size(), 4u);
+  EXPECT_EQ(NonEmptyLines(dir_.File("camp/stages.jsonl")).size(), 4u);
   EXPECT_TRUE(ReadFile(dir_.File("camp/model.pb")) == ReadFile(dir_.File("ref/model.pb")))
       << "the resumed run ended with another model";
 }

@@ -13,6 +13,7 @@
 #include "common/net/chunker.h"
 #include "common/net/transport_topics.h"
 #include "server/api/remote_eval.h"
+#include "server/retrain/reconstruct.h"
 #include "tests/support/daemon_fixture.h"
 
 namespace r2f {
@@ -218,7 +219,7 @@ TEST_F(TableIApiTest, EveryCallOverTheBroker) {
       if (policy == pb::ENCODE_RAW) {
         EXPECT_EQ(enc, Encoding::kRawLz4);
       }
-      EncodedLayer encoded{enc, static_cast<uint32_t>(layer.elements()), layer.data()};
+      const EncodedLayer encoded = EncodedLayerOf(layer);
       std::vector<int8_t> out(g.size());
       ASSERT_TRUE(Decode(encoded, g.data(), out.data(), out.size()).ok());
       // Raw layers are the faulty outputs; increments are exact wherever the TMR reference

@@ -19,15 +19,6 @@
 namespace r2f::testing {
 namespace {
 
-std::vector<std::string> Lines(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  for (std::string l; std::getline(in, l);) {
-    if (!l.empty()) lines.push_back(l);
-  }
-  return lines;
-}
-
 int WaitExit(pid_t pid, std::chrono::seconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   int status = 0;
@@ -75,8 +66,8 @@ class FleetTest : public ::testing::Test {
     ASSERT_TRUE(c->Start());
     ClientProcess* started = c.get();
     clients_[o.device_id] = std::move(c);
-    ASSERT_TRUE(WaitUntil([&] { return started->CountInLog("serving as") > 0; },
-                          std::chrono::seconds(30)))
+    ASSERT_TRUE(
+        WaitUntil([&] { return started->CountInLog("serving as") > 0; }, std::chrono::seconds(30)))
         << started->Log();
   }
 
@@ -119,9 +110,24 @@ class FleetTest : public ::testing::Test {
     return models;
   }
 
+  // Two `r2f_server fleet` processes, A and B, on one config.
+  void StartTwoServers(const std::string& config) {
+    log_a_ = dir_.File("server-a.log");
+    log_b_ = dir_.File("server-b.log");
+    a_ = SpawnServerCommand({"fleet", "--config", config}, log_a_);
+    b_ = SpawnServerCommand({"fleet", "--config", config}, log_b_);
+    ASSERT_GT(a_, 0);
+    ASSERT_GT(b_, 0);
+  }
+
+  // Waits until A is in the middle of a job (16 iterations), SIGKILLs it; *device is the job's.
+  void KillServerAInAJob(const std::string& run, std::string* device);
+
   TempDir dir_;
   MosquittoBroker broker_;
   std::map<std::string, std::unique_ptr<ClientProcess>> clients_;
+  std::string log_a_, log_b_;
+  pid_t a_ = -1, b_ = -1;
 };
 
 TEST_F(FleetTest, EveryDeviceIsRetrainedAgainstItsOwnErrorsAsIfAlone) {
@@ -139,7 +145,7 @@ TEST_F(FleetTest, EveryDeviceIsRetrainedAgainstItsOwnErrorsAsIfAlone) {
     EXPECT_EQ(j.result.iterations, 6);
     EXPECT_TRUE(ReadFile(run + "/" + j.device + "/model.pb") == alone.at(j.device))
         << j.device << " ended with another model than its job alone";
-    EXPECT_EQ(Lines(run + "/" + j.device + "/stages.jsonl").size(), 6u);
+    EXPECT_EQ(NonEmptyLines(run + "/" + j.device + "/stages.jsonl").size(), 6u);
   }
   // Matched retraining: the devices' faults differ, so do their models.
   EXPECT_NE(alone.at("dev-1"), alone.at("dev-3"));
@@ -182,7 +188,7 @@ std::string RunningDevice(const std::string& log, const std::string& run, size_t
   for (auto it = std::sregex_iterator(log.begin(), log.end(), started);
        it != std::sregex_iterator(); ++it) {
     const std::string d = (*it)[1];
-    const size_t done = Lines(run + "/" + d + "/stages.jsonl").size();
+    const size_t done = NonEmptyLines(run + "/" + d + "/stages.jsonl").size();
     if (done >= 3 && done + 4 < iterations &&
         !std::filesystem::exists(run + "/" + d + "/summary.json")) {
       found = d;
@@ -193,20 +199,32 @@ std::string RunningDevice(const std::string& log, const std::string& run, size_t
 
 // What an undisturbed run of each job would have left: the same model, every iteration once,
 // and the lease of each device held by one server at a time.
-void ExpectUndisturbedResults(const std::vector<std::string>& devices, const std::string& run,
-                              const std::map<std::string, std::string>& alone, size_t iterations,
-                              const std::map<std::string, std::unique_ptr<ClientProcess>>& clients) {
+void ExpectUndisturbedResults(
+    const std::vector<std::string>& devices, const std::string& run,
+    const std::map<std::string, std::string>& alone, size_t iterations,
+    const std::map<std::string, std::unique_ptr<ClientProcess>>& clients) {
   for (const std::string& d : devices) {
     ASSERT_TRUE(std::filesystem::exists(run + "/" + d + "/summary.json")) << d;
     EXPECT_TRUE(ReadFile(run + "/" + d + "/model.pb") == alone.at(d))
         << d << " ended with another model than its job alone";
-    const std::vector<std::string> stages = Lines(run + "/" + d + "/stages.jsonl");
+    const std::vector<std::string> stages = NonEmptyLines(run + "/" + d + "/stages.jsonl");
     ASSERT_EQ(stages.size(), iterations) << d;
     for (size_t i = 0; i < stages.size(); ++i) {
       EXPECT_EQ(IterationTimingFromJson(stages[i])->iteration, static_cast<int64_t>(i)) << d;
     }
     ExpectOneServerAtATime(d, clients.at(d)->Log());
   }
+}
+
+void FleetTest::KillServerAInAJob(const std::string& run, std::string* device) {
+  ASSERT_TRUE(
+      WaitUntil([&] { return !(*device = RunningDevice(ReadFile(log_a_), run, 16)).empty(); },
+                std::chrono::seconds(120)))
+      << ReadFile(log_a_);
+  kill(a_, SIGKILL);
+  WaitExit(a_, std::chrono::seconds(10));
+  ASSERT_FALSE(std::filesystem::exists(run + "/" + *device + "/summary.json"))
+      << "A finished " << *device << " before it was killed";
 }
 
 TEST_F(FleetTest, TwoServersShareAFleetAndTakeOverFromAKilledOne) {
@@ -217,24 +235,14 @@ TEST_F(FleetTest, TwoServersShareAFleetAndTakeOverFromAKilledOne) {
   const auto alone = ReferenceModels(devices, kSamples);
   const std::string run = dir_.File("shared");
   const std::string config = WriteFleetConfig("shared", devices, run, 1, 3, kSamples);
-  const std::string log_a = dir_.File("server-a.log"), log_b = dir_.File("server-b.log");
-  pid_t a = SpawnServerCommand({"fleet", "--config", config}, log_a);
-  pid_t b = SpawnServerCommand({"fleet", "--config", config}, log_b);
-  ASSERT_GT(a, 0);
-  ASSERT_GT(b, 0);
+  ASSERT_NO_FATAL_FAILURE(StartTwoServers(config));
   std::string victim;
-  ASSERT_TRUE(WaitUntil([&] { return !(victim = RunningDevice(ReadFile(log_a), run, 16)).empty(); },
-                        std::chrono::seconds(120)))
-      << ReadFile(log_a);
-  kill(a, SIGKILL);
-  WaitExit(a, std::chrono::seconds(10));
-  ASSERT_FALSE(std::filesystem::exists(run + "/" + victim + "/summary.json"))
-      << "A finished " << victim << " before it was killed";
-  ASSERT_EQ(WaitExit(b, std::chrono::seconds(300)), 0) << ReadFile(log_b);
+  ASSERT_NO_FATAL_FAILURE(KillServerAInAJob(run, &victim));
+  ASSERT_EQ(WaitExit(b_, std::chrono::seconds(300)), 0) << ReadFile(log_b_);
   ExpectUndisturbedResults(devices, run, alone, 16, clients_);
-  EXPECT_TRUE(std::regex_search(ReadFile(log_b), std::regex(victim + "\\s+resuming")))
+  EXPECT_TRUE(std::regex_search(ReadFile(log_b_), std::regex(victim + "\\s+resuming")))
       << "B should have resumed " << victim << "\n"
-      << ReadFile(log_b);
+      << ReadFile(log_b_);
 }
 
 // The fleet campaign: six devices, two servers; a server is killed, a device is killed and
@@ -250,19 +258,12 @@ TEST_F(FleetTest, CampaignOfKillsAndRestartsEndsWithTheUndisturbedModels) {
   const auto alone = ReferenceModels(devices, kSamples);
   const std::string run = dir_.File("campaign");
   const std::string config = WriteFleetConfig("campaign", devices, run, 2, 3, kSamples);
-  const std::string log_a = dir_.File("server-a.log"), log_b = dir_.File("server-b.log");
-  pid_t a = SpawnServerCommand({"fleet", "--config", config}, log_a);
-  pid_t b = SpawnServerCommand({"fleet", "--config", config}, log_b);
-  ASSERT_GT(a, 0);
-  ASSERT_GT(b, 0);
+  ASSERT_NO_FATAL_FAILURE(StartTwoServers(config));
 
   // 1. Server A dies in the middle of a job.
   std::string victim;
-  ASSERT_TRUE(WaitUntil([&] { return !(victim = RunningDevice(ReadFile(log_a), run, 16)).empty(); },
-                        std::chrono::seconds(120)))
-      << ReadFile(log_a);
-  kill(a, SIGKILL);
-  WaitExit(a, std::chrono::seconds(10));
+  ASSERT_NO_FATAL_FAILURE(KillServerAInAJob(run, &victim));
+  const std::string log_b = log_b_;
   // 2. A device dies in the middle of B's job and comes back.
   std::string device;
   ASSERT_TRUE(WaitUntil([&] { return !(device = RunningDevice(ReadFile(log_b), run, 16)).empty(); },
@@ -278,7 +279,7 @@ TEST_F(FleetTest, CampaignOfKillsAndRestartsEndsWithTheUndisturbedModels) {
   std::this_thread::sleep_for(std::chrono::seconds(1));
   ASSERT_TRUE(broker_.Start()) << broker_.Log();
 
-  ASSERT_EQ(WaitExit(b, std::chrono::seconds(400)), 0) << ReadFile(log_b);
+  ASSERT_EQ(WaitExit(b_, std::chrono::seconds(400)), 0) << ReadFile(log_b);
   ExpectUndisturbedResults(devices, run, alone, 16, clients_);
   // Each event hit a running job: B took A's device over, resumed the restarted device's job,
   // and lived through the broker's restart.
@@ -294,8 +295,9 @@ TEST(FleetConfigTest, OverridesAndErrorsNameTheKey) {
       "broker: {uri: 'tcp://127.0.0.1:1883'}\nlink: {preset: ieee802154g}\n"
       "model: {path: m.pb}\nrun: {dir: runs/f}\n";
   WriteFile(dir.File("ok.yaml"),
-            base + "fleet:\n  devices: [a, b]\n  overrides:\n"
-                   "    b: {method: {mode: drm}, link: {preset: hspa}, train: {max_iterations: 7}}\n");
+            base +
+                "fleet:\n  devices: [a, b]\n  overrides:\n"
+                "    b: {method: {mode: drm}, link: {preset: hspa}, train: {max_iterations: 7}}\n");
   auto c = LoadFleetConfig(dir.File("ok.yaml"));
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->JobFor("a").method, RetrainMethod::kAprm);

@@ -8,6 +8,10 @@
 #include <fstream>
 #include <sstream>
 
+#include <set>
+
+#include "common/base/json.h"
+#include "common/ir/model_file.h"
 #include "common/link/stage_timer.h"
 #include "server/retrain/reconstruct.h"
 #include "server/retrain/retrain.h"
@@ -19,8 +23,11 @@ namespace {
 class RetrainTest : public DaemonTest {
  protected:
   // A retrain config for the test device and a random test model written next to it.
+  // Do no harm is off unless `validation` says otherwise.
   std::string WriteConfig(const std::string& name, const std::string& method,
-                          const std::string& run_dir, int samples = 160) {
+                          const std::string& run_dir, int samples = 160,
+                          const std::string& validation = "{enabled: false}",
+                          const std::string& lr = "0.01") {
     const std::string model_path = dir_.File("model.pb");
     if (!std::filesystem::exists(model_path))
       WriteFile(model_path, TestModel().SerializeAsString());
@@ -30,22 +37,14 @@ class RetrainTest : public DaemonTest {
       << "link: {preset: ieee802154g}\n"
       << "model: {path: '" << model_path << "', deploy_as_delta: true}\n"
       << "method: " << method << "\n"
-      << "train: {samples: " << samples << ", batch_size: 16, lr: 0.01, seed: 3}\n"
+      << "train: {samples: " << samples << ", batch_size: 16, lr: " << lr << ", seed: 3}\n"
+      << "validation: " << validation << "\n"
       << "eval: {images: 64, batch_size: 64}\n"
       << "run: {dir: '" << run_dir << "', checkpoint_every: 3}\n"
       << "call: {timeout_s: 30, attempts: 3}\n";
     const std::string path = dir_.File(name + ".yaml");
     WriteFile(path, y.str());
     return path;
-  }
-
-  static std::vector<std::string> Lines(const std::string& path) {
-    std::ifstream in(path);
-    std::vector<std::string> lines;
-    for (std::string l; std::getline(in, l);) {
-      if (!l.empty()) lines.push_back(l);
-    }
-    return lines;
   }
 };
 
@@ -65,8 +64,8 @@ TEST_F(RetrainTest, DrmAndAprmRunEndToEndAndAprmSendsLessAtBerZero) {
     EXPECT_EQ(result->final_model_version, 7u);  // one deploy per iteration
     EXPECT_EQ(result->before.count(), 64);
     EXPECT_EQ(result->after.count(), 64);
-    EXPECT_EQ(Lines(run + "/stages.jsonl").size(), 6u);
-    for (const std::string& line : Lines(run + "/stages.jsonl")) {
+    EXPECT_EQ(NonEmptyLines(run + "/stages.jsonl").size(), 6u);
+    for (const std::string& line : NonEmptyLines(run + "/stages.jsonl")) {
       auto t = IterationTimingFromJson(line);
       ASSERT_TRUE(t.ok()) << t.status().ToString();
       EXPECT_GT(t->uplink_bytes, 0u);
@@ -113,21 +112,23 @@ TEST_F(RetrainTest, KilledServerResumesToTheSameModelAsAnUninterruptedRun) {
   const std::string straight = dir_.File("straight");
   const std::string killed = dir_.File("killed");
   const std::string log = dir_.File("server.log");
+  // Do no harm validates every 2 iterations: the kept model survives the kill too.
+  const std::string validation = "{images: 64, every: 2, batch_size: 32}";
 
-  pid_t a = SpawnServer(WriteConfig("straight", method, straight), false, log);
+  pid_t a = SpawnServer(WriteConfig("straight", method, straight, 160, validation), false, log);
   ASSERT_GT(a, 0);
   ASSERT_EQ(WaitExit(a), 0) << ReadFile(log);
 
-  const std::string config = WriteConfig("killed", method, killed);
+  const std::string config = WriteConfig("killed", method, killed, 160, validation);
   pid_t b = SpawnServer(config, false, log);
   ASSERT_GT(b, 0);
   // Kill it mid-epoch, after a checkpoint (every 3 iterations) and before the end (10).
-  ASSERT_TRUE(WaitUntil([&] { return Lines(killed + "/stages.jsonl").size() >= 5; },
+  ASSERT_TRUE(WaitUntil([&] { return NonEmptyLines(killed + "/stages.jsonl").size() >= 5; },
                         std::chrono::seconds(120)))
       << ReadFile(log);
   kill(b, SIGKILL);
   WaitExit(b);
-  const size_t done_before_kill = Lines(killed + "/stages.jsonl").size();
+  const size_t done_before_kill = NonEmptyLines(killed + "/stages.jsonl").size();
   ASSERT_LT(done_before_kill, 10u) << "the run finished before it could be killed";
 
   pid_t c = SpawnServer(config, true, log);
@@ -136,7 +137,7 @@ TEST_F(RetrainTest, KilledServerResumesToTheSameModelAsAnUninterruptedRun) {
   EXPECT_NE(ReadFile(log).find("resuming after iteration"), std::string::npos);
 
   // Every batch applied exactly once: one stage line per iteration, and the same final model.
-  std::vector<std::string> lines = Lines(killed + "/stages.jsonl");
+  std::vector<std::string> lines = NonEmptyLines(killed + "/stages.jsonl");
   ASSERT_EQ(lines.size(), 10u);
   for (size_t i = 0; i < lines.size(); ++i) {
     EXPECT_EQ(IterationTimingFromJson(lines[i])->iteration, static_cast<int64_t>(i));
@@ -145,6 +146,54 @@ TEST_F(RetrainTest, KilledServerResumesToTheSameModelAsAnUninterruptedRun) {
   ASSERT_FALSE(expected.empty());
   EXPECT_TRUE(ReadFile(killed + "/model.pb") == expected)
       << "the resumed run ended with a different model";
+  // And the same validations: Base and after iterations 1, 3, 5, 7, 9.
+  auto validation_of = [](const std::string& run) {
+    return ParseJson(ReadFile(run + "/summary.json"), "summary").value()["validation"];
+  };
+  const Json v = validation_of(killed);
+  EXPECT_EQ(v, validation_of(straight));
+  ASSERT_EQ(v["history"].size(), 6u) << v.dump();
+  EXPECT_EQ(v["history"][5]["iteration"], 9);
+}
+
+// Do no harm end to end. With a learning rate of 1e-8 no int8 weight changes, so every
+// retrained model ties with Base on validation, and a tie keeps the earlier model: the run must
+// keep Base, deploy it at the end (the device ends on version 1, not 7), write it as model.pb
+// and the last iteration's model beside it, and say why. Deterministic on any CPU.
+TEST_F(RetrainTest, DoNoHarmKeepsBaseUnlessARetrainedModelIsBetterOnValidation) {
+  ASSERT_NO_FATAL_FAILURE(StartClient({}));
+  const std::string run = dir_.File("harm");
+  auto config = LoadRetrainConfig(WriteConfig("harm", "{mode: drm}", run, 96,
+                                              "{images: 100, every: 3, batch_size: 50}", "1e-8"));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  auto result = RunRetrain(*config, false);
+  ASSERT_TRUE(result.ok()) << result.status().ToString() << client_->Log();
+  EXPECT_EQ(result->validation.kept().iteration, -1) << result->validation.Reason();
+  EXPECT_EQ(result->validation.count(), 100);
+  EXPECT_EQ(ReadFile(run + "/model.pb"), TestModel().SerializeAsString());
+  EXPECT_EQ(result->final_model_version, 1u);
+  auto last = LoadQuantizedModelFile(run + "/last_model.pb");
+  ASSERT_TRUE(last.ok()) << last.status().ToString();
+  EXPECT_EQ(last->model_version(), 7u);
+  EXPECT_EQ(result->after.top1_hits(), result->before.top1_hits());  // BER 0, same images
+  EXPECT_EQ(result->after_last.count(), 64);
+  // The device runs what the run deployed last: Base.
+  ASSERT_NO_FATAL_FAILURE(ConnectServer());
+  ASSERT_TRUE(server_->setAIoTMode(kDevice, pb::MODE_INFERENCE, accel::TmrConfig{}).ok());
+  EXPECT_EQ(server_->LastAck(kDevice)->model_version(), 1u);
+
+  const Json summary = ParseJson(ReadFile(run + "/summary.json"), "summary").value();
+  const Json& v = summary["validation"];
+  EXPECT_NE(v["reason"].get<std::string>().find("Base kept"), std::string::npos) << v.dump();
+  ASSERT_EQ(v["history"].size(), 3u);  // Base, after iterations 2 and 5
+  EXPECT_EQ(v["history"][1]["iteration"], 2);
+  EXPECT_EQ(v["history"][1]["top1"], v["base_top1"]);
+  EXPECT_TRUE(summary.contains("accuracy_last"));
+  // Validations are timed as a stage of their own, outside the paper's seven: on the lines of
+  // iteration 0 (Base's), 2 and 5.
+  EXPECT_EQ(result->timing.validations, 3);
+  EXPECT_GT(result->timing.validation_measured_s, 0.0);
+  EXPECT_GT(result->timing.validation_modelled_s, 0.0);
 }
 
 }  // namespace

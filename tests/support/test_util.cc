@@ -35,6 +35,15 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+std::vector<std::string> NonEmptyLines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) {
+    if (!l.empty()) lines.push_back(l);
+  }
+  return lines;
+}
+
 size_t ReplaceAll(std::string* s, const std::string& from, const std::string& to) {
   size_t n = 0;
   for (size_t at = s->find(from); at != std::string::npos; at = s->find(from, at + to.size())) {

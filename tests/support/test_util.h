@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace r2f::testing {
 
@@ -20,6 +21,8 @@ class TempDir {
 };
 
 void WriteFile(const std::string& path, const std::string& contents);
+// The lines of a file that are not empty (a missing file has none).
+std::vector<std::string> NonEmptyLines(const std::string& path);
 // Replaces every `from` in *s by `to`; how many were replaced.
 size_t ReplaceAll(std::string* s, const std::string& from, const std::string& to);
 std::string ReadFile(const std::string& path);

@@ -1,0 +1,33 @@
+// The exact layer-local method (method.reference: exact, docs/retraining.md): where the three
+// TMR replicas of a layer disagreed, its vote may be wrong, so the device sends its own output
+// for those elements as a patch beside the increment. The server decodes the increment against
+// its rebuild and then overwrites the patched elements, which makes the rebuild exact except
+// where all three replicas agreed on the same wrong value.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "common/base/status.h"
+#include "common/codec/increment_codec.h"
+
+namespace r2f {
+
+// The values y[i] where mask[i] != 0, as a sparse stream (sparse_stream.h); *count gets their
+// number. Empty when the mask is all zero.
+std::string EncodePatch(const int8_t* y, const uint8_t* mask, size_t n, uint32_t* count);
+
+// out[i] = the patch's value at each of its positions; Corruption for a damaged patch.
+Status ApplyPatch(const std::string& patch, int8_t* out, size_t n);
+
+// The smallest exact form of the layer y given the voted reference v and the disagreement mask,
+// among four: raw (kRaw), raw+LZ4 (kRawLz4), and a sparse or LZ4 increment against v with a
+// patch of y where mask is set (the increment is 0 there, so patched elements cost nothing
+// twice). Ties prefer raw, then kRawLz4. LZ4 of the raw layer is tried only when the increment
+// and patch are larger than a tenth of the raw layer (LZ4 does not reach that on int8
+// activations in practice, and skipping it keeps the encoder cheap); the choice is still
+// exact either way. InvalidArgument for a layer over kMaxLayerElements.
+Result<EncodedLayer> EncodeExact(const int8_t* y, const int8_t* v, const uint8_t* mask, size_t n);
+
+}  // namespace r2f
