@@ -61,12 +61,7 @@ struct MacLayer {
   // for every weight flip cost a cache miss each).
   int8_t CachedWeight(int oc, int kk) const {
     if (packed.empty()) return weights[static_cast<int64_t>(oc) * k + kk];
-    const PackedWeights& p = packed[oc / group_out_c];
-    const int n = oc % group_out_c;
-    const int32_t pair =
-        p.data[(static_cast<int64_t>(n / kRowBlock) * p.k_pairs + kk / 2) * kRowBlock +
-               n % kRowBlock];
-    return static_cast<int8_t>((kk & 1) ? (pair >> 16) : pair);
+    return packed[oc / group_out_c].At(oc % group_out_c, kk);
   }
 
   int64_t out_spatial() const { return static_cast<int64_t>(out_h) * out_w; }

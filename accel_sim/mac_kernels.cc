@@ -29,7 +29,7 @@ struct Segment {
 
 struct TileBuffers {
   std::vector<int8_t> col;      // im2col tile [k][cols]
-  std::vector<int16_t> panels;  // the tile packed for Int16Gemm
+  std::vector<uint8_t> panels;  // the tile packed for Int8Gemm (64 bytes of slack to align)
   std::vector<int32_t> acc;     // [padded rows][padded cols]
   std::vector<Segment> segments;
   std::vector<int8_t> rows[4];      // epilogue: three replica rows and a clean row
@@ -45,6 +45,8 @@ template <typename T>
 void Grow(std::vector<T>* v, int64_t n) {
   if (static_cast<int64_t>(v->size()) < n) v->resize(static_cast<size_t>(n));
 }
+
+uint8_t* AlignTo64(uint8_t* p) { return p + ((64 - reinterpret_cast<uintptr_t>(p) % 64) % 64); }
 
 // The valid output-column range [lo, hi) for kernel column kx: those whose input column
 // ox*stride + kx - pad lies inside [0, in_w).
@@ -399,12 +401,14 @@ void RunGemmPath(const MacLayer& L, const std::vector<MacImage>& images) {
     const PackedWeights& w = L.packed[g];
     TileBuffers& buf = ThreadBuffers();
     Grow(&buf.col, int64_t{cols} * L.k);
-    Grow(&buf.panels, PanelElements(L.k, cols));
+    Grow(&buf.panels, PanelBytes(w.layout, L.k, cols) + 64);
     Grow(&buf.acc, int64_t{w.row_blocks} * kRowBlock * ld);
     TileSegments(L, r0, r1, &buf.segments);
     Im2ColTile(L, images, g, buf.segments, cols, buf.col.data());
-    PackPanels(buf.col.data(), L.k, cols, cols, buf.panels.data());
-    Int16Gemm(w, buf.panels.data(), cols, buf.acc.data(), static_cast<int>(ld));
+    // 64-byte aligned panels: every 512-bit panel load then reads one cache line.
+    uint8_t* panels = AlignTo64(buf.panels.data());
+    PackPanels(w.layout, buf.col.data(), L.k, cols, cols, panels);
+    Int8Gemm(w, panels, cols, buf.acc.data(), static_cast<int>(ld));
     EpilogueTile(L, images, g, buf.segments, buf.acc.data(), ld, buf.col.data(), cols, buf);
   }
 }
