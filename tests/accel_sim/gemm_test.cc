@@ -13,6 +13,7 @@
 #include "accel_sim/exact_gemm.h"
 #include "accel_sim/int16_gemm.h"
 #include "accel_sim/mac_kernels.h"
+#include "accel_sim/requantize.h"
 #include "accel_sim/scaled_row.h"
 #include "tests/accel_sim/accel_models.h"
 #include "tests/accel_sim/accel_reference.h"
@@ -225,6 +226,36 @@ TEST(AddScaledRowTest, MatchesWrappingInt32LoopForEveryTail) {
       }
       AddScaledRow(x.data() + 1, dw, n, dst.data());  // unaligned source
       ASSERT_EQ(dst, want) << "dw " << dw << " n " << n;
+    }
+  }
+}
+
+TEST(RequantizeRowTest, EveryKernelMatchesTheScalarDefinition) {
+  // Every tail length around the 8- and 16-wide blocks, every shift of the fast path, ReLU or
+  // not, accumulators over the whole int32 range (bias 0) and near the edges with a bias.
+  std::mt19937_64 rng(23);
+  for (const auto& [name, row] : RequantizeRowKernels()) {
+    for (int shift = 1; shift <= 31; ++shift) {
+      for (int64_t n = 0; n <= 41; n += (shift % 4 == 0 ? 1 : 7)) {
+        for (bool relu : {false, true}) {
+          const int32_t bias = static_cast<int32_t>(rng() % 2001) - 1000;
+          std::vector<int32_t> acc(static_cast<size_t>(n) + 2);
+          for (auto& a : acc) {  // acc + bias must fit int32: |bias| <= 1000
+            const uint64_t r = rng();
+            const int32_t edge = INT32_MAX - 1000 - static_cast<int32_t>(r % 5000);
+            a = r % 3 == 0
+                    ? std::clamp(static_cast<int32_t>(r >> 32), -INT32_MAX + 1000, INT32_MAX - 1000)
+                : r % 3 == 1 ? edge
+                             : -edge;
+          }
+          std::vector<int8_t> got(static_cast<size_t>(n) + 2, 77), want(got);
+          for (int64_t i = 0; i < n; ++i) {
+            want[i + 1] = RequantizeScalar(acc[i + 1] + bias, shift, relu);
+          }
+          row(acc.data() + 1, n, bias, shift, relu ? 0 : -128, got.data() + 1);
+          ASSERT_EQ(got, want) << name << " shift " << shift << " n " << n << " relu " << relu;
+        }
+      }
     }
   }
 }
