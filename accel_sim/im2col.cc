@@ -169,6 +169,19 @@ inline void CopyRow(int8_t* dst, const int8_t* src, int n) {
   }
 }
 
+// The out_rows rows of n bytes starting src_step apart at src, to contiguous dst. Rows shorter
+// than 16 bytes move as 16 bytes while the block has room for it (the surplus is overwritten
+// by the next rows), so most rows cost one load and one store; the last rows are exact. Reads
+// up to 16 bytes from each row start: the caller's buffer has that slack.
+inline void CopyRows(int8_t* dst, const int8_t* src, int64_t src_step, int out_rows, int n) {
+  int oy = 0;
+  if (n < 16) {
+    const int wide_rows = out_rows - (16 + n - 1) / n + 1;  // (out_rows - oy) * n >= 16
+    for (; oy < wide_rows; ++oy, src += src_step, dst += n) std::memcpy(dst, src, 16);
+  }
+  for (; oy < out_rows; ++oy, src += src_step, dst += n) CopyRow(dst, src, n);
+}
+
 // phase[p * ld + i] = src[i * stride + p] for p < stride and i * stride + p < n: the columns
 // of a padded row split by phase, so that a strided window row becomes a contiguous copy.
 // Stride 2 runs on SSE2 in blocks of 16 outputs per phase: it writes up to ld >=
@@ -196,7 +209,7 @@ void SplitPhases(const int8_t* src, int n, int stride, int ld, int8_t* phase) {
 }
 
 // im2col of one segment of a tile for group g through a zero-padded copy of the input rows
-// the segment reads, one input channel at a time: every (ky, kx) row of the channel is then
+// the segment reads, for every channel of the group: every (ky, kx) row of a channel is then
 // out_w-byte copies from the padded rows (split by column phase for strided layers), with no
 // bounds to work out per row. (The row-by-row form, Im2ColRow, spent most of its time on
 // per-call arithmetic, short memcpy calls and byte gathers: on the 4- to 14-pixel rows of the
@@ -212,22 +225,29 @@ void Im2ColSegmentPadded(const MacLayer& L, const std::vector<MacImage>& images,
   const int rows = (s.oy1 - 1 - s.oy0) * L.stride_h + kernel_h;  // input rows read
   // Strided layers: each padded row split into stride_w phase rows of ld bytes.
   const int ld = stride_w == 1 ? 0 : ((wp + stride_w - 1) / stride_w + 15) / 16 * 16;
-  const int64_t padded_bytes = (int64_t{rows} * wp + 64 + 63) / 64 * 64;  // 32+ bytes of slack
-  Grow(pad, padded_bytes + int64_t{rows} * stride_w * ld);
-  int8_t* const padded = pad->data();
-  int8_t* const phases = padded + padded_bytes;
-  // Where row r, kernel column kx of the window reads: contiguous out_w bytes from here.
-  const int8_t* const base = stride_w == 1 ? padded : phases;
+  const int group_in_c = L.group_in_c;
+  // Per channel: the padded rows, then (strided layers) their phase rows; 64-byte aligned, with
+  // 32+ bytes of slack after the padded rows for SplitPhases.
+  const int64_t padded_bytes = (int64_t{rows} * wp + 64 + 63) / 64 * 64;
+  const int64_t channel_bytes = padded_bytes + int64_t{rows} * stride_w * ld;
+  Grow(pad, channel_bytes * group_in_c + 64);  // + CopyRows' slack
+  int8_t* const scratch = pad->data();
   const int64_t row_ld = stride_w == 1 ? wp : int64_t{stride_w} * ld;
   const int64_t in_plane = static_cast<int64_t>(in_h) * in_w;
   const int khw = kernel_h * kernel_w;
   const int out_rows = s.oy1 - s.oy0;
   const int64_t src_step = L.stride_h * row_ld;
-  const int8_t* const input = images[s.image].input + int64_t{g} * L.group_in_c * in_plane;
+  const int8_t* const input = images[s.image].input + int64_t{g} * group_in_c * in_plane;
   int8_t* const col0 = col + s.col0;
-  for (int cl = 0; cl < L.group_in_c; ++cl) {
+  // Three passes over the channels, so that no load reads bytes stored a few cycles before:
+  // such a load spans several recent stores and cannot be forwarded from them, which stalled
+  // every row copy when each channel was padded just before its copies.
+  for (int cl = 0; cl < group_in_c; ++cl) {
     const int8_t* plane = input + cl * in_plane;
+    int8_t* padded = scratch + cl * channel_bytes;
     for (int r = 0; r < rows; ++r) {
+      // Rows between the windows of a layer strided more than it is tall are never read.
+      if (kernel_h < L.stride_h && r % L.stride_h >= kernel_h) continue;
       const int iy = row0 + r;
       int8_t* dst = padded + static_cast<int64_t>(r) * wp;
       if (iy < 0 || iy >= in_h) {
@@ -237,8 +257,21 @@ void Im2ColSegmentPadded(const MacLayer& L, const std::vector<MacImage>& images,
         CopyRow(dst + pad_w, plane + static_cast<int64_t>(iy) * in_w, in_w);
         ZeroFew(dst + pad_w + in_w, pad_w);
       }
-      if (stride_w > 1) SplitPhases(dst, wp, stride_w, ld, phases + r * row_ld);
     }
+  }
+  if (stride_w > 1) {
+    for (int cl = 0; cl < group_in_c; ++cl) {
+      int8_t* padded = scratch + cl * channel_bytes;
+      for (int r = 0; r < rows; ++r) {
+        if (kernel_h < L.stride_h && r % L.stride_h >= kernel_h) continue;
+        SplitPhases(padded + static_cast<int64_t>(r) * wp, wp, stride_w, ld,
+                    padded + padded_bytes + r * row_ld);
+      }
+    }
+  }
+  for (int cl = 0; cl < group_in_c; ++cl) {
+    // Where row r, kernel column kx of the window reads: contiguous out_w bytes from here.
+    const int8_t* base = scratch + cl * channel_bytes + (stride_w == 1 ? 0 : padded_bytes);
     for (int ky = 0; ky < kernel_h; ++ky) {
       for (int kx = 0; kx < kernel_w; ++kx) {
         const int kk = cl * khw + ky * kernel_w + kx;
@@ -248,9 +281,7 @@ void Im2ColSegmentPadded(const MacLayer& L, const std::vector<MacImage>& images,
         const int8_t* src = stride_w == 1
                                 ? base + ky * row_ld + kx
                                 : base + ky * row_ld + (kx % stride_w) * ld + kx / stride_w;
-        for (int oy = 0; oy < out_rows; ++oy, src += src_step, dst += out_w) {
-          CopyRow(dst, src, out_w);
-        }
+        CopyRows(dst, src, src_step, out_rows, out_w);
       }
     }
   }
