@@ -154,7 +154,16 @@ void PackPanelsQuads8(const int8_t* x, int k, int cols, int ldx, uint8_t* panels
     const int8_t* r[4];
     for (int q = 0; q < 4; ++q)
       r[q] = q < rows ? x + static_cast<int64_t>(4 * t + q) * ldx : nullptr;
-    for (int p = 0; p < num_panels; ++p) {
+    int p = 0;
+#ifdef R2F_X86
+    // Groups of four whole panels with AVX-512BW when the CPU has it (the VNNI kernel's CPUs).
+    static const bool avx512 = CpuHasGemmIsa(GemmIsa::kAvx512);
+    if (avx512 && rows == 4) {
+      p = gemm_internal::PackQuads8Avx512(
+          r, cols, panels + static_cast<int64_t>(t) * kPanelCols * 4, panel_stride);
+    }
+#endif
+    for (; p < num_panels; ++p) {
       const int j0 = p * kPanelCols;
       uint8_t* dst = panels + p * panel_stride + static_cast<int64_t>(t) * kPanelCols * 4;
 #ifdef R2F_X86

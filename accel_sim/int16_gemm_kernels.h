@@ -23,6 +23,11 @@ void GemmAvx512(const PackedWeights& w, const int16_t* panels, int num_panels, i
 // kQuads8, vpdpbusd on 512-bit registers (AVX512-VNNI).
 void GemmAvx512Vnni(const PackedWeights& w, const uint8_t* panels, int num_panels, int32_t* c,
                     int ldc);
+
+// kQuads8 packing of one k quad (rows r[0..3] of x, `cols` columns) for the first
+// 4 * floor(cols / 64) panels: panel p's 64 bytes go to dst + p * panel_stride. Returns the
+// number of panels written; the caller packs the rest.
+int PackQuads8Avx512(const int8_t* const r[4], int cols, uint8_t* dst, int64_t panel_stride);
 #endif
 
 }  // namespace r2f::accel::gemm_internal

@@ -119,7 +119,8 @@ TEST(Int8GemmTest, MatchesNaiveOnOddShapes) {
   for (auto [layout, isa] : KernelsToTest()) {
     for (int k : {1, 2, 3, 4, 5, 7, 8, 9, 1023, 1024, 1025, 2500, 4099}) {
       for (int n : {1, 3, 4, 5, 8, 9, 17}) {
-        for (int cols : {1, 15, 16, 17, 33, 50, 64}) CheckInt8Gemm(n, k, cols, layout, isa, rng);
+        for (int cols : {1, 15, 16, 17, 33, 50, 64, 130})
+          CheckInt8Gemm(n, k, cols, layout, isa, rng);
       }
     }
   }
@@ -169,8 +170,10 @@ TEST(Int8GemmTest, PackedWeightsReadBack) {
 
 TEST(Int8GemmTest, PackPanelsHonoursRowStride) {
   std::mt19937_64 rng(3);
-  const int cols = 20, ldx = 37;
-  for (int k : {5, 8}) {
+  // 20 columns: one whole panel and a padded one; 150: also two groups of four panels (the
+  // AVX-512 packing) and a padded tail.
+  for (auto [k, cols] : {std::pair{5, 20}, std::pair{8, 20}, std::pair{8, 150}}) {
+    const int ldx = cols + 17;
     std::vector<int8_t> x = RandomMatrix(static_cast<size_t>(k) * ldx, rng);
     for (GemmLayout layout : {GemmLayout::kPairs16, GemmLayout::kQuads8}) {
       std::vector<uint8_t> panels(static_cast<size_t>(PanelBytes(layout, k, cols)));
@@ -178,7 +181,7 @@ TEST(Int8GemmTest, PackPanelsHonoursRowStride) {
       const int per = layout == GemmLayout::kPairs16 ? 2 : 4;
       const int groups = (k + per - 1) / per;
       for (int t = 0; t < k; ++t) {
-        for (int j = 0; j < 32; ++j) {  // two panels, the second one padded
+        for (int j = 0; j < (cols + 15) / 16 * 16; ++j) {
           const int8_t v = j < cols ? x[static_cast<size_t>(t) * ldx + j] : 0;
           const size_t lane =
               (static_cast<size_t>(j / kPanelCols) * groups + t / per) * kPanelCols +
