@@ -129,18 +129,24 @@ void PackPanelsPairs16(const int8_t* x, int k, int cols, int ldx, int16_t* panel
     for (int p = 0; p < num_panels; ++p) {
       const int j0 = p * kPanelCols;
       int16_t* dst = panels + p * panel_stride + static_cast<int64_t>(t) * kPanelCols * 2;
+      const int n = std::min(kPanelCols, cols - j0);
 #ifdef R2F_X86
-      if (j0 + kPanelCols <= cols && b != nullptr) {
+      if (n == kPanelCols && b != nullptr) {
         PackPairs16Sse2(a + j0, b + j0, dst);
         continue;
       }
-#endif
-      // Edge panel or odd k (the partner row is zero).
+      // Edge panel or odd k: the rows' columns in zeroed 16-byte rows (the partner row zero).
+      int8_t edge[2][kPanelCols] = {};
+      std::memcpy(edge[0], a + j0, static_cast<size_t>(n));
+      if (b != nullptr) std::memcpy(edge[1], b + j0, static_cast<size_t>(n));
+      PackPairs16Sse2(edge[0], edge[1], dst);
+#else
       for (int j = 0; j < kPanelCols; ++j) {
-        const bool in = j0 + j < cols;
+        const bool in = j < n;
         dst[2 * j] = in ? a[j0 + j] : 0;
         dst[2 * j + 1] = in && b != nullptr ? b[j0 + j] : 0;
       }
+#endif
     }
   }
 }
@@ -166,19 +172,25 @@ void PackPanelsQuads8(const int8_t* x, int k, int cols, int ldx, uint8_t* panels
     for (; p < num_panels; ++p) {
       const int j0 = p * kPanelCols;
       uint8_t* dst = panels + p * panel_stride + static_cast<int64_t>(t) * kPanelCols * 4;
+      const int n = std::min(kPanelCols, cols - j0);
 #ifdef R2F_X86
-      if (j0 + kPanelCols <= cols && rows == 4) {
+      if (n == kPanelCols && rows == 4) {
         PackQuads8Sse2(r[0] + j0, r[1] + j0, r[2] + j0, r[3] + j0, dst);
         continue;
       }
-#endif
-      // Edge panel or last quad of a k that is not a multiple of 4.
+      // Edge panel or last quad of a k that is not a multiple of 4: the rows' columns in
+      // zeroed 16-byte rows (x = 0 beyond them).
+      int8_t edge[4][kPanelCols] = {};
+      for (int q = 0; q < rows; ++q) std::memcpy(edge[q], r[q] + j0, static_cast<size_t>(n));
+      PackQuads8Sse2(edge[0], edge[1], edge[2], edge[3], dst);
+#else
       for (int j = 0; j < kPanelCols; ++j) {
         for (int q = 0; q < 4; ++q) {
-          const int8_t v = j0 + j < cols && r[q] != nullptr ? r[q][j0 + j] : 0;
+          const int8_t v = j < n && r[q] != nullptr ? r[q][j0 + j] : 0;
           dst[4 * j + q] = static_cast<uint8_t>(v ^ 0x80);  // x + 128
         }
       }
+#endif
     }
   }
 }
