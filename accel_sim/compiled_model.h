@@ -51,7 +51,7 @@ struct MacLayer {
 
   std::vector<int8_t> weights;        // [out_c][k], as in pb::QuantizedLayer
   std::vector<int8_t> weights_t;      // [groups][k][group_out_c]: one input's weights, contiguous
-  std::vector<PackedWeights> packed;  // per group, for the int16 GEMM (int16_gemm.h)
+  std::vector<PackedWeights> packed;  // per group, for the int8 GEMM (int16_gemm.h)
   std::vector<int32_t> bias;          // per out channel, at the accumulator scale
   std::vector<int> shift;             // per out channel: in_frac + weight_frac[c] - out_frac
   bool direct_kernel = false;         // small per-group GEMMs (depthwise): direct int32 loops

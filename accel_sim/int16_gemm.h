@@ -17,7 +17,8 @@
 //    K < 2^17; and since the instruction adds modulo 2^32, the end result would be exact even if
 //    a partial sum wrapped. (The saturating form `vpdpbusds` is never used.)
 //
-// docs/accel_sim.md ("Why the GEMM is exact") compares this with the sgemm path (exact_gemm.h).
+// docs/accel_sim.md ("The GEMM kernels and why they are exact") has the kernels, the dispatch
+// and the comparison with the sgemm path (exact_gemm.h).
 //
 // Layouts: the weights of one group are packed once per model (PackWeights); the im2col columns
 // are packed per tile into panels of kPanelCols columns (PackPanels) in the layout of the

@@ -15,8 +15,9 @@
 namespace r2f::accel {
 namespace {
 
-// Column-tile size: the packed tile (k x cols int16) should stay in L2 next to its int32
-// result, and there should be enough tiles for both cores (docs/accel_sim.md).
+// Column-tile size: the packed tile (k x cols int16 pairs; half that in the VNNI kernels' byte
+// quads) should stay in L2 next to its int32 result, and there should be enough tiles for both
+// cores (docs/accel_sim.md).
 constexpr int64_t kTileBytes = 96 * 1024;
 constexpr int64_t kMinTileCols = 2 * kPanelCols;
 
