@@ -189,11 +189,13 @@ class AcceleratorImpl : public Accelerator {
     t.dims = node.dims;
     t.frac = node.frac;
     const int64_t n = node.elements * batch;
-    t.data.resize(static_cast<size_t>(n));
     if (last - first == 1) {
+      // Copied in one pass: resize-then-copy zero-filled the fresh buffer first, which cost
+      // as much as the copy (a training step copies every MAC layer's output twice).
       const int8_t* src = ws_.node_output(first, node_id);
-      std::copy(src, src + n, t.data.begin());
+      t.data.assign(src, src + n);
     } else {
+      t.data.resize(static_cast<size_t>(n));
       VoteBuffers(ws_.node_output(first, node_id), ws_.node_output(first + 1, node_id),
                   ws_.node_output(first + 2, node_id), n, t.data.data());
     }

@@ -51,7 +51,7 @@ struct MacLayer {
 
   std::vector<int8_t> weights;        // [out_c][k], as in pb::QuantizedLayer
   std::vector<int8_t> weights_t;      // [groups][k][group_out_c]: one input's weights, contiguous
-  std::vector<PackedWeights> packed;  // per group, for the int16 GEMM (int16_gemm.h)
+  std::vector<PackedWeights> packed;  // per group, for the int8 GEMM (int16_gemm.h)
   std::vector<int32_t> bias;          // per out channel, at the accumulator scale
   std::vector<int> shift;             // per out channel: in_frac + weight_frac[c] - out_frac
   bool direct_kernel = false;         // small per-group GEMMs (depthwise): direct int32 loops
@@ -61,12 +61,7 @@ struct MacLayer {
   // for every weight flip cost a cache miss each).
   int8_t CachedWeight(int oc, int kk) const {
     if (packed.empty()) return weights[static_cast<int64_t>(oc) * k + kk];
-    const PackedWeights& p = packed[oc / group_out_c];
-    const int n = oc % group_out_c;
-    const int32_t pair =
-        p.data[(static_cast<int64_t>(n / kRowBlock) * p.k_pairs + kk / 2) * kRowBlock +
-               n % kRowBlock];
-    return static_cast<int8_t>((kk & 1) ? (pair >> 16) : pair);
+    return packed[oc / group_out_c].At(oc % group_out_c, kk);
   }
 
   int64_t out_spatial() const { return static_cast<int64_t>(out_h) * out_w; }

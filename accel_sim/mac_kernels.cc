@@ -6,6 +6,7 @@
 #include <cstring>
 #include <tuple>
 
+#include "accel_sim/im2col.h"
 #include "accel_sim/int16_gemm.h"
 #include "accel_sim/requantize.h"
 #include "accel_sim/scaled_row.h"
@@ -14,22 +15,16 @@
 namespace r2f::accel {
 namespace {
 
-// Column-tile size: the packed tile (k x cols int16) should stay in L2 next to its int32
-// result, and there should be enough tiles for both cores (docs/accel_sim.md).
+// Column-tile size: the packed tile (k x cols int16 pairs; half that in the VNNI kernels' byte
+// quads) should stay in L2 next to its int32 result, and there should be enough tiles for both
+// cores (docs/accel_sim.md).
 constexpr int64_t kTileBytes = 96 * 1024;
 constexpr int64_t kMinTileCols = 2 * kPanelCols;
 
-// Output rows [r0, r1) of a tile grouped by image: rows oy0..oy1 of image `image` fill tile
-// columns [col0, col0 + (oy1 - oy0) * out_w).
-struct Segment {
-  int64_t image;
-  int oy0, oy1;
-  int64_t col0;
-};
-
 struct TileBuffers {
   std::vector<int8_t> col;      // im2col tile [k][cols]
-  std::vector<int16_t> panels;  // the tile packed for Int16Gemm
+  std::vector<int8_t> padded;   // im2col: zero-padded input rows of one channel
+  std::vector<uint8_t> panels;  // the tile packed for Int8Gemm (64 bytes of slack to align)
   std::vector<int32_t> acc;     // [padded rows][padded cols]
   std::vector<Segment> segments;
   std::vector<int8_t> rows[4];      // epilogue: three replica rows and a clean row
@@ -41,152 +36,7 @@ TileBuffers& ThreadBuffers() {
   return buffers;
 }
 
-template <typename T>
-void Grow(std::vector<T>* v, int64_t n) {
-  if (static_cast<int64_t>(v->size()) < n) v->resize(static_cast<size_t>(n));
-}
-
-// The valid output-column range [lo, hi) for kernel column kx: those whose input column
-// ox*stride + kx - pad lies inside [0, in_w).
-void ValidRange(int out_w, int in_w, int stride, int pad, int kx, int* lo, int* hi) {
-  // ox >= ceil((pad - kx) / stride) and ox <= floor((in_w - 1 + pad - kx) / stride)
-  int a = pad - kx;
-  int first = a <= 0 ? 0 : (a + stride - 1) / stride;
-  int b = in_w - 1 + pad - kx;
-  int last = b < 0 ? -1 : b / stride;
-  *lo = std::min(first, out_w);
-  *hi = std::max(*lo, std::min(last + 1, out_w));
-}
-
-void TileSegments(const MacLayer& L, int64_t r0, int64_t r1, std::vector<Segment>* segments) {
-  segments->clear();
-  int64_t b = r0 / L.out_h;
-  int64_t r = r0;
-  while (r < r1) {
-    const int64_t end = std::min<int64_t>(r1, (b + 1) * L.out_h);
-    segments->push_back({b, static_cast<int>(r - b * L.out_h), static_cast<int>(end - b * L.out_h),
-                         (r - r0) * L.out_w});
-    r = end;
-    ++b;
-  }
-}
-
-// Short copies are the common case (rows of 4 to 28 pixels): fixed-size chunks compile to
-// plain moves, where a memcpy call would cost more than the copy.
-inline void CopyShort(int8_t* dst, const int8_t* src, int n) {
-  int i = 0;
-  for (; i + 8 <= n; i += 8) std::memcpy(dst + i, src + i, 8);
-  for (; i < n; ++i) dst[i] = src[i];
-}
-
-// Zeroing of the few bytes at row edges. Written out because GCC turns short zeroing loops
-// into memset calls, whose fixed cost dominated im2col (measured: 5% of a forward pass).
-inline void ZeroFew(int8_t* p, int n) {
-  switch (n) {
-    case 0:
-      return;
-    case 1:
-      p[0] = 0;
-      return;
-    case 2:
-      p[0] = p[1] = 0;
-      return;
-    case 3:
-      p[0] = p[1] = p[2] = 0;
-      return;
-    default:
-      std::memset(p, 0, static_cast<size_t>(n));
-  }
-}
-
-// im2col rows of one segment for a stride-1 convolution whose output rows are as wide as its
-// input rows ("same" width): output rows oy read input rows oy + ky - pad_h shifted by
-// `offset` columns, so consecutive valid rows form one contiguous copy; the columns whose
-// window leaves the row ([0, lo) and [hi, out_w)) picked up neighbouring-row bytes and are
-// zeroed after. The copy is trimmed so that it never reads outside the input plane.
-void Im2ColSameWidth(const MacLayer& L, const int8_t* plane, const Segment& s, int ky, int offset,
-                     int lo, int hi, int8_t* dst) {
-  const int w = L.out_w;
-  const int valid0 = std::clamp(L.pad_h - ky, s.oy0, s.oy1);
-  const int valid1 = std::clamp(L.in_h + L.pad_h - ky, valid0, s.oy1);
-  // Rows whose window lies in the top or bottom padding (at most pad_h rows: skip empty calls).
-  if (valid0 > s.oy0) std::memset(dst, 0, static_cast<size_t>(valid0 - s.oy0) * w);
-  if (s.oy1 > valid1) {
-    std::memset(dst + static_cast<int64_t>(valid1 - s.oy0) * w, 0,
-                static_cast<size_t>(s.oy1 - valid1) * w);
-  }
-  if (valid0 == valid1) return;
-  int8_t* out = dst + static_cast<int64_t>(valid0 - s.oy0) * w;
-  const int8_t* in = plane + static_cast<int64_t>(valid0 + ky - L.pad_h) * w + offset;
-  const int64_t n = static_cast<int64_t>(valid1 - valid0) * w;
-  const int64_t first = offset < 0 ? -offset : 0;
-  const int64_t last = offset > 0 ? n - offset : n;
-  if (last > first) std::memcpy(out + first, in + first, static_cast<size_t>(last - first));
-  for (int row = 0; row < valid1 - valid0; ++row) {
-    int8_t* r = out + static_cast<int64_t>(row) * w;
-    ZeroFew(r, lo);
-    ZeroFew(r + hi, w - hi);
-  }
-}
-
-// Row kk of the im2col of group g over `segments`: dst_row[j] for the segments' columns j is
-// the input value that output column j multiplies with weight kk (0 in the padding).
-void Im2ColRow(const MacLayer& L, const std::vector<MacImage>& images, int g,
-               const std::vector<Segment>& segments, int kk, int8_t* dst_row) {
-  const int khw = L.kernel_h * L.kernel_w;
-  const int64_t in_plane = static_cast<int64_t>(L.in_h) * L.in_w;
-  const bool pointwise = L.kernel_h == 1 && L.kernel_w == 1 && L.stride_h == 1 && L.stride_w == 1 &&
-                         L.pad_h == 0 && L.pad_w == 0;
-  const bool same_width = L.stride_h == 1 && L.stride_w == 1 && L.out_w == L.in_w;
-  const int c = g * L.group_in_c + kk / khw;
-  const int ky = (kk % khw) / L.kernel_w;
-  const int kx = kk % L.kernel_w;
-  if (pointwise) {
-    // Output pixel p of an image reads input pixel p: one copy per segment.
-    for (const Segment& s : segments) {
-      std::memcpy(dst_row + s.col0, images[s.image].input + c * in_plane + s.oy0 * L.in_w,
-                  static_cast<size_t>((s.oy1 - s.oy0) * L.out_w));
-    }
-    return;
-  }
-  int lo, hi;
-  ValidRange(L.out_w, L.in_w, L.stride_w, L.pad_w, kx, &lo, &hi);
-  const int offset = kx - L.pad_w;
-  if (same_width) {
-    for (const Segment& s : segments) {
-      Im2ColSameWidth(L, images[s.image].input + c * in_plane, s, ky, offset, lo, hi,
-                      dst_row + s.col0);
-    }
-    return;
-  }
-  for (const Segment& s : segments) {
-    const int8_t* plane = images[s.image].input + c * in_plane;
-    int8_t* dst = dst_row + s.col0;
-    for (int oy = s.oy0; oy < s.oy1; ++oy, dst += L.out_w) {
-      const int iy = oy * L.stride_h + ky - L.pad_h;
-      if (iy < 0 || iy >= L.in_h) {
-        std::memset(dst, 0, static_cast<size_t>(L.out_w));
-        continue;
-      }
-      const int8_t* src = plane + static_cast<int64_t>(iy) * L.in_w;
-      ZeroFew(dst, lo);
-      if (L.stride_w == 1) {
-        CopyShort(dst + lo, src + lo + offset, hi - lo);
-      } else {
-        for (int ox = lo; ox < hi; ++ox) dst[ox] = src[ox * L.stride_w + offset];
-      }
-      ZeroFew(dst + hi, L.out_w - hi);
-    }
-  }
-}
-
-// im2col of one tile for group g: col[kk * cols + j] for the tile's columns j.
-void Im2ColTile(const MacLayer& L, const std::vector<MacImage>& images, int g,
-                const std::vector<Segment>& segments, int64_t cols, int8_t* col) {
-  for (int kk = 0; kk < L.k; ++kk) {
-    Im2ColRow(L, images, g, segments, kk, col + static_cast<int64_t>(kk) * cols);
-  }
-}
+uint8_t* AlignTo64(uint8_t* p) { return p + ((64 - reinterpret_cast<uintptr_t>(p) % 64) % 64); }
 
 // The im2col rows a row segment's weight-flip deltas read: row kk of the segment at
 // x + kk * ld (Im2ColTile's layout, offset to the segment's first column).
@@ -420,12 +270,14 @@ void RunGemmPath(const MacLayer& L, const std::vector<MacImage>& images) {
     const PackedWeights& w = L.packed[g];
     TileBuffers& buf = ThreadBuffers();
     Grow(&buf.col, int64_t{cols} * L.k);
-    Grow(&buf.panels, PanelElements(L.k, cols));
+    Grow(&buf.panels, PanelBytes(w.layout, L.k, cols) + 64);
     Grow(&buf.acc, int64_t{w.row_blocks} * kRowBlock * ld);
     TileSegments(L, r0, r1, &buf.segments);
-    Im2ColTile(L, images, g, buf.segments, cols, buf.col.data());
-    PackPanels(buf.col.data(), L.k, cols, cols, buf.panels.data());
-    Int16Gemm(w, buf.panels.data(), cols, buf.acc.data(), static_cast<int>(ld));
+    Im2ColTile(L, images, g, buf.segments, cols, buf.col.data(), &buf.padded);
+    // 64-byte aligned panels: every 512-bit panel load then reads one cache line.
+    uint8_t* panels = AlignTo64(buf.panels.data());
+    PackPanels(w.layout, buf.col.data(), L.k, cols, cols, panels);
+    Int8Gemm(w, panels, cols, buf.acc.data(), static_cast<int>(ld));
     EpilogueTile(L, images, g, buf.segments, buf.acc.data(), ld, buf.col.data(), cols, buf);
   }
 }

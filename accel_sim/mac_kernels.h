@@ -37,7 +37,7 @@ struct MacImage {
 };
 
 // Runs `layer` on every image. Bit-exact for any int8 data; parallel with OpenMP. Lowering:
-// im2col + the exact int16 GEMM (int16_gemm.h), or a direct int32 loop for small grouped
+// im2col + the exact int8 GEMM (int16_gemm.h), or a direct int32 loop for small grouped
 // convolutions (layer.direct_kernel).
 void RunMacLayer(const MacLayer& layer, const std::vector<MacImage>& images);
 

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "common/ir/fixed_point.h"
 
@@ -17,22 +19,25 @@ inline int8_t RequantizeScalar(int32_t acc, int shift, bool relu) {
   return SaturateInt8(v);
 }
 
+// out[i] = RequantizeScalar(acc[i] + bias, shift, relu) for i < n, for 1 <= shift <= 31, with
+// lo = 0 (ReLU) or -128: the clean epilogue's kernel (requantize.cc), AVX-512 or AVX2 when the
+// CPU has it, else portable. Requires acc[i] + bias to fit int32 (CompiledModel's bias limit).
+void RequantizeRowShifted(const int32_t* acc, int64_t n, int32_t bias, int shift, int32_t lo,
+                          int8_t* out);
+
+// Every implementation of RequantizeRowShifted this CPU can run, named ("portable", "avx2",
+// "avx512"): for tests, which check each of them.
+using RequantizeRowFn = void (*)(const int32_t*, int64_t, int32_t, int, int32_t, int8_t*);
+std::vector<std::pair<const char*, RequantizeRowFn>> RequantizeRowKernels();
+
 // out[i] = RequantizeScalar(acc[i] + bias, shift, relu) for i < n.
 // For 1 <= shift <= 31 it uses floor((a + 2^(s-1)) / 2^s) = (a >> s) + ((a >> (s-1)) & 1),
 // which cannot overflow int32 (writing a = q*2^s + r, both sides are q + [r >= 2^(s-1)]).
 // Requires acc[i] + bias to fit int32 (guaranteed by CompiledModel's bias limit).
 inline void RequantizeRow(const int32_t* acc, int64_t n, int32_t bias, int shift, bool relu,
                           int8_t* out) {
-  const int32_t lo = relu ? 0 : -128;
   if (shift >= 1 && shift <= 31) {
-    const int s1 = shift - 1;
-    for (int64_t i = 0; i < n; ++i) {
-      const int32_t a = acc[i] + bias;
-      int32_t v = (a >> shift) + ((a >> s1) & 1);
-      v = v < lo ? lo : v;
-      v = v > 127 ? 127 : v;
-      out[i] = static_cast<int8_t>(v);
-    }
+    RequantizeRowShifted(acc, n, bias, shift, relu ? 0 : -128, out);
   } else {
     for (int64_t i = 0; i < n; ++i) out[i] = RequantizeScalar(acc[i] + bias, shift, relu);
   }

@@ -2,12 +2,18 @@
 // int8 data (-128 and 127 over-represented) and awkward shapes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "accel_sim/exact_gemm.h"
 #include "accel_sim/int16_gemm.h"
 #include "accel_sim/mac_kernels.h"
+#include "accel_sim/requantize.h"
 #include "accel_sim/scaled_row.h"
 #include "tests/accel_sim/accel_models.h"
 #include "tests/accel_sim/accel_reference.h"
@@ -36,62 +42,174 @@ std::vector<int8_t> RandomMatrix(size_t n, std::mt19937_64& rng) {
   return v;
 }
 
-void CheckInt16Gemm(int n, int k, int cols, GemmIsa isa, std::mt19937_64& rng, bool all_min) {
+// Operand contents of CheckInt8Gemm.
+enum class Fill {
+  kRandom,  // full range, -128 and 127 over-represented
+  kAllMin,  // w = x = -128: every product +2^14, the largest pair and quad sums
+  kMinMax,  // w = -128, x = 127: every product -16256; x + 128 = 255 in kQuads8
+  kMaxMin,  // w = 127, x = -128: x + 128 = 0 in kQuads8, the result is all correction
+  kMaxMax,  // w = x = 127: in kQuads8 the sum of (x + 128) * w wraps int32 for k > 66306
+};
+
+// Every kernel the CPU has, each on the layout it runs, and the portable kernel on both
+// layouts: (layout, kernel) pairs.
+std::vector<std::pair<GemmLayout, GemmIsa>> KernelsToTest() {
+  std::vector<std::pair<GemmLayout, GemmIsa>> kernels;
+  for (GemmIsa isa : AvailableGemmIsas()) kernels.emplace_back(GemmIsaLayout(isa), isa);
+  kernels.emplace_back(GemmLayout::kQuads8, GemmIsa::kGeneric);
+  kernels.emplace_back(GemmLayout::kPairs16, GemmIsa::kAuto);
+  kernels.emplace_back(GemmLayout::kQuads8, GemmIsa::kAuto);
+  return kernels;
+}
+
+std::string KernelName(GemmLayout layout, GemmIsa isa) {
+  return std::string(GemmIsaName(isa)) + "/" + GemmLayoutName(layout);
+}
+
+// The kernel's c against the naive int64 sum (which then must fit int32) at every element, and
+// zero in the padding rows and columns (c starts as garbage).
+void CheckInt8Gemm(int n, int k, int cols, GemmLayout layout, GemmIsa isa, std::mt19937_64& rng,
+                   Fill fill = Fill::kRandom) {
   std::vector<int8_t> w = RandomMatrix(static_cast<size_t>(n) * k, rng);
   std::vector<int8_t> x = RandomMatrix(static_cast<size_t>(k) * cols, rng);
-  if (all_min) {
-    std::fill(w.begin(), w.end(), int8_t{-128});
-    std::fill(x.begin(), x.end(), int8_t{-128});
+  const int8_t wv = fill == Fill::kAllMin || fill == Fill::kMinMax ? -128 : 127;
+  const int8_t xv = fill == Fill::kAllMin || fill == Fill::kMaxMin ? -128 : 127;
+  if (fill != Fill::kRandom) {
+    std::fill(w.begin(), w.end(), wv);
+    std::fill(x.begin(), x.end(), xv);
   }
-  const PackedWeights packed = PackWeights(w.data(), n, k);
-  std::vector<int16_t> panels(static_cast<size_t>(PanelElements(k, cols)));
-  PackPanels(x.data(), k, cols, cols, panels.data());
+  const PackedWeights packed = PackWeights(w.data(), n, k, layout);
+  ASSERT_EQ(packed.layout, layout);
+  // Odd start: the kernels must not rely on alignment.
+  std::vector<uint8_t> buffer(static_cast<size_t>(PanelBytes(layout, k, cols)) + 1);
+  PackPanels(layout, x.data(), k, cols, cols, buffer.data() + 1);
   const int ld = (cols + kPanelCols - 1) / kPanelCols * kPanelCols;
-  std::vector<int32_t> c(static_cast<size_t>(packed.row_blocks) * kRowBlock * ld, 12345);
-  Int16Gemm(packed, panels.data(), cols, c.data(), ld, isa);
+  const int rows = packed.row_blocks * kRowBlock;
+  std::vector<int32_t> c(static_cast<size_t>(rows) * ld, 12345);
+  Int8Gemm(packed, buffer.data() + 1, cols, c.data(), ld, isa);
   const std::vector<int32_t> want = NaiveGemm(w, x, n, k, cols);
-  for (int i = 0; i < n; ++i) {
-    for (int j = 0; j < cols; ++j) {
-      ASSERT_EQ(c[static_cast<size_t>(i) * ld + j], want[static_cast<size_t>(i) * cols + j])
-          << "n=" << n << " k=" << k << " cols=" << cols << " at (" << i << "," << j << ")";
+  for (int i = 0; i < rows; ++i) {
+    for (int j = 0; j < ld; ++j) {
+      const int32_t expected = i < n && j < cols ? want[static_cast<size_t>(i) * cols + j] : 0;
+      ASSERT_EQ(c[static_cast<size_t>(i) * ld + j], expected)
+          << KernelName(layout, isa) << " n=" << n << " k=" << k << " cols=" << cols << " at (" << i
+          << "," << j << ")";
     }
   }
 }
 
-TEST(Int16GemmTest, MatchesNaiveOnOddShapes) {
+TEST(Int8GemmTest, TestsEveryKernelTheCpuHas) {
+  // The loops below take their kernels from AvailableGemmIsas(): it must list what the CPU
+  // reports, or a kernel could go untested on the machines that run it.
+  const std::vector<GemmIsa> isas = AvailableGemmIsas();
+  auto has = [&](GemmIsa isa) { return std::find(isas.begin(), isas.end(), isa) != isas.end(); };
+  EXPECT_TRUE(has(GemmIsa::kGeneric));
+#if defined(__x86_64__)
+  EXPECT_EQ(has(GemmIsa::kAvx2), __builtin_cpu_supports("avx2") != 0);
+  EXPECT_EQ(has(GemmIsa::kAvx512Vnni),
+            __builtin_cpu_supports("avx512vnni") != 0 && __builtin_cpu_supports("avx512bw") != 0);
+  EXPECT_EQ(has(GemmIsa::kAvxVnni), __builtin_cpu_supports("avxvnni") != 0);
+#endif
+  EXPECT_TRUE(has(BestGemmIsa()));
+  for (GemmIsa isa : isas) std::printf("[ info ] GEMM kernel %s\n", GemmIsaName(isa));
+}
+
+TEST(Int8GemmTest, MatchesNaiveOnOddShapes) {
   std::mt19937_64 rng(1);
-  for (GemmIsa isa : {GemmIsa::kGeneric, GemmIsa::kAuto}) {
-    for (int k : {1, 2, 3, 1023, 1024, 1025, 2500}) {
-      for (int n : {1, 3, 4, 5, 17}) {
-        for (int cols : {1, 15, 16, 17, 50}) CheckInt16Gemm(n, k, cols, isa, rng, false);
+  for (auto [layout, isa] : KernelsToTest()) {
+    for (int k : {1, 2, 3, 4, 5, 7, 8, 9, 1023, 1024, 1025, 2500, 4099}) {
+      for (int n : {1, 3, 4, 5, 8, 9, 17}) {
+        for (int cols : {1, 15, 16, 17, 33, 50, 64, 130})
+          CheckInt8Gemm(n, k, cols, layout, isa, rng);
       }
     }
   }
 }
 
-TEST(Int16GemmTest, AllMinusOneTwentyEightIsExact) {
-  // Every product is +2^14: the largest pair sums and partial sums there are.
+TEST(Int8GemmTest, ExtremeOperandsAreExact) {
   std::mt19937_64 rng(2);
-  for (GemmIsa isa : {GemmIsa::kGeneric, GemmIsa::kAuto}) {
-    for (int k : {1, 1025, 4099}) CheckInt16Gemm(5, k, 33, isa, rng, true);
+  for (auto [layout, isa] : KernelsToTest()) {
+    for (Fill fill : {Fill::kAllMin, Fill::kMinMax, Fill::kMaxMin, Fill::kMaxMax}) {
+      for (int k : {1, 3, 1025, 4099}) CheckInt8Gemm(5, k, 33, layout, isa, rng, fill);
+    }
   }
 }
 
-TEST(Int16GemmTest, PackPanelsHonoursRowStride) {
-  std::mt19937_64 rng(3);
-  const int k = 5, cols = 20, ldx = 37;
-  std::vector<int8_t> x = RandomMatrix(static_cast<size_t>(k) * ldx, rng);
-  std::vector<int16_t> panels(static_cast<size_t>(PanelElements(k, cols)));
-  PackPanels(x.data(), k, cols, ldx, panels.data());
-  const int k_pairs = (k + 1) / 2;
-  for (int t = 0; t < k; ++t) {
-    for (int j = 0; j < 32; ++j) {  // two panels, the second one padded
-      const int16_t got = panels[(j / kPanelCols) * k_pairs * kPanelCols * 2 +
-                                 (t / 2) * kPanelCols * 2 + (j % kPanelCols) * 2 + t % 2];
-      const int16_t want = j < cols ? x[static_cast<size_t>(t) * ldx + j] : 0;
-      ASSERT_EQ(got, want) << "t=" << t << " j=" << j;
+TEST(Int8GemmTest, LongKIsExact) {
+  // k = 70001 (allowed: K <= 2^17): sum (x + 128) * w alone would leave int32 in kQuads8
+  // (255 * 127 * k > 2^31) while the true sum fits; the start value acc_init must cancel the
+  // offset.
+  std::mt19937_64 rng(5);
+  for (auto [layout, isa] : KernelsToTest()) {
+    for (Fill fill : {Fill::kMaxMax, Fill::kMinMax, Fill::kRandom}) {
+      CheckInt8Gemm(4, 70001, 16, layout, isa, rng, fill);
     }
   }
+}
+
+TEST(Int8GemmTest, PackedWeightsReadBack) {
+  std::mt19937_64 rng(6);
+  for (GemmLayout layout : {GemmLayout::kPairs16, GemmLayout::kQuads8}) {
+    for (int k : {1, 2, 3, 5, 9}) {
+      const int n = 6;
+      const std::vector<int8_t> w = RandomMatrix(static_cast<size_t>(n) * k, rng);
+      const PackedWeights p = PackWeights(w.data(), n, k, layout);
+      for (int i = 0; i < n; ++i) {
+        int64_t sum = 0;
+        for (int t = 0; t < k; ++t) {
+          ASSERT_EQ(p.At(i, t), w[static_cast<size_t>(i) * k + t]) << i << "," << t;
+          sum += w[static_cast<size_t>(i) * k + t];
+        }
+        if (layout == GemmLayout::kQuads8) {
+          EXPECT_EQ(p.acc_init[i], -128 * sum);
+        }
+      }
+    }
+  }
+}
+
+TEST(Int8GemmTest, PackPanelsHonoursRowStride) {
+  std::mt19937_64 rng(3);
+  // 20 columns: one whole panel and a padded one; 150: also two groups of four panels (the
+  // AVX-512 packing) and a padded tail.
+  for (auto [k, cols] : {std::pair{5, 20}, std::pair{8, 20}, std::pair{8, 150}}) {
+    const int ldx = cols + 17;
+    std::vector<int8_t> x = RandomMatrix(static_cast<size_t>(k) * ldx, rng);
+    for (GemmLayout layout : {GemmLayout::kPairs16, GemmLayout::kQuads8}) {
+      std::vector<uint8_t> panels(static_cast<size_t>(PanelBytes(layout, k, cols)));
+      PackPanels(layout, x.data(), k, cols, ldx, panels.data());
+      const int per = layout == GemmLayout::kPairs16 ? 2 : 4;
+      const int groups = (k + per - 1) / per;
+      for (int t = 0; t < k; ++t) {
+        for (int j = 0; j < (cols + 15) / 16 * 16; ++j) {
+          const int8_t v = j < cols ? x[static_cast<size_t>(t) * ldx + j] : 0;
+          const size_t lane =
+              (static_cast<size_t>(j / kPanelCols) * groups + t / per) * kPanelCols +
+              j % kPanelCols;
+          if (layout == GemmLayout::kPairs16) {
+            int16_t got;
+            std::memcpy(&got, panels.data() + lane * 4 + (t % 2) * 2, 2);
+            ASSERT_EQ(got, v) << "t=" << t << " j=" << j;
+          } else {
+            ASSERT_EQ(panels[lane * 4 + t % 4], static_cast<uint8_t>(v + 128))
+                << "t=" << t << " j=" << j;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Int8GemmTest, KernelOfAnotherLayoutAborts) {
+  // An explicit kernel on weights of another layout is a contract violation: it aborts rather
+  // than silently running another kernel than the one asked for.
+  const int8_t w[4] = {1, 2, 3, 4};
+  const PackedWeights p = PackWeights(w, 1, 4, GemmLayout::kPairs16);
+  std::vector<uint8_t> panels(static_cast<size_t>(PanelBytes(p.layout, 4, 1)));
+  PackPanels(p.layout, w, 4, 1, 1, panels.data());
+  std::vector<int32_t> c(kRowBlock * kPanelCols);
+  EXPECT_DEATH(Int8Gemm(p, panels.data(), 1, c.data(), kPanelCols, GemmIsa::kAvx512Vnni),
+               "cannot run pairs16");
 }
 
 TEST(AddScaledRowTest, MatchesWrappingInt32LoopForEveryTail) {
@@ -111,6 +229,36 @@ TEST(AddScaledRowTest, MatchesWrappingInt32LoopForEveryTail) {
       }
       AddScaledRow(x.data() + 1, dw, n, dst.data());  // unaligned source
       ASSERT_EQ(dst, want) << "dw " << dw << " n " << n;
+    }
+  }
+}
+
+TEST(RequantizeRowTest, EveryKernelMatchesTheScalarDefinition) {
+  // Every tail length around the 8- and 16-wide blocks, every shift of the fast path, ReLU or
+  // not, accumulators over the whole int32 range (bias 0) and near the edges with a bias.
+  std::mt19937_64 rng(23);
+  for (const auto& [name, row] : RequantizeRowKernels()) {
+    for (int shift = 1; shift <= 31; ++shift) {
+      for (int64_t n = 0; n <= 41; n += (shift % 4 == 0 ? 1 : 7)) {
+        for (bool relu : {false, true}) {
+          const int32_t bias = static_cast<int32_t>(rng() % 2001) - 1000;
+          std::vector<int32_t> acc(static_cast<size_t>(n) + 2);
+          for (auto& a : acc) {  // acc + bias must fit int32: |bias| <= 1000
+            const uint64_t r = rng();
+            const int32_t edge = INT32_MAX - 1000 - static_cast<int32_t>(r % 5000);
+            a = r % 3 == 0
+                    ? std::clamp(static_cast<int32_t>(r >> 32), -INT32_MAX + 1000, INT32_MAX - 1000)
+                : r % 3 == 1 ? edge
+                             : -edge;
+          }
+          std::vector<int8_t> got(static_cast<size_t>(n) + 2, 77), want(got);
+          for (int64_t i = 0; i < n; ++i) {
+            want[i + 1] = RequantizeScalar(acc[i + 1] + bias, shift, relu);
+          }
+          row(acc.data() + 1, n, bias, shift, relu ? 0 : -128, got.data() + 1);
+          ASSERT_EQ(got, want) << name << " shift " << shift << " n " << n << " relu " << relu;
+        }
+      }
     }
   }
 }

@@ -12,7 +12,9 @@
 // real times with their targets; see tests/bench/ratio_reporter.h and docs/accel_sim.md.
 //
 // Like r2f_sim, it runs with GOMP_SPINCOUNT=1000 unless OMP_WAIT_POLICY or GOMP_SPINCOUNT
-// is set (accel_sim/omp_wait_policy.h); the JSON context records both variables.
+// is set (accel_sim/omp_wait_policy.h); the JSON context records both variables, the CPU model,
+// the CPU features that matter to the GEMM and the GEMM kernel that ran. R2F_GEMM_ISA=avx2 (or
+// generic, avx512, avx_vnni, avx512_vnni) forces a kernel, to compare them (int16_gemm.h).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 #include <unistd.h>
@@ -20,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -58,6 +61,34 @@ const char* EnvOr(const char* name, const char* fallback) {
   return v != nullptr ? v : fallback;
 }
 
+// The CPU's model name from /proc/cpuinfo ("unknown" elsewhere).
+std::string CpuModel() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      const size_t start = line.find_first_not_of(" \t", colon + 1);
+      if (start != std::string::npos) return line.substr(start);
+    }
+  }
+  return "unknown";
+}
+
+// The CPU features that choose the GEMM kernel, each "name=0|1".
+std::string CpuFeatures() {
+#if defined(__x86_64__) || defined(__i386__)
+  auto bit = [](bool on) { return on ? "=1" : "=0"; };
+  return std::string("avx2") + bit(__builtin_cpu_supports("avx2")) + " avx512f" +
+         bit(__builtin_cpu_supports("avx512f")) + " avx512bw" +
+         bit(__builtin_cpu_supports("avx512bw")) + " avx512vnni" +
+         bit(__builtin_cpu_supports("avx512vnni")) + " avxvnni" +
+         bit(__builtin_cpu_supports("avxvnni"));
+#else
+  return "not x86";
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -86,8 +117,12 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("r2f_model", "resnet18 width 0.25, 1x28x28, random int8 (seed 1)");
   benchmark::AddCustomContext("r2f_batch", std::to_string(r2f::bench::kBatch));
   benchmark::AddCustomContext("r2f_threads", std::to_string(r2f::bench::kThreads));
-  benchmark::AddCustomContext(
-      "r2f_gemm_isa", r2f::accel::BestGemmIsa() == r2f::accel::GemmIsa::kAvx2 ? "avx2" : "generic");
+  // The GEMM kernel that ran (R2F_GEMM_ISA may force one) and what the CPU offers: figures
+  // are only comparable between runs of the same kernel on the same CPU.
+  benchmark::AddCustomContext("r2f_gemm_isa", r2f::accel::GemmIsaName(r2f::accel::BestGemmIsa()));
+  benchmark::AddCustomContext("R2F_GEMM_ISA", EnvOr("R2F_GEMM_ISA", "(unset)"));
+  benchmark::AddCustomContext("r2f_cpu_model", CpuModel());
+  benchmark::AddCustomContext("r2f_cpu_features", CpuFeatures());
   benchmark::AddCustomContext("OMP_WAIT_POLICY", EnvOr("OMP_WAIT_POLICY", "(unset)"));
   benchmark::AddCustomContext("GOMP_SPINCOUNT", EnvOr("GOMP_SPINCOUNT", "(unset)"));
 

@@ -2,8 +2,10 @@
 // full-range random int8 (-128 and 127 over-represented), for the layer shapes of the default
 // ResNet18 at batch 16. The table "GEMM kernels" of docs/accel_sim.md. Variants:
 //   naive       the plain int32 triple loop (compiled with -O3 like the library, baseline ISA)
-//   int16       PackPanels + Int16Gemm, weights packed once (what a tile of the executor does)
-//   int16_only  Int16Gemm on panels packed once
+//   <isa>       PackPanels + Int8Gemm with that kernel (generic, avx2, avx512, avx_vnni,
+//               avx512_vnni), weights packed once in its layout: what a tile of the executor
+//               does. Skipped with an error if the CPU lacks the ISA.
+//   <isa>_only  Int8Gemm alone on panels packed once
 //   sgemm       ExactInt8Gemm (float sgemm in chunks of 1024, OpenBLAS)
 // Every variant's result is checked against the naive loop once before timing. Not in
 // r2f_bench's default run, and best run on its own: the sgemm variant switches OpenBLAS to one
@@ -21,7 +23,7 @@
 namespace r2f::bench {
 namespace {
 
-enum class Variant { kNaive, kInt16, kInt16Only, kSgemm };
+enum class Variant { kNaive, kInt8, kInt8Only, kSgemm };
 
 std::vector<int8_t> RandomInt8(size_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -46,7 +48,11 @@ void Naive(const std::vector<int8_t>& w, const std::vector<int8_t>& x, int m, in
   }
 }
 
-void BM_Gemm(benchmark::State& state, Variant variant) {
+void BM_Gemm(benchmark::State& state, Variant variant, accel::GemmIsa isa) {
+  if (!accel::CpuHasGemmIsa(isa)) {
+    state.SkipWithError("this CPU does not have the ISA");
+    return;
+  }
   const int m = static_cast<int>(state.range(0));
   const int k = static_cast<int>(state.range(1));
   const int n = static_cast<int>(state.range(2));
@@ -55,9 +61,12 @@ void BM_Gemm(benchmark::State& state, Variant variant) {
   std::vector<int32_t> want(static_cast<size_t>(n) * m), got;
   Naive(w, x, m, k, n, &want);
 
-  const accel::PackedWeights packed = accel::PackWeights(w.data(), n, k);
+  const accel::GemmLayout layout = accel::GemmIsaLayout(isa);
+  const accel::PackedWeights packed = accel::PackWeights(w.data(), n, k, layout);
   const int ld = (m + accel::kPanelCols - 1) / accel::kPanelCols * accel::kPanelCols;
-  std::vector<int16_t> panels(static_cast<size_t>(accel::PanelElements(k, m)));
+  // 64-byte aligned, as the executor's tiles.
+  std::vector<uint8_t> buffer(static_cast<size_t>(accel::PanelBytes(layout, k, m)) + 64);
+  uint8_t* panels = buffer.data() + (64 - reinterpret_cast<uintptr_t>(buffer.data()) % 64) % 64;
   std::vector<int32_t> c(static_cast<size_t>(packed.row_blocks) * accel::kRowBlock * ld);
   const std::vector<float> wf(w.begin(), w.end()), xf(x.begin(), x.end());
   std::vector<float> scratch(static_cast<size_t>(n) * m);
@@ -66,21 +75,21 @@ void BM_Gemm(benchmark::State& state, Variant variant) {
       case Variant::kNaive:
         Naive(w, x, m, k, n, &c);
         break;
-      case Variant::kInt16:
-        accel::PackPanels(x.data(), k, m, m, panels.data());
-        accel::Int16Gemm(packed, panels.data(), m, c.data(), ld);
+      case Variant::kInt8:
+        accel::PackPanels(layout, x.data(), k, m, m, panels);
+        accel::Int8Gemm(packed, panels, m, c.data(), ld, isa);
         break;
-      case Variant::kInt16Only:
-        accel::Int16Gemm(packed, panels.data(), m, c.data(), ld);
+      case Variant::kInt8Only:
+        accel::Int8Gemm(packed, panels, m, c.data(), ld, isa);
         break;
       case Variant::kSgemm:
         accel::ExactInt8Gemm(n, m, k, wf.data(), k, xf.data(), m, c.data(), m, scratch.data());
         break;
     }
   };
-  accel::PackPanels(x.data(), k, m, m, panels.data());
+  accel::PackPanels(layout, x.data(), k, m, m, panels);
   run();
-  const int ldc = variant == Variant::kInt16 || variant == Variant::kInt16Only ? ld : m;
+  const int ldc = variant == Variant::kInt8 || variant == Variant::kInt8Only ? ld : m;
   for (int i = 0; i < n; ++i) {
     for (int j = 0; j < m; ++j) {
       if (c[static_cast<size_t>(i) * ldc + j] != want[static_cast<size_t>(i) * m + j]) {
@@ -104,10 +113,19 @@ void Shapes(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMillisecond);
 }
 
-BENCHMARK_CAPTURE(BM_Gemm, naive, Variant::kNaive)->Apply(Shapes);
-BENCHMARK_CAPTURE(BM_Gemm, int16, Variant::kInt16)->Apply(Shapes);
-BENCHMARK_CAPTURE(BM_Gemm, int16_only, Variant::kInt16Only)->Apply(Shapes);
-BENCHMARK_CAPTURE(BM_Gemm, sgemm, Variant::kSgemm)->Apply(Shapes);
+using accel::GemmIsa;
+BENCHMARK_CAPTURE(BM_Gemm, naive, Variant::kNaive, GemmIsa::kGeneric)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_Gemm, generic, Variant::kInt8, GemmIsa::kGeneric)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_Gemm, avx2, Variant::kInt8, GemmIsa::kAvx2)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_Gemm, avx2_only, Variant::kInt8Only, GemmIsa::kAvx2)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_Gemm, avx512, Variant::kInt8, GemmIsa::kAvx512)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_Gemm, avx512_only, Variant::kInt8Only, GemmIsa::kAvx512)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_Gemm, avx_vnni, Variant::kInt8, GemmIsa::kAvxVnni)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_Gemm, avx_vnni_only, Variant::kInt8Only, GemmIsa::kAvxVnni)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_Gemm, avx512_vnni, Variant::kInt8, GemmIsa::kAvx512Vnni)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_Gemm, avx512_vnni_only, Variant::kInt8Only, GemmIsa::kAvx512Vnni)
+    ->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_Gemm, sgemm, Variant::kSgemm, GemmIsa::kGeneric)->Apply(Shapes);
 
 }  // namespace
 }  // namespace r2f::bench

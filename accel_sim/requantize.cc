@@ -1,0 +1,114 @@
+// RequantizeRowShifted (requantize.h): the clean epilogue's requantisation of int32 rows to int8,
+// chosen at run time (AVX-512F, AVX2, portable). All three compute, per element,
+//   a = acc + bias; v = (a >> s) + ((a >> (s-1)) & 1); clamp(v, lo, 127)
+// in int32: the identity of requantize.h, no overflow. The clamp to 127 is done by saturating
+// narrowing (vpmovsdb; vpackssdw + vpacksswb), which saturates at [-128, 127] and so equals the
+// clamp once v >= lo >= -128.
+#include "accel_sim/requantize.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+// GCC 12's AVX-512 headers build unmasked forms (vpsrad, vpmaxsd, vpmovsdb) on
+// _mm512_undefined_epi32(), a self-initialised variable that -Wmaybe-uninitialized reports at
+// every use (GCC bug 105593, fixed in GCC 13). The value is never read.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#define R2F_X86 1
+#endif
+
+namespace r2f::accel {
+namespace {
+
+void RowPortable(const int32_t* acc, int64_t n, int32_t bias, int shift, int32_t lo, int8_t* out) {
+  const int s1 = shift - 1;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t a = acc[i] + bias;
+    int32_t v = (a >> shift) + ((a >> s1) & 1);
+    v = v < lo ? lo : v;
+    v = v > 127 ? 127 : v;
+    out[i] = static_cast<int8_t>(v);
+  }
+}
+
+#ifdef R2F_X86
+__attribute__((target("avx512f"))) inline __m512i Requant16(__m512i a, __m128i s, __m128i s1,
+                                                            __m512i one, __m512i lo) {
+  const __m512i v =
+      _mm512_add_epi32(_mm512_sra_epi32(a, s), _mm512_and_si512(_mm512_sra_epi32(a, s1), one));
+  return _mm512_max_epi32(v, lo);
+}
+
+__attribute__((target("avx512f"))) void RowAvx512(const int32_t* acc, int64_t n, int32_t bias,
+                                                  int shift, int32_t lo, int8_t* out) {
+  const __m512i vbias = _mm512_set1_epi32(bias), vlo = _mm512_set1_epi32(lo);
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m128i s = _mm_cvtsi32_si128(shift), s1 = _mm_cvtsi32_si128(shift - 1);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i a = _mm512_add_epi32(_mm512_loadu_si512(acc + i), vbias);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm512_cvtsepi32_epi8(Requant16(a, s, s1, one, vlo)));
+  }
+  if (i < n) {  // masked tail: lanes beyond n are neither read nor written
+    const auto m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, acc + i), vbias);
+    _mm512_mask_cvtsepi32_storeu_epi8(out + i, m, Requant16(a, s, s1, one, vlo));
+  }
+}
+
+__attribute__((target("avx2"))) inline __m256i Requant8(const int32_t* acc, __m256i bias, __m128i s,
+                                                        __m128i s1, __m256i one, __m256i lo) {
+  const __m256i a =
+      _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc)), bias);
+  const __m256i v =
+      _mm256_add_epi32(_mm256_sra_epi32(a, s), _mm256_and_si256(_mm256_sra_epi32(a, s1), one));
+  return _mm256_max_epi32(v, lo);
+}
+
+__attribute__((target("avx2"))) void RowAvx2(const int32_t* acc, int64_t n, int32_t bias, int shift,
+                                             int32_t lo, int8_t* out) {
+  const __m256i vbias = _mm256_set1_epi32(bias), vlo = _mm256_set1_epi32(lo);
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m128i s = _mm_cvtsi32_si128(shift), s1 = _mm_cvtsi32_si128(shift - 1);
+  // The packs work per 128-bit lane: dwords of q are [a0-3 b0-3 a0-3 b0-3 | a4-7 b4-7 ...].
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i a = Requant8(acc + i, vbias, s, s1, one, vlo);
+    const __m256i b = Requant8(acc + i + 8, vbias, s, s1, one, vlo);
+    const __m256i p = _mm256_packs_epi32(a, b);  // saturating: int16
+    const __m256i q = _mm256_packs_epi16(p, p);  // saturating: int8
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(q, order)));
+  }
+  RowPortable(acc + i, n - i, bias, shift, lo, out + i);
+}
+#endif
+
+RequantizeRowFn ChooseRow() {
+#ifdef R2F_X86
+  if (__builtin_cpu_supports("avx512f")) return &RowAvx512;
+  if (__builtin_cpu_supports("avx2")) return &RowAvx2;
+#endif
+  return &RowPortable;
+}
+
+}  // namespace
+
+void RequantizeRowShifted(const int32_t* acc, int64_t n, int32_t bias, int shift, int32_t lo,
+                          int8_t* out) {
+  static const RequantizeRowFn row = ChooseRow();
+  row(acc, n, bias, shift, lo, out);
+}
+
+std::vector<std::pair<const char*, RequantizeRowFn>> RequantizeRowKernels() {
+  std::vector<std::pair<const char*, RequantizeRowFn>> kernels = {{"portable", &RowPortable}};
+#ifdef R2F_X86
+  if (__builtin_cpu_supports("avx2")) kernels.emplace_back("avx2", &RowAvx2);
+  if (__builtin_cpu_supports("avx512f")) kernels.emplace_back("avx512", &RowAvx512);
+#endif
+  return kernels;
+}
+
+}  // namespace r2f::accel
