@@ -114,24 +114,32 @@ void ApplySpecials(const MacLayer& L, const MacTarget& t, int oc, int64_t pos, i
     if (e == UINT32_MAX) return;
     const int64_t i = e - base;
     int8_t v[3];
+    bool hit = false;  // some replica's hidden state was flipped here
     for (int r = 0; r < t.replicas; ++r) {
       const ExecutionFaults::Special* s = nullptr;
       if (it[r] != end[r] && it[r]->element == e) s = it[r]++;
+      hit |= s != nullptr;
       v[r] = FaultyValue(L, oc, acc[i], deltas[r] != nullptr ? deltas[r][i] : 0, s);
     }
     out[i] = MajorityVote(v[0], v[1], v[2]);
-    if (t.disagree != nullptr) {
-      t.disagree[e] = v[0] != v[1] || v[1] != v[2];  // e: the element within the image
-    }
+    if (t.disagree != nullptr) t.disagree[e] |= hit;  // e: the element within the image
   }
 }
 
-// Marks in t.disagree (offset: the row's first element) where three replica rows differ.
-void MarkDisagreement(const MacTarget& t, int64_t offset, const int8_t* const rows[3],
+// Marks in t.disagree (offset: the row's first element) where the three replicas' accumulators
+// differ (deltas[r] nullptr: replica r's are the clean ones). Accumulators, not outputs: ReLU
+// and saturation map different faulty sums to one output, so three replicas hit by different
+// flips can agree on a wrong output (measured on ResNet18 with weight flips), but not on a
+// wrong sum. A voter that compares the sums is what a device needs to know where its vote may
+// be wrong (docs/retraining.md, "The exact method").
+void MarkDisagreement(const MacTarget& t, int64_t offset, const uint32_t* const deltas[3],
                       int64_t len) {
   uint8_t* mask = t.disagree + offset;
   for (int64_t i = 0; i < len; ++i) {
-    mask[i] = rows[0][i] != rows[1][i] || rows[1][i] != rows[2][i];
+    const uint32_t d0 = deltas[0] != nullptr ? deltas[0][i] : 0;
+    const uint32_t d1 = deltas[1] != nullptr ? deltas[1][i] : 0;
+    const uint32_t d2 = deltas[2] != nullptr ? deltas[2][i] : 0;
+    mask[i] = d0 != d1 || d1 != d2;
   }
 }
 
@@ -197,14 +205,7 @@ void EmitRow(const MacLayer& L, const MacImage& image, int oc, int oy0, int oy1,
       }
     } else if (touched < 2) {
       RequantizeRow(acc, len, bias, shift, L.relu, out);  // one faulty replica is outvoted
-      if (touched == 1 && t.disagree != nullptr) {
-        // Where the faulty replica differs from the other two (clean) ones.
-        const int r = deltas[0] != nullptr ? 0 : deltas[1] != nullptr ? 1 : 2;
-        Grow(&buf.rows[r], len);
-        RequantizeRowDelta(acc, deltas[r], len, bias, shift, L.relu, buf.rows[r].data());
-        const int8_t* rows[3] = {out, out, buf.rows[r].data()};
-        MarkDisagreement(t, offset, rows, len);
-      }
+      if (touched == 1 && t.disagree != nullptr) MarkDisagreement(t, offset, deltas, len);
     } else {
       const int8_t* rows[3];
       bool have_clean = false;
@@ -223,7 +224,7 @@ void EmitRow(const MacLayer& L, const MacImage& image, int oc, int oy0, int oy1,
         }
       }
       VoteBuffers(rows[0], rows[1], rows[2], len, out);
-      if (t.disagree != nullptr) MarkDisagreement(t, offset, rows, len);
+      if (t.disagree != nullptr) MarkDisagreement(t, offset, deltas, len);
     }
     ApplySpecials(L, t, oc, pos, len, acc, deltas, out);
   }

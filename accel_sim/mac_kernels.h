@@ -24,8 +24,9 @@ struct MacTarget {
   int replicas = 1;          // 1: one execution; 3: three executions, bitwise-voted (TMR)
   // Per execution: its faults, or nullptr if it has no flips.
   std::array<const ExecutionFaults*, 3> faults = {nullptr, nullptr, nullptr};
-  // Three replicas only, optional: per output element, set to 1 where the replicas' results
-  // are not all equal (the vote may be wrong there), left 0 elsewhere. Must start zeroed.
+  // Three replicas only, optional: per output element, set to 1 where the replicas' int32
+  // accumulators (or hidden states) are not all equal, so the vote may be wrong there; left 0
+  // elsewhere. Must start zeroed.
   uint8_t* disagree = nullptr;
 };
 
