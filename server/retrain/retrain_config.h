@@ -31,8 +31,11 @@ struct RetrainConfig {
   double similarity_threshold = 0.6;
   bool lz4_raw = false;  // also LZ4 the layers sent raw (off: the paper's DRM)
   // What APRM's increments (and the offline policy's similarities) are taken against: the
-  // paper's LW-TMR reference chain, or our layer-local TMR (docs/retraining.md).
-  pb::IncrementReference reference = pb::REFERENCE_CHAIN;
+  // paper's LW-TMR reference chain (chain), our layer-local TMR (local, approximate), or
+  // layer-local TMR with patches where the replicas disagree (exact, the default: the rebuild
+  // equals DRM's data; docs/retraining.md). With exact the device chooses each layer's form per
+  // batch, so the threshold policy and similarity threshold do not apply.
+  pb::IncrementReference reference = pb::REFERENCE_LOCAL_EXACT;
   // The device also sends each layer's checksum so that the rebuild is checked against its true
   // outputs (a debug option: mismatched_layers in stages.jsonl and summary.json).
   bool verify_rebuild = false;

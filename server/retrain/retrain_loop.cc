@@ -143,7 +143,7 @@ Status RetrainLoop::PrepareDevice() {
   if (c_.max_iterations > 0) total_ = std::min(total_, c_.max_iterations);
 
   if (c_.method == RetrainMethod::kAprm && c_.policy == ThresholdPolicy::kOffline &&
-      !state_.increment_layers_decided) {
+      c_.reference != pb::REFERENCE_LOCAL_EXACT && !state_.increment_layers_decided) {
     R2F_RETURN_IF_ERROR(DecideIncrementLayers());
   }
   result_.increment_layers = state_.increment_layers;

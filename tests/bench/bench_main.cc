@@ -41,6 +41,10 @@ const std::vector<RatioSpec>& Targets() {
       {"ber1e-4/clean", "BM_Forward/ber1e-4", "BM_Forward/clean", 1.15, true},
       {"dense/ber1e-4", "BM_Forward/dense_ber1e-4", "BM_Forward/ber1e-4", 10.0, false},
       {"training/clean", "BM_Forward/training_mode", "BM_Forward/clean", 4.3, true},
+      // The exact method's codec against the simulated forward pass at the same BER
+      // (tests/bench/codec_bench.cc).
+      {"exact_encode/ber1e-4", "BM_ExactEncode", "BM_Forward/ber1e-4", 0.10, true},
+      {"exact_decode/ber1e-4", "BM_ExactDecode", "BM_Forward/ber1e-4", 0.10, true},
   };
   return specs;
 }
@@ -95,7 +99,8 @@ int main(int argc, char** argv) {
   r2f::accel::ApplyDefaultOmpWaitPolicy(argc, argv);
   // Defaults first, so that the user's own flags (parsed later) override them.
   std::vector<char*> args = {argv[0]};
-  static char filter[] = "--benchmark_filter=^BM_Forward/|^BM_TorchFp32Forward";
+  static char filter[] =
+      "--benchmark_filter=^BM_Forward/|^BM_TorchFp32Forward|^BM_ExactEncode|^BM_ExactDecode";
   static char reps[] = "--benchmark_repetitions=7";
   static char interleave[] = "--benchmark_enable_random_interleaving=true";
   static char min_time[] = "--benchmark_min_time=0.3";

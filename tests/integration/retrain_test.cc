@@ -53,7 +53,8 @@ TEST_F(RetrainTest, DrmAndAprmRunEndToEndAndAprmSendsLessAtBerZero) {
   TimingTotals totals[3];
   int i = 0;
   for (const char* method :
-       {"{mode: drm}", "{mode: aprm, threshold_policy: offline, similarity_threshold: 0.6}",
+       {"{mode: drm}",
+        "{mode: aprm, threshold_policy: offline, similarity_threshold: 0.6, reference: chain}",
         "{mode: aprm, threshold_policy: adaptive, reference: local}"}) {
     const std::string run = dir_.File(std::string("run") + std::to_string(i));
     auto config = LoadRetrainConfig(WriteConfig("m" + std::to_string(i), method, run, 96));

@@ -1,0 +1,63 @@
+// The retrain config's choices of issue-17 features: the exact reference is APRM's default,
+// do no harm is on by default, and bad values name their key.
+#include "server/retrain/retrain_config.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/support/test_util.h"
+
+namespace r2f {
+namespace {
+
+Result<RetrainConfig> Load(const std::string& extra) {
+  static testing::TempDir dir;
+  const std::string path = dir.File("retrain.yaml");
+  testing::WriteFile(path,
+                     "device_id: dev-1\n"
+                     "broker: {uri: 'tcp://127.0.0.1:1883'}\n"
+                     "link: {preset: hspa}\nmodel: {path: 'model.pb'}\n" +
+                         extra);
+  return LoadRetrainConfig(path);
+}
+
+TEST(RetrainConfigTest, ExactReferenceAndDoNoHarmAreTheDefaults) {
+  auto c = Load("method: {mode: aprm}\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->reference, pb::REFERENCE_LOCAL_EXACT);
+  EXPECT_FALSE(c->verify_rebuild);
+  EXPECT_TRUE(c->validation.enabled);
+  EXPECT_EQ(c->validation.images, 1000);
+  EXPECT_EQ(c->validation.every, 50);
+
+  auto chain = Load(
+      "method: {mode: aprm, reference: chain, verify_rebuild: true}\n"
+      "validation: {enabled: false, images: 64, every: 5, batch_size: 32}\n");
+  ASSERT_TRUE(chain.ok()) << chain.status().ToString();
+  EXPECT_EQ(chain->reference, pb::REFERENCE_CHAIN);
+  EXPECT_TRUE(chain->verify_rebuild);
+  EXPECT_FALSE(chain->validation.enabled);
+  EXPECT_EQ(chain->validation.images, 64);
+  EXPECT_EQ(chain->validation.every, 5);
+  EXPECT_EQ(chain->validation.batch_size, 32);
+}
+
+TEST(RetrainConfigTest, BadValuesNameTheirKey) {
+  auto unknown = Load("method: {mode: aprm, reference: lw}\n");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("reference"), std::string::npos)
+      << unknown.status().ToString();
+  EXPECT_NE(unknown.status().message().find("exact"), std::string::npos)
+      << unknown.status().ToString();
+
+  auto nw = Load("method: {mode: aprm}\ntmr: {mode: network_wise}\n");
+  ASSERT_FALSE(nw.ok());
+  EXPECT_NE(nw.status().message().find("exact needs a single deployed chain"), std::string::npos)
+      << nw.status().ToString();
+
+  auto every = Load("validation: {every: 0}\n");
+  ASSERT_FALSE(every.ok());
+  EXPECT_NE(every.status().message().find("every"), std::string::npos) << every.status().ToString();
+}
+
+}  // namespace
+}  // namespace r2f
