@@ -1,5 +1,6 @@
 #include "common/codec/patch_codec.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "common/codec/sparse_stream.h"
@@ -23,25 +24,30 @@ Status ApplyPatch(const std::string& patch, int8_t* out, size_t n) {
 }
 
 Result<EncodedLayer> EncodeExact(const int8_t* y, const int8_t* v, const uint8_t* mask, size_t n) {
-  R2F_ASSIGN_OR_RETURN(EncodedLayer raw, EncodeRaw(y, n, /*lz4=*/false));
-  // The reference with y where the replicas disagreed: its increment is 0 there.
-  std::vector<int8_t> base(v, v + n);
+  if (n > kMaxLayerElements) return EncodeRaw(y, n);  // its InvalidArgument
+  // The reference with y where the replicas disagreed: its increment is 0 there. The buffer
+  // is kept per thread: a fresh 1-2 MB allocation per layer costs page faults.
+  thread_local std::vector<int8_t> base;
+  base.assign(v, v + n);
+  size_t nonzero = 0;
   for (size_t i = 0; i < n; ++i) {
     if (mask[i] != 0) base[i] = y[i];
+    nonzero += y[i] != base[i];
   }
-  R2F_ASSIGN_OR_RETURN(EncodedLayer inc,
-                       EncodeIncrement(y, base.data(), n, IncrementFormat::kSmallest));
+  // A sparse increment (a few percent non-zero) is smaller as a sparse stream than as a dense
+  // LZ4 block; only a denser one is worth trying both ways (the encoder's cost is mostly LZ4).
+  const IncrementFormat format =
+      nonzero <= n / 32 ? IncrementFormat::kSparse : IncrementFormat::kSmallest;
+  R2F_ASSIGN_OR_RETURN(EncodedLayer inc, EncodeIncrement(y, base.data(), n, format));
   inc.patch = EncodePatch(y, mask, n, &inc.patched);
   const size_t inc_size = inc.bytes.size() + inc.patch.size();
-  EncodedLayer* best = inc_size < raw.bytes.size() ? &inc : &raw;
-  if (inc_size > n / 10) {
+  // Raw is n bytes; it is only built when it wins.
+  if (inc_size > n / 2) {
     R2F_ASSIGN_OR_RETURN(EncodedLayer raw_lz4, EncodeRaw(y, n, /*lz4=*/true));
-    if (raw_lz4.bytes.size() < best->bytes.size() + best->patch.size() ||
-        (raw_lz4.bytes.size() == best->bytes.size() + best->patch.size() && best == &inc)) {
-      return raw_lz4;
-    }
+    if (raw_lz4.bytes.size() < n && raw_lz4.bytes.size() <= inc_size) return raw_lz4;
   }
-  return std::move(*best);
+  if (inc_size < n) return inc;
+  return EncodeRaw(y, n, /*lz4=*/false);
 }
 
 }  // namespace r2f

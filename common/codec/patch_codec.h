@@ -24,10 +24,11 @@ Status ApplyPatch(const std::string& patch, int8_t* out, size_t n);
 // The smallest exact form of the layer y given the voted reference v and the disagreement mask,
 // among four: raw (kRaw), raw+LZ4 (kRawLz4), and a sparse or LZ4 increment against v with a
 // patch of y where mask is set (the increment is 0 there, so patched elements cost nothing
-// twice). Ties prefer raw, then kRawLz4. LZ4 of the raw layer is tried only when the increment
-// and patch are larger than a tenth of the raw layer (LZ4 does not reach that on int8
-// activations in practice, and skipping it keeps the encoder cheap); the choice is still
-// exact either way. InvalidArgument for a layer over kMaxLayerElements.
+// twice). Ties prefer raw, then kRawLz4. To keep the encoder cheap (its cost is LZ4), two forms
+// are tried only where they can win: the dense LZ4 increment when more than 1/32 of the
+// increment is non-zero, and raw+LZ4 when increment and patch exceed half the raw layer (LZ4
+// did not get int8 activations below half). Every form is exact, so a skipped try costs bytes
+// at most, never correctness. InvalidArgument for a layer over kMaxLayerElements.
 Result<EncodedLayer> EncodeExact(const int8_t* y, const int8_t* v, const uint8_t* mask, size_t n);
 
 }  // namespace r2f

@@ -1,0 +1,96 @@
+// The exact method's codec (common/codec/patch_codec.h): every form decodes to y exactly when
+// the decoder's base equals the vote outside the patch, the chosen form is never larger than
+// raw, and damaged patches are refused.
+#include "common/codec/patch_codec.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+namespace r2f {
+namespace {
+
+struct Layer {
+  std::vector<int8_t> y, v, clean;  // device output, vote, the server's base (clean)
+  std::vector<uint8_t> mask;
+};
+
+// n elements; `faulty` of them differ in y (the layer's own faults, the vote is right there),
+// `disagree` more have a wrong vote and a faulty output, and the mask flags them.
+Layer MakeLayer(size_t n, size_t faulty, size_t disagree, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  Layer l;
+  l.clean.resize(n);
+  for (auto& x : l.clean) x = static_cast<int8_t>(rng() % 64);
+  l.y = l.v = l.clean;
+  l.mask.assign(n, 0);
+  for (size_t k = 0; k < faulty; ++k) l.y[rng() % n] ^= 0x21;
+  for (size_t k = 0; k < disagree; ++k) {
+    const size_t i = rng() % n;
+    l.mask[i] = 1;
+    l.v[i] = static_cast<int8_t>(l.v[i] + 3);  // the vote may be wrong where flagged
+    l.y[i] ^= 0x44;                            // and the device's own output differs
+  }
+  return l;
+}
+
+std::vector<int8_t> DecodeOn(const EncodedLayer& e, const std::vector<int8_t>& base) {
+  std::vector<int8_t> out(base.size());
+  EXPECT_TRUE(Decode(e, base.data(), out.data(), out.size()).ok());
+  return out;
+}
+
+TEST(PatchCodecTest, EveryDensityDecodesExactlyAndIsNeverLargerThanRaw) {
+  const size_t n = 20000;
+  for (auto [faulty, disagree] : std::vector<std::pair<size_t, size_t>>{
+           {0, 0}, {5, 0}, {0, 40}, {50, 50}, {800, 300}, {6000, 9000}}) {
+    SCOPED_TRACE(std::to_string(faulty) + " faulty, " + std::to_string(disagree) + " flagged");
+    const Layer l = MakeLayer(n, faulty, disagree, faulty * 31 + disagree);
+    auto e = EncodeExact(l.y.data(), l.v.data(), l.mask.data(), n);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    EXPECT_LE(e->bytes.size() + e->patch.size(), n);
+    EXPECT_EQ(DecodeOn(*e, l.clean), l.y) << EncodingName(e->encoding);
+    if (IsIncrement(e->encoding)) {
+      uint32_t flagged = 0;
+      for (uint8_t m : l.mask) flagged += m;
+      EXPECT_EQ(e->patched, flagged);
+    }
+  }
+}
+
+TEST(PatchCodecTest, WithoutThePatchTheWrongVotesShow) {
+  const Layer l = MakeLayer(5000, 10, 25, 3);
+  auto e = EncodeExact(l.y.data(), l.v.data(), l.mask.data(), l.y.size());
+  ASSERT_TRUE(e.ok());
+  ASSERT_TRUE(IsIncrement(e->encoding));
+  EncodedLayer unpatched = *e;
+  unpatched.patch.clear();
+  unpatched.patched = 0;
+  int wrong = 0;
+  const std::vector<int8_t> out = DecodeOn(unpatched, l.clean);
+  for (size_t i = 0; i < out.size(); ++i) wrong += out[i] != l.y[i];
+  EXPECT_GT(wrong, 0);
+}
+
+TEST(PatchCodecTest, PatchRoundTripAndDamage) {
+  std::vector<int8_t> y = {5, -7, 9, 100, -128, 0};
+  std::vector<uint8_t> mask = {0, 1, 0, 1, 1, 0};
+  uint32_t count = 0;
+  const std::string patch = EncodePatch(y.data(), mask.data(), y.size(), &count);
+  EXPECT_EQ(count, 3u);
+  std::vector<int8_t> out(y.size(), 1);
+  ASSERT_TRUE(ApplyPatch(patch, out.data(), out.size()).ok());
+  EXPECT_EQ(out, (std::vector<int8_t>{1, -7, 1, 100, -128, 1}));
+  // No flagged element: no patch at all.
+  std::vector<uint8_t> none(y.size(), 0);
+  EXPECT_TRUE(EncodePatch(y.data(), none.data(), y.size(), &count).empty());
+  EXPECT_EQ(count, 0u);
+  // A patch for another layer size, or cut short, is Corruption.
+  EXPECT_FALSE(ApplyPatch(patch, out.data(), out.size() - 1).ok());
+  const Status cut = ApplyPatch(patch.substr(0, patch.size() - 2), out.data(), out.size());
+  EXPECT_EQ(cut.code(), Status::Code::kCorruption) << cut.ToString();
+}
+
+}  // namespace
+}  // namespace r2f
