@@ -62,8 +62,9 @@ class AcceleratorImpl : public Accelerator {
         // "input of the deployed chain" to re-run the layer on.
         if (deployed != 1) {
           return Status::InvalidArgument(
-              "training reference 'local' needs a single deployed chain; TMR mode " +
-              std::string(TmrModeName(tmr.mode)) + " runs " + std::to_string(deployed));
+              std::string("training reference '") + TrainingReferenceName(reference) +
+              "' needs a single deployed chain; TMR mode " + std::string(TmrModeName(tmr.mode)) +
+              " runs " + std::to_string(deployed));
         }
         ref.input_chain = 0;
         ref.record_disagreement = reference == TrainingReference::kLocalExact;

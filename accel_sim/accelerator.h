@@ -62,10 +62,11 @@ Result<TmrMode> ParseTmrMode(const std::string& name);
 pb::TmrModeProto TmrModeToProto(TmrMode mode);
 TmrMode TmrModeFromProto(pb::TmrModeProto mode);
 
-// The wire form of the geometry and clock (Ack.accelerator) and back; a message without rows
-// (from a device that predates it) gives the default AcceleratorConfig.
+// The wire form of the geometry and clock (Ack.accelerator) and back. An empty message (from a
+// device that predates it) gives the default AcceleratorConfig; values the cycle model cannot
+// use give InvalidArgument (ValidateAcceleratorConfig's message).
 pb::AcceleratorGeometry AcceleratorGeometryToProto(const AcceleratorConfig& config);
-AcceleratorConfig AcceleratorConfigFromProto(const pb::AcceleratorGeometry& geometry);
+Result<AcceleratorConfig> AcceleratorConfigFromProto(const pb::AcceleratorGeometry& geometry);
 
 // The reference training mode runs beside the deployed chain; the device sends each MAC layer's
 // output as an increment against it (docs/retraining.md).

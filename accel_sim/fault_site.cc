@@ -1,6 +1,7 @@
 // The names of fault sites, TMR modes and training references, shared by every config and command
 // line, and their wire forms (with the accelerator's geometry): the one mapping of these enums.
 #include "accel_sim/accelerator.h"
+#include "accel_sim/cycle_model.h"
 
 namespace r2f::accel {
 
@@ -123,14 +124,21 @@ pb::AcceleratorGeometry AcceleratorGeometryToProto(const AcceleratorConfig& conf
   return g;
 }
 
-AcceleratorConfig AcceleratorConfigFromProto(const pb::AcceleratorGeometry& g) {
+Result<AcceleratorConfig> AcceleratorConfigFromProto(const pb::AcceleratorGeometry& g) {
   AcceleratorConfig config;
-  if (g.rows() == 0 || g.cols() == 0 || g.clock_mhz() <= 0) return config;
+  if (g.ByteSizeLong() == 0) return config;  // a device that predates the field
+  constexpr uint32_t kMaxDimension = 1u << 16;
+  if (g.rows() > kMaxDimension || g.cols() > kMaxDimension || g.buffer_kb() > (1u << 30)) {
+    return Status::InvalidArgument(
+        "accelerator geometry out of range: " + std::to_string(g.rows()) + " x " +
+        std::to_string(g.cols()) + ", buffer_kb " + std::to_string(g.buffer_kb()));
+  }
   config.rows = static_cast<int>(g.rows());
   config.cols = static_cast<int>(g.cols());
   config.buffer_kb = static_cast<int>(g.buffer_kb());
   config.dram_bytes_per_cycle = g.dram_bytes_per_cycle();
   config.clock_mhz = g.clock_mhz();
+  R2F_RETURN_IF_ERROR(ValidateAcceleratorConfig(config));
   return config;
 }
 

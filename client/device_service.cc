@@ -8,11 +8,10 @@
 #include <set>
 #include <thread>
 
+#include "client/layer_encoder.h"
 #include "client/r2f_client_api.h"
-#include "common/base/checksum.h"
 #include "common/base/logging.h"
 #include "common/codec/increment_codec.h"
-#include "common/codec/patch_codec.h"
 #include "common/codec/weight_delta.h"
 
 namespace r2f {
@@ -79,67 +78,6 @@ Result<Proto> ParsePayload(const Message& request, const char* type) {
   }
   return proto;
 }
-
-// Encodes the MAC layers of one training reply by the request's policy, timing the increment
-// and the codec work and counting the exact method's patches.
-struct LayerEncoder {
-  const pb::GetDataRequest& request;
-  const std::set<uint32_t>& increment_layers;  // ENCODE_OFFLINE
-  bool with_reference;
-  double increment_s = 0, codec_s = 0;
-  uint64_t patched = 0;
-  uint32_t disagreeing = 0;
-
-  Status Encode(uint32_t node_id, const std::vector<int8_t>& faulty,
-                const std::vector<int8_t>* reference, const std::vector<uint8_t>* mask,
-                pb::EncodedLayer* out) {
-    const int8_t* y = faulty.data();
-    const size_t n = faulty.size();
-    const int8_t* v = reference ? reference->data() : nullptr;
-    out->set_node_id(node_id);
-    out->set_elements(n);
-    if (request.verify_rebuild()) {
-      out->set_has_output_crc32(true);
-      out->set_output_crc32(Crc32(std::string_view(reinterpret_cast<const char*>(y), n)));
-    }
-    auto t0 = Clock::now();
-    const double similarity = v ? Similarity(y, v, n) : 0.0;
-    increment_s += SecondsSince(t0);
-    out->set_similarity(similarity);
-
-    t0 = Clock::now();
-    const pb::LayerEncodingPolicy policy = request.policy();
-    Result<EncodedLayer> enc = Status::Internal("unset");
-    const bool exact = request.reference() == pb::REFERENCE_LOCAL_EXACT && mask != nullptr &&
-                       policy != pb::ENCODE_RAW;
-    const bool increment =
-        (policy == pb::ENCODE_OFFLINE && increment_layers.count(node_id) > 0) ||
-        (policy == pb::ENCODE_ADAPTIVE && similarity >= request.similarity_threshold());
-    if (exact) {
-      // The exact method chooses per layer and batch among its exact forms (docs/retraining.md).
-      enc = EncodeExact(y, v, mask->data(), n);
-    } else if (!increment) {
-      enc = EncodeRaw(y, n, request.lz4_raw());
-    } else if (policy == pb::ENCODE_OFFLINE) {
-      enc = EncodeIncrement(y, v, n, IncrementFormat::kSmallest);
-    } else {
-      enc = EncodeSmallest(y, v, n, request.lz4_raw());
-    }
-    codec_s += SecondsSince(t0);
-    if (!enc.ok()) return enc.status();
-    if (mask != nullptr) {
-      const bool disagreed = std::find(mask->begin(), mask->end(), 1) != mask->end();
-      out->set_disagreed(disagreed);
-      disagreeing += disagreed;
-    }
-    out->set_encoding(static_cast<uint32_t>(enc->encoding));
-    out->set_data(std::move(enc->bytes));
-    out->set_patch(std::move(enc->patch));
-    out->set_patched(enc->patched);
-    patched += enc->patched;
-    return Status::Ok();
-  }
-};
 
 }  // namespace
 
@@ -499,7 +437,7 @@ Result<pb::DataReply> DeviceService::Training(const pb::GetDataRequest& request,
   reply.set_fp_wall_seconds(SecondsSince(start));
 
   const std::vector<uint32_t>& macs = accelerator_->mac_layers();
-  LayerEncoder encoder{request, increment_layers, with_reference};
+  LayerEncoder encoder(request, increment_layers);
   for (size_t l = 0; l < faulty.size(); ++l) {
     const std::vector<uint8_t>* mask = l < disagreement.size() ? &disagreement[l] : nullptr;
     R2F_RETURN_IF_ERROR(encoder
@@ -508,9 +446,9 @@ Result<pb::DataReply> DeviceService::Training(const pb::GetDataRequest& request,
                                     reply.add_layers())
                             .WithContext("encoding layer " + std::to_string(macs[l])));
   }
-  const double increment_s = encoder.increment_s, codec_s = encoder.codec_s;
-  reply.set_patched_elements(encoder.patched);
-  reply.set_disagreeing_layers(encoder.disagreeing);
+  const double increment_s = encoder.increment_seconds(), codec_s = encoder.codec_seconds();
+  reply.set_patched_elements(encoder.patched());
+  reply.set_disagreeing_layers(encoder.disagreeing_layers());
   reply.set_increment_seconds(increment_s);
   reply.set_codec_seconds(codec_s);
   reply.set_logits(Bytes(logits.data));

@@ -51,6 +51,10 @@ double BestModelKeeper::Top1(int64_t hits) const {
   return count_ > 0 ? 100.0 * static_cast<double>(hits) / static_cast<double>(count_) : 0.0;
 }
 
+double BestModelKeeper::last_top1() const {
+  return history_.empty() ? 0.0 : Top1(history_.back().hits);
+}
+
 double BestModelKeeper::base_top1() const {
   return history_.empty() ? 0.0 : Top1(history_[0].hits);
 }

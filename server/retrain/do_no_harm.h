@@ -53,7 +53,8 @@ class BestModelKeeper {
   int64_t count() const { return count_; }
   const Point& kept() const { return kept_; }
   const std::vector<Point>& history() const { return history_; }  // history_[0] is Base
-  // Base's validation top-1 and the half-width of its 95% interval, in percent.
+  // The latest validation's top-1, Base's and the half-width of its 95% interval, in percent.
+  double last_top1() const;
   double base_top1() const;
   double base_interval() const;
   // Why the kept model was kept, for the log and summary.json.

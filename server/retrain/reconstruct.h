@@ -20,8 +20,10 @@ namespace r2f {
 struct Reconstruction {
   std::vector<accel::Int8Tensor> layers;  // per MAC layer, in graph order
   int increment_layers = 0;               // layers rebuilt from increments
-  // Layers whose rebuild does not match the device's checksum of its outputs (expected only
-  // with the approximate local reference).
+  // Layers whose rebuild does not match the device's checksum of its outputs
+  // (GetDataRequest.verify_rebuild): the approximate local reference where a vote failed, the
+  // chain reference where the LW-TMR chain differs from the clean one, and the exact reference
+  // where all three replicas computed the same wrong sum.
   int mismatched_layers = 0;
   double recompute_seconds = 0;  // clean forward for the increment layers
   double decode_seconds = 0;     // decompression and addition

@@ -32,7 +32,9 @@ void ParseRetrainSections(ConfigMap& map, RetrainConfig* out) {
       reference.ok()) {
     c.reference = accel::TrainingReferenceToProto(reference.value());
   }
-  if (c.reference != pb::REFERENCE_CHAIN && c.session.tmr.mode == accel::TmrMode::kNetworkWise) {
+  // DRM runs no reference, so only APRM needs the single deployed chain of the local ones.
+  if (c.method == RetrainMethod::kAprm && c.reference != pb::REFERENCE_CHAIN &&
+      c.session.tmr.mode == accel::TmrMode::kNetworkWise) {
     m.Fail("reference",
            reference_name + " needs a single deployed chain, not tmr.mode network_wise");
   }

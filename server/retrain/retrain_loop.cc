@@ -75,7 +75,7 @@ Status RetrainLoop::Start(bool resume) {
   if (!resume) return dir_.StartFresh();
 
   R2F_ASSIGN_OR_RETURN(state_, dir_.Resume(&start_model_, &kept_model_));
-  R2F_RETURN_IF_ERROR(trainer_->Load(dir_.trainer_prefix()));
+  R2F_RETURN_IF_ERROR(trainer_->Load(dir_.trainer_prefix(state_.model_version)));
   if (state_.validation_count > 0) {
     std::vector<BestModelKeeper::Point> history;
     for (size_t i = 0; i < state_.validated_iterations.size(); ++i) {
@@ -121,13 +121,18 @@ Status RetrainLoop::PrepareDevice() {
   if (available == 0) {
     return Status::InvalidArgument("device '" + device + "' has no training data");
   }
-  device_accelerator_ = accel::AcceleratorConfigFromProto(ack.accelerator());
+  Result<accel::AcceleratorConfig> geometry = accel::AcceleratorConfigFromProto(ack.accelerator());
+  if (!geometry.ok()) return geometry.status().WithContext("device '" + device + "' Ack");
+  device_accelerator_ = *geometry;
   // Do no harm holds its validation samples out of the training pool: validation.images, but
-  // never more than a fifth of the device's train split.
+  // never more than a fifth of the device's train split. A resumed run keeps what it started
+  // with (its checkpoint says), so that it trains and validates on the same samples.
   const int64_t held_out =
-      c_.validation.enabled
+      result_.resumed_from >= 0 ? state_.validation_held_out
+      : c_.validation.enabled
           ? std::min<int64_t>(c_.validation.images, static_cast<int64_t>(available / 5))
           : 0;
+  state_.validation_held_out = held_out;
   validating_ = held_out > 0;
   TrainValidationSplit split = SplitTrainingData(available, held_out, c_.seed);
   validation_ids_ = std::move(split.validation);
@@ -212,10 +217,10 @@ Status RetrainLoop::RunIteration(int64_t it) {
   // A device that predates the layer-local reference ignores the field and runs the chain;
   // the reconstruction would still be right, but the run would not be what was asked for.
   if (c_.method == RetrainMethod::kAprm && reply.reference() != c_.reference) {
-    return Status::InvalidArgument("retrain: device " + device + " ran the " +
-                                   ReferenceName(reply.reference()) +
-                                   " reference, the run asks for " + ReferenceName(c_.reference) +
-                                   " (a device without support for method.reference: local?)");
+    return Status::InvalidArgument(
+        "retrain: device " + device + " ran the " + ReferenceName(reply.reference()) +
+        " reference, the run asks for " + ReferenceName(c_.reference) +
+        " (a device built before method.reference: " + ReferenceName(c_.reference) + " existed?)");
   }
   const double clock_hz = reply.clock_mhz() * 1e6;
   t.modelled(Stage::kFp) = clock_hz > 0 ? reply.fp_cycles() / clock_hz : 0;
@@ -254,7 +259,7 @@ Status RetrainLoop::RunIteration(int64_t it) {
   if (c_.verify_rebuild) extra["mismatched_layers"] = recon.mismatched_layers;
   if (validating_ && ((it + 1) % c_.validation.every == 0 || it + 1 == total_)) {
     R2F_RETURN_IF_ERROR(Validate(it, &t));
-    extra["validation_top1"] = keeper_.history().back().hits * 100.0 / keeper_.count();
+    extra["validation_top1"] = keeper_.last_top1();
   }
   t.validation_modelled_s += pending_validation_s_[0];
   t.validation_measured_s += pending_validation_s_[1];
@@ -349,7 +354,7 @@ Status RetrainLoop::Checkpoint(int64_t it) {
   if (!last && !(c_.checkpoint_every > 0 && (it + 1) % c_.checkpoint_every == 0)) {
     return Status::Ok();
   }
-  R2F_RETURN_IF_ERROR(trainer_->Save(dir_.trainer_prefix()));
+  R2F_RETURN_IF_ERROR(trainer_->Save(dir_.trainer_prefix(state_.model_version)));
   state_.validation_count = keeper_.count();
   state_.validated_iterations.clear();
   state_.validated_hits.clear();

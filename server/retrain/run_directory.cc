@@ -33,7 +33,8 @@ std::string StateYaml(const CheckpointState& s) {
      << "\nkept_model_version: " << s.kept_model_version
      << "\npatched_elements: " << s.patched_elements
      << "\ndisagreeing_layers: " << s.disagreeing_layers
-     << "\nmismatched_layers: " << s.mismatched_layers << "\n";
+     << "\nmismatched_layers: " << s.mismatched_layers
+     << "\nvalidation_held_out: " << s.validation_held_out << "\n";
   return os.str();
 }
 
@@ -61,6 +62,7 @@ Result<CheckpointState> ReadState(const std::string& path) {
   s.patched_elements = map.GetInt("patched_elements", 0, 0, INT64_MAX);
   s.disagreeing_layers = map.GetInt("disagreeing_layers", 0, 0, INT64_MAX);
   s.mismatched_layers = map.GetInt("mismatched_layers", 0, 0, INT64_MAX);
+  s.validation_held_out = map.GetInt("validation_held_out", 0, 0, INT64_MAX);
   R2F_RETURN_IF_ERROR(map.Finish());
   return s;
 }
@@ -81,6 +83,8 @@ int64_t LineIteration(const std::string& line) {
 Status RunDirectory::StartFresh() {
   std::error_code ec;
   fs::remove_all(checkpoint_dir(), ec);
+  for (const char* old : {"model.pb", "last_model.pb", "summary.json"})
+    fs::remove(dir_ + "/" + old, ec);
   fs::create_directories(checkpoint_dir(), ec);
   if (ec) return Status::IoError("cannot create run directory " + dir_ + ": " + ec.message());
   return WriteFileAtomically(stages_path(), "");
@@ -92,16 +96,22 @@ Result<CheckpointState> RunDirectory::Resume(pb::QuantizedModel* model, pb::Quan
                             " (run without --resume to start)");
   }
   R2F_ASSIGN_OR_RETURN(CheckpointState state, ReadState(state_path()));
-  R2F_ASSIGN_OR_RETURN(*model, LoadQuantizedModelFile(checkpoint_dir() + "/model.pb"));
+  std::string model_file = VersionedFile("model", state.model_version);
+  std::error_code ec;
+  if (!fs::exists(model_file, ec) && fs::exists(checkpoint_dir() + "/model.pb", ec)) {
+    model_file = checkpoint_dir() + "/model.pb";  // a checkpoint before versioned files
+  }
+  R2F_ASSIGN_OR_RETURN(*model, LoadQuantizedModelFile(model_file));
   if (model->model_version() != state.model_version) {
     return Status::Corruption("checkpoint model has version " +
                               std::to_string(model->model_version()) + ", state says " +
                               std::to_string(state.model_version));
   }
   if (state.kept_iteration >= 0) {
-    R2F_ASSIGN_OR_RETURN(*kept, LoadQuantizedModelFile(checkpoint_dir() + "/kept.pb"));
+    R2F_ASSIGN_OR_RETURN(*kept,
+                         LoadQuantizedModelFile(VersionedFile("kept", state.kept_model_version)));
     if (kept->model_version() != state.kept_model_version) {
-      return Status::Corruption("checkpoint kept.pb has version " +
+      return Status::Corruption("checkpoint kept model has version " +
                                 std::to_string(kept->model_version()) + ", state says " +
                                 std::to_string(state.kept_model_version));
     }
@@ -141,18 +151,43 @@ Status RunDirectory::AppendStage(const IterationTiming& timing,
 Status RunDirectory::SaveCheckpoint(const CheckpointState& state, const pb::QuantizedModel& model,
                                     const pb::QuantizedModel* kept) const {
   R2F_RETURN_IF_ERROR(
-      WriteFileAtomically(checkpoint_dir() + "/model.pb", model.SerializeAsString()));
-  // The state names the kept model's version, so a kill between the two writes is caught on
-  // resume (Corruption) rather than resuming with the wrong model.
+      WriteFileAtomically(VersionedFile("model", state.model_version), model.SerializeAsString()));
   if (kept != nullptr) {
-    R2F_RETURN_IF_ERROR(
-        WriteFileAtomically(checkpoint_dir() + "/kept.pb", kept->SerializeAsString()));
+    R2F_RETURN_IF_ERROR(WriteFileAtomically(VersionedFile("kept", state.kept_model_version),
+                                            kept->SerializeAsString()));
   }
-  return WriteFileAtomically(state_path(), StateYaml(state));
+  R2F_RETURN_IF_ERROR(WriteFileAtomically(state_path(), StateYaml(state)));
+  // The state now names these files: the earlier checkpoint's go.
+  const std::string keep[] = {
+      fs::path(VersionedFile("model", state.model_version)).filename().string(),
+      fs::path(VersionedFile("kept", state.kept_model_version)).filename().string(),
+      fs::path(trainer_prefix(state.model_version)).filename().string() + ".", "state.yaml"};
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator(checkpoint_dir(), ec)) {
+    const std::string name = e.path().filename().string();
+    bool needed = false;
+    for (const std::string& k : keep)
+      needed |= name == k || (k.back() == '.' && name.rfind(k, 0) == 0);
+    if (!needed && name.find(".tmp") == std::string::npos) fs::remove(e.path(), ec);
+  }
+  return Status::Ok();
 }
 
 Status RunDirectory::WriteFinalModel(const pb::QuantizedModel& model) const {
   return WriteFileAtomically(final_model_path(), model.SerializeAsString());
+}
+
+std::string RunDirectory::VersionedFile(const char* what, uint64_t version) const {
+  return checkpoint_dir() + "/" + what + "-" + std::to_string(version) + ".pb";
+}
+
+std::string RunDirectory::trainer_prefix(uint64_t model_version) const {
+  const std::string versioned = checkpoint_dir() + "/trainer-" + std::to_string(model_version);
+  const std::string old = checkpoint_dir() + "/trainer";  // checkpoints before versioned files
+  std::error_code ec;
+  return !fs::exists(versioned + ".weights.pt", ec) && fs::exists(old + ".weights.pt", ec)
+             ? old
+             : versioned;
 }
 
 Status RunDirectory::WriteLastModel(const pb::QuantizedModel& model) const {

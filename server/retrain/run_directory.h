@@ -2,17 +2,18 @@
 // (docs/retraining.md, "Run directory and resume"):
 //
 //   <dir>/stages.jsonl            one line per iteration (common/link/stage_timer.h)
-//   <dir>/checkpoint/state.yaml   CheckpointState
-//   <dir>/checkpoint/model.pb     the model deployed after state.last_iteration
-//   <dir>/checkpoint/kept.pb      the model do-no-harm keeps so far (when not Base)
-//   <dir>/checkpoint/trainer.*    master weights and momentum (HilTrainer::Save)
+//   <dir>/checkpoint/state.yaml        CheckpointState; names the files below by version
+//   <dir>/checkpoint/model-<v>.pb      the model deployed after state.last_iteration
+//   <dir>/checkpoint/kept-<v>.pb       the model do no harm keeps so far (when not Base)
+//   <dir>/checkpoint/trainer-<v>.*     master weights and momentum (HilTrainer::Save)
 //   <dir>/model.pb                the final model: the one the run deployed at the end
 //   <dir>/last_model.pb           the last iteration's model, when do-no-harm kept another
 //   <dir>/summary.json            accuracy before and after, bytes, stage totals
 //
-// Every file but stages.jsonl is replaced atomically (common/base/atomic_file.h), so a run
-// killed at any point resumes from a consistent checkpoint; stage lines past the checkpoint are
-// dropped on resume and redone.
+// A checkpoint writes new files under new names, then replaces state.yaml atomically
+// (common/base/atomic_file.h) to name them, then removes the files of the one before: a run
+// killed at any point resumes from the last complete checkpoint. Stage lines past the
+// checkpoint are dropped on resume and redone.
 #pragma once
 
 #include <cstdint>
@@ -34,13 +35,16 @@ struct CheckpointState {
   bool increment_layers_decided = false;
   int64_t before_count = 0, before_top1 = 0, before_top5 = 0;  // Base accuracy, once measured
   // Do no harm (server/retrain/do_no_harm.h): the validations so far (the first is Base, at
-  // iteration -1) and the kept model; kept_model_version names checkpoint/kept.pb.
+  // iteration -1) and the kept model; kept_model_version names checkpoint/kept-<v>.pb.
   int64_t validation_count = 0;
   std::vector<int64_t> validated_iterations, validated_hits;
   int64_t kept_iteration = -1, kept_hits = 0;
   uint64_t kept_model_version = 0;
   // The exact method's counters (summed over the iterations the checkpoint holds).
   int64_t patched_elements = 0, disagreeing_layers = 0, mismatched_layers = 0;
+  // The validation samples held out of training when the run started (0: no do no harm); a
+  // resumed run keeps them, whatever the config says now, so it trains on the same samples.
+  int64_t validation_held_out = 0;
 };
 
 class RunDirectory {
@@ -58,9 +62,9 @@ class RunDirectory {
 
   // One line of stages.jsonl, flushed.
   Status AppendStage(const IterationTiming& timing, const std::map<std::string, double>& extra);
-  // The state and the model of a checkpoint; the trainer saves itself under trainer_prefix()
-  // first, so that a state on disk never names weights that are not there.
-  // `kept` (may be null: Base is kept) is written only when its version is not on file yet.
+  // The state and the models of a checkpoint; the trainer saves itself under
+  // trainer_prefix(state.model_version) first, so that a state on disk never names files that
+  // are not there. `kept` (null: Base is kept) is the model state.kept_model_version names.
   Status SaveCheckpoint(const CheckpointState& state, const pb::QuantizedModel& model,
                         const pb::QuantizedModel* kept) const;
   // The final model (model.pb), the last iteration's (last_model.pb) and summary.json.
@@ -69,13 +73,16 @@ class RunDirectory {
   Status WriteSummary(const std::string& json) const;
 
   const std::string& dir() const { return dir_; }
-  std::string trainer_prefix() const { return dir_ + "/checkpoint/trainer"; }
+  // The trainer's files of the checkpoint of `model_version` (older checkpoints: unversioned).
+  std::string trainer_prefix(uint64_t model_version) const;
   std::string final_model_path() const { return dir_ + "/model.pb"; }
 
  private:
   std::string stages_path() const { return dir_ + "/stages.jsonl"; }
   std::string checkpoint_dir() const { return dir_ + "/checkpoint"; }
   std::string state_path() const { return dir_ + "/checkpoint/state.yaml"; }
+  // checkpoint/<what>-<version>.pb
+  std::string VersionedFile(const char* what, uint64_t version) const;
 
   std::string dir_;
   std::ofstream stages_;  // opened by the first AppendStage

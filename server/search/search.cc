@@ -129,9 +129,10 @@ Result<SearchRun> RunCriticalLayerSearch(const SearchConfig& c) {
   R2F_ASSIGN_OR_RETURN(std::unique_ptr<R2fServer> server, R2fServer::Connect(c.session.server));
   const std::string& device = c.session.device_id;
   R2F_ASSIGN_OR_RETURN(pb::Ack ack, server->deployModel(device, model, true));
+  Result<accel::AcceleratorConfig> geometry = accel::AcceleratorConfigFromProto(ack.accelerator());
+  if (!geometry.ok()) return geometry.status().WithContext("device '" + device + "' Ack");
   SearchRun run;
-  R2F_RETURN_IF_ERROR(
-      ChooseCandidates(c, graph, accel::AcceleratorConfigFromProto(ack.accelerator()), &run));
+  R2F_RETURN_IF_ERROR(ChooseCandidates(c, graph, *geometry, &run));
   std::error_code ec;
   std::filesystem::create_directories(c.run_dir, ec);
   if (ec) return Status::IoError("cannot create " + c.run_dir + ": " + ec.message());

@@ -409,6 +409,47 @@ TEST_F(DeviceServiceTest, LocalReferenceRepliesReconstructToTheFaultyChain) {
               "unknown increment reference");
 }
 
+// The exact reference through the real device code (LayerEncoder): with faults at every site
+// the device patches where its replicas disagreed, says how much, adds each layer's checksum
+// when asked, and the server's rebuild equals the device's faulty chain in every layer.
+TEST_F(DeviceServiceTest, ExactReferenceRepliesRebuildTheFaultyChainAndPassTheirChecksums) {
+  options_.faults.ber = 5e-5;
+  service_ = MakeService();
+  Deploy();
+  ASSERT_TRUE(service_->SetAIoTMode(Mode(pb::MODE_TRAINING)).ok());
+  const std::vector<uint64_t> ids = Range(8, 8);
+  auto local = Local()->RunTraining(Batch(ids), options_.faults, accel::TmrConfig{}, 13,
+                                    accel::TrainingReference::kLocalExact);
+  ASSERT_TRUE(local.ok()) << local.status().ToString();
+  pb::GetDataRequest req = Request(pb::MODE_TRAINING, ids, 13);
+  req.set_policy(pb::ENCODE_ADAPTIVE);
+  req.set_reference(pb::REFERENCE_LOCAL_EXACT);
+  req.set_verify_rebuild(true);
+  auto reply = service_->GetData(req);
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  EXPECT_EQ(reply->reference(), pb::REFERENCE_LOCAL_EXACT);
+  EXPECT_GT(reply->patched_elements(), 0u);
+  EXPECT_GT(reply->disagreeing_layers(), 0u);
+  uint64_t patched = 0;
+  for (const pb::EncodedLayer& l : reply->layers()) {
+    EXPECT_TRUE(l.has_output_crc32());
+    patched += l.patched();
+  }
+  EXPECT_EQ(patched, reply->patched_elements());
+  auto server_model = Local();
+  auto recon = ReconstructLayers(*reply, *server_model);
+  ASSERT_TRUE(recon.ok()) << recon.status().ToString();
+  EXPECT_EQ(recon->mismatched_layers, 0);
+  for (size_t m = 0; m < local->faulty.size(); ++m) {
+    EXPECT_EQ(recon->layers[m].data, local->faulty[m].data) << "layer " << m;
+  }
+  // A checksum that does not match the rebuild is counted (as a rebuild gone wrong would be).
+  reply->mutable_layers(2)->set_output_crc32(reply->layers(2).output_crc32() ^ 1);
+  auto broken = ReconstructLayers(*reply, *server_model);
+  ASSERT_TRUE(broken.ok()) << broken.status().ToString();
+  EXPECT_EQ(broken->mismatched_layers, 1);
+}
+
 TEST_F(DeviceServiceTest, ARestartedDeviceKeepsItsModelAndMode) {
   Deploy();
   const std::vector<uint32_t> macs = MacLayerIds(Model().graph());
