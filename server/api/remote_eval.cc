@@ -25,6 +25,47 @@ void ParseEval(ConfigMap e, EvalSettings* out) {
   out->layer_similarity = e.GetBool("layer_similarity", out->layer_similarity);
 }
 
+// One batch's reply: accuracy, predictions, logits, flips, similarities, cycles.
+void AddBatch(const pb::DataReply& reply, uint64_t count, RemoteEvalResult* result,
+              std::vector<double>* similarity_sum) {
+  ++result->batches;
+  const int classes = static_cast<int>(reply.num_classes());
+  const auto* logits = reinterpret_cast<const int8_t*>(reply.logits().data());
+  for (uint64_t b = 0; b < count; ++b) {
+    const int8_t* row = logits + b * classes;
+    result->accuracy.AddInt8(row, classes, static_cast<uint8_t>(reply.labels()[b]));
+    result->labels.push_back(static_cast<uint8_t>(reply.labels()[b]));
+    result->predictions.push_back(
+        static_cast<uint32_t>(std::max_element(row, row + classes) - row));
+  }
+  result->logits += reply.logits();
+  similarity_sum->resize(static_cast<size_t>(reply.reports_size()), 0.0);
+  result->layer_ids.resize(similarity_sum->size());
+  for (int l = 0; l < reply.reports_size(); ++l) {
+    const pb::LayerReport& r = reply.reports(l);
+    for (int s = 0; s < accel::kNumFaultSites && s < r.flips_size(); ++s) {
+      result->flips[s] += r.flips(s);
+      result->exposed_bits[s] += s < r.exposed_bits_size() ? r.exposed_bits(s) : 0;
+    }
+    result->layer_ids[l] = r.node_id();
+    (*similarity_sum)[l] += r.similarity_to_clean() * static_cast<double>(count);
+  }
+  result->cycles += reply.fp_cycles();
+  result->clock_mhz = reply.clock_mhz();
+}
+
+// The link traffic of every call of the run.
+void AddLinkRecords(const std::vector<CallRecord>& records, RemoteEvalResult* result) {
+  for (const CallRecord& rec : records) {
+    result->downlink_bytes += rec.downlink_bytes;
+    result->uplink_bytes += rec.uplink_bytes;
+    result->modelled_downlink_s += rec.modelled_downlink_s;
+    result->modelled_uplink_s += rec.modelled_uplink_s;
+    result->measured_s += rec.measured_s;
+    result->throttle_s += rec.throttle_s;
+  }
+}
+
 std::string Megabytes(uint64_t bytes) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.3f MB", bytes / 1e6);
@@ -99,30 +140,7 @@ Result<RemoteEvalResult> RunRemoteEval(R2fServer& server, const std::string& dev
     request.set_layer_similarity(settings.layer_similarity);
     for (uint64_t i = first; i < first + count; ++i) request.add_sample_ids(ids[i]);
     R2F_ASSIGN_OR_RETURN(pb::DataReply reply, server.getData(device, request));
-    ++result.batches;
-    const int classes = static_cast<int>(reply.num_classes());
-    const auto* logits = reinterpret_cast<const int8_t*>(reply.logits().data());
-    for (uint64_t b = 0; b < count; ++b) {
-      const int8_t* row = logits + b * classes;
-      result.accuracy.AddInt8(row, classes, static_cast<uint8_t>(reply.labels()[b]));
-      result.labels.push_back(static_cast<uint8_t>(reply.labels()[b]));
-      result.predictions.push_back(
-          static_cast<uint32_t>(std::max_element(row, row + classes) - row));
-    }
-    result.logits += reply.logits();
-    similarity_sum.resize(static_cast<size_t>(reply.reports_size()), 0.0);
-    result.layer_ids.resize(similarity_sum.size());
-    for (int l = 0; l < reply.reports_size(); ++l) {
-      const pb::LayerReport& r = reply.reports(l);
-      for (int s = 0; s < accel::kNumFaultSites && s < r.flips_size(); ++s) {
-        result.flips[s] += r.flips(s);
-        result.exposed_bits[s] += s < r.exposed_bits_size() ? r.exposed_bits(s) : 0;
-      }
-      result.layer_ids[l] = r.node_id();
-      similarity_sum[l] += r.similarity_to_clean() * static_cast<double>(count);
-    }
-    result.cycles += reply.fp_cycles();
-    result.clock_mhz = reply.clock_mhz();
+    AddBatch(reply, count, &result, &similarity_sum);
   }
   if (settings.layer_similarity) {
     for (double s : similarity_sum) result.layer_similarity.push_back(s / static_cast<double>(n));
@@ -134,14 +152,7 @@ Result<RemoteEvalResult> RunRemoteEval(R2fServer& server, const std::string& dev
     clock.clock_mhz = result.clock_mhz;
     result.accel_seconds = accel::CyclesToSeconds(clock, result.cycles);
   }
-  for (const CallRecord& rec : server.TakeRecords(device)) {
-    result.downlink_bytes += rec.downlink_bytes;
-    result.uplink_bytes += rec.uplink_bytes;
-    result.modelled_downlink_s += rec.modelled_downlink_s;
-    result.modelled_uplink_s += rec.modelled_uplink_s;
-    result.measured_s += rec.measured_s;
-    result.throttle_s += rec.throttle_s;
-  }
+  AddLinkRecords(server.TakeRecords(device), &result);
   result.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
