@@ -107,6 +107,10 @@ void MqttSession::SubscribeAll() {
     round = ++subscribe_round_;
   }
   auto done = [this, round](bool ok) {
+    // The listener hears of the subscription before a Connect waiting for it returns: a call
+    // made right after Connect must not see the subscription as a later reconnect (the server
+    // endpoint would send its request twice).
+    if (ok && listener_) listener_->OnSubscribed();
     {
       std::lock_guard<std::mutex> l(state_mu_);
       if (round > answered_round_) {
@@ -116,7 +120,6 @@ void MqttSession::SubscribeAll() {
     }
     if (!ok) spdlog::error("transport {}: the broker refused the subscription", client_id_);
     state_cv_.notify_all();
-    if (ok && listener_) listener_->OnSubscribed();
   };
   if (filters.empty()) {
     done(true);

@@ -13,6 +13,8 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 // MSG_STATUS payloads are "online" / "offline": anything larger is refused unassembled.
+// How long a call to a device of unknown status waits for its retained status (Call).
+constexpr milliseconds kRetainedStatusGrace{500};
 constexpr uint64_t kMaxStatusBytes = 64;
 // Back-off before resending a request the device refused for now (ResourceExhausted,
 // Unavailable): doubles per attempt up to the cap, never past the call's own timeout.
@@ -89,6 +91,15 @@ Result<Message> ServerEndpoint::Call(const std::string& device_id, Message reque
                                      milliseconds timeout, int attempts) {
   R2F_RETURN_IF_ERROR(ValidateCall(device_id, request, timeout, attempts));
   R2F_RETURN_IF_ERROR(Watch(device_id, timeout));
+  {
+    // The status the broker retains for an online device arrives right after we subscribe:
+    // wait briefly for it, so that its arrival is not taken for the device coming online
+    // (which would send the request a second time). Only while no status is known.
+    std::unique_lock<std::mutex> l(status_mu_);
+    status_cv_.wait_for(l, std::min(timeout, kRetainedStatusGrace), [&] {
+      return device_status_.count(device_id) > 0 || session_->stopping();
+    });
+  }
   request.device_id = device_id;
   if (request.request_id == 0) request.request_id = NewRequestId();
   auto pending = std::make_shared<Pending>();
@@ -274,14 +285,15 @@ void ServerEndpoint::OnEnvelope(const ParsedTopic& topic, pb::Envelope env) {
       std::string& status = device_status_[m.device_id];
       came_online = m.payload == kStatusOnline && status != kStatusOnline;
       status = std::move(m.payload);
-    }
-    if (came_online) {
-      {
-        std::lock_guard<std::mutex> l(pending_mu_);
+      // Bumped before a call waiting for this status can read the epoch (lock order:
+      // status_mu_, then pending_mu_; nothing takes them the other way round).
+      if (came_online) {
+        std::lock_guard<std::mutex> p(pending_mu_);
         ++online_epoch_[m.device_id];
       }
-      pending_cv_.notify_all();
     }
+    status_cv_.notify_all();
+    if (came_online) pending_cv_.notify_all();
     return;
   }
   Deliver(std::move(m));

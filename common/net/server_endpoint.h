@@ -81,6 +81,7 @@ class ServerEndpoint : public MqttSession::Listener {
   std::condition_variable pending_cv_;
   std::map<uint64_t, std::shared_ptr<Pending>> pending_;
   mutable std::mutex status_mu_;
+  std::condition_variable status_cv_;  // a device's status arrived
   std::map<std::string, std::string> device_status_;
   std::mutex watch_mu_;
   std::set<std::string> watched_;
