@@ -140,6 +140,7 @@ FleetConfig BenchFleet(const Bed& bed, const std::vector<std::string>& devices,
     << "method: {mode: drm}\n"
     << "train: {samples: 4800, batch_size: 16, max_iterations: " << iterations << "}\n"
     << "eval: {images: 100, batch_size: 100, before: false}\n"
+    << "validation: {enabled: false}\n"  // final models compared as trained (no do no harm)
     << "run: {dir: '" << bed.dir().File("run-" + name) << "', checkpoint_every: 0}\n"
     << "call: {timeout_s: 120, attempts: 3}\n"
     << "fleet:\n  devices: [";

@@ -238,6 +238,7 @@ class CampaignTest : public ::testing::Test {
       << "method: " << p.method << "\n"
       << "train: {samples: " << 16 * p.iterations << ", batch_size: 16, lr: 0.01, seed: 3}\n"
       << "eval: {images: 32, batch_size: 32}\n"
+      << "validation: {enabled: false}\n"  // final models compared as trained (no do no harm)
       << "run: {dir: '" << dir_.File(name) << "', checkpoint_every: " << p.checkpoint_every << "}\n"
       << "call: {timeout_s: " << p.call_timeout_s << ", attempts: " << p.call_attempts << "}\n";
     const std::string path = dir_.File(name + ".yaml");

@@ -83,6 +83,7 @@ class FleetTest : public ::testing::Test {
       << "method: {mode: aprm, threshold_policy: adaptive, similarity_threshold: 0.5}\n"
       << "train: {samples: " << samples << ", batch_size: 16, lr: 0.01, seed: 3}\n"
       << "eval: {images: 64, batch_size: 64}\n"
+      << "validation: {enabled: false}\n"  // final models compared as trained (no do no harm)
       << "run: {dir: '" << run_dir << "', checkpoint_every: 2}\n"
       << "call: {timeout_s: 5, attempts: 3}\n"
       << "fleet:\n  devices: [";
