@@ -125,7 +125,7 @@ demo() {
     > "$demo_work/client.log" 2>&1 &
   demo_client_pid=$!
 
-  log "3/3 remote retraining (configs/retrain/quick.yaml): Base, APRM-60% retraining, retrained"
+  log "3/3 remote retraining (configs/retrain/quick.yaml): Base, APRM retraining (exact increments, do no harm), retrained"
   "$bin/r2f_server" retrain --config configs/retrain/quick.yaml --broker "tcp://127.0.0.1:$port"
   log "done: per-iteration stage times in runs/quick/stages.jsonl, totals in runs/quick/summary.json"
 }
