@@ -41,9 +41,10 @@ EncodedLayer MakeLayer(Encoding encoding, size_t n) {
 EncodedLayer EncodeIncrementLz4(const int8_t* y, const int8_t* v, size_t n) {
   EncodedLayer layer = MakeLayer(Encoding::kIncrementLz4, n);
   if (n == 0) return layer;
-  std::unique_ptr<uint8_t[]> d(new uint8_t[n]);
+  thread_local std::vector<uint8_t> d;  // kept: a fresh buffer per layer costs page faults
+  d.resize(n);
   for (size_t i = 0; i < n; ++i) d[i] = static_cast<uint8_t>(U8(y[i]) - U8(v[i]));
-  AppendLz4(reinterpret_cast<const char*>(d.get()), n, &layer.bytes);
+  AppendLz4(reinterpret_cast<const char*>(d.data()), n, &layer.bytes);
   return layer;
 }
 

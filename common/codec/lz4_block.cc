@@ -3,6 +3,7 @@
 #include <lz4.h>
 
 #include <climits>
+#include <memory>
 
 namespace r2f {
 
@@ -30,12 +31,18 @@ bool GetVarint32(const uint8_t** p, const uint8_t* end, uint32_t* value) {
 }
 
 void AppendLz4(const char* src, size_t n, std::string* dst) {
-  size_t offset = dst->size();
-  int bound = LZ4_compressBound(static_cast<int>(n));
-  dst->resize(offset + static_cast<size_t>(bound));
-  int written = LZ4_compress_default(src, dst->data() + offset, static_cast<int>(n), bound);
+  const int bound = LZ4_compressBound(static_cast<int>(n));
+  // Compressed into a per-thread buffer and appended: sizing dst to the bound would zero-fill
+  // (and page-fault) megabytes per layer that LZ4 then mostly does not use.
+  thread_local std::unique_ptr<char[]> scratch;
+  thread_local size_t capacity = 0;
+  if (capacity < static_cast<size_t>(bound)) {
+    scratch.reset(new char[static_cast<size_t>(bound)]);
+    capacity = static_cast<size_t>(bound);
+  }
+  const int written = LZ4_compress_default(src, scratch.get(), static_cast<int>(n), bound);
   // With a LZ4_compressBound-sized destination compression cannot fail.
-  dst->resize(offset + static_cast<size_t>(written > 0 ? written : 0));
+  if (written > 0) dst->append(scratch.get(), static_cast<size_t>(written));
 }
 
 Status DecompressExact(const char* src, size_t src_size, char* dst, size_t size, const char* what) {

@@ -1,6 +1,7 @@
 #include "common/codec/patch_codec.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "common/codec/sparse_stream.h"
@@ -9,7 +10,24 @@ namespace r2f {
 
 std::string EncodePatch(const int8_t* y, const uint8_t* mask, size_t n, uint32_t* count) {
   SparseStreamWriter stream(n);
-  for (size_t i = 0; i < n; ++i) {
+  size_t flagged = 0;
+  for (size_t k = 0; k < n; ++k) flagged += mask[k] != 0;
+  if (flagged == 0) {
+    *count = 0;
+    return std::string();
+  }
+  stream.Reserve(flagged);
+  size_t i = 0;
+  // Mostly unflagged: skip eight flags at a time.
+  for (; i + 8 <= n; i += 8) {
+    uint64_t flags;
+    std::memcpy(&flags, mask + i, 8);
+    if (flags == 0) continue;
+    for (size_t j = i; j < i + 8; ++j) {
+      if (mask[j] != 0) stream.Add(j, static_cast<uint8_t>(y[j]));
+    }
+  }
+  for (; i < n; ++i) {
     if (mask[i] != 0) stream.Add(i, static_cast<uint8_t>(y[i]));
   }
   *count = static_cast<uint32_t>(stream.count());
@@ -28,11 +46,15 @@ Result<EncodedLayer> EncodeExact(const int8_t* y, const int8_t* v, const uint8_t
   // The reference with y where the replicas disagreed: its increment is 0 there. The buffer
   // is kept per thread: a fresh 1-2 MB allocation per layer costs page faults.
   thread_local std::vector<int8_t> base;
-  base.assign(v, v + n);
+  base.resize(n);
   size_t nonzero = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (mask[i] != 0) base[i] = y[i];
-    nonzero += y[i] != base[i];
+  for (size_t i = 0; i < n; ++i) {  // branch-free, so that it vectorises
+    const auto keep = static_cast<uint8_t>(0u - (mask[i] != 0));  // 0xFF where flagged
+    const auto b =
+        static_cast<int8_t>(static_cast<uint8_t>(v[i]) ^
+                            ((static_cast<uint8_t>(y[i]) ^ static_cast<uint8_t>(v[i])) & keep));
+    base[i] = b;
+    nonzero += y[i] != b;
   }
   // A sparse increment (a few percent non-zero) is smaller as a sparse stream than as a dense
   // LZ4 block; only a denser one is worth trying both ways (the encoder's cost is mostly LZ4).

@@ -6,7 +6,13 @@
 
 namespace r2f {
 
-void SparseStreamWriter::PutGap(uint32_t gap) { PutVarint32(&gaps_, gap); }
+void SparseStreamWriter::PutGap(uint32_t gap) {
+  if (gap < 0x80) {
+    gaps_.push_back(static_cast<char>(gap));  // the common case: one byte
+  } else {
+    PutVarint32(&gaps_, gap);
+  }
+}
 
 std::string SparseStreamWriter::Finish() const {
   std::string out;

@@ -19,6 +19,11 @@ namespace r2f {
 class SparseStreamWriter {
  public:
   explicit SparseStreamWriter(size_t n) : n_(n) {}
+  // Room for `count` pairs (one-byte gaps), so that Add does not reallocate.
+  void Reserve(size_t count) {
+    gaps_.reserve(count);
+    values_.reserve(count);
+  }
   // `position` must be larger than the previous one and < n.
   void Add(size_t position, uint8_t value) {
     PutGap(static_cast<uint32_t>(position - next_));
