@@ -5,15 +5,7 @@
 
 #include "common/ir/fixed_point.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-// GCC 12's AVX-512 headers build unmasked forms on _mm512_undefined_epi32(), which
-// -Wmaybe-uninitialized reports at every use (GCC bug 105593); the value is never read.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#define R2F_X86 1
-#endif
+#include "accel_sim/x86_intrinsics.h"
 
 namespace r2f::accel {
 namespace {

@@ -4,10 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define R2F_X86 1
-#endif
+#include "accel_sim/x86_intrinsics.h"
 
 namespace r2f::accel {
 

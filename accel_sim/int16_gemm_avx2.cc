@@ -7,11 +7,25 @@
 // row block streams by.
 #include "accel_sim/int16_gemm_kernels.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
+#include "accel_sim/x86_intrinsics.h"
+
+#ifdef R2F_X86
 
 namespace r2f::accel::gemm_internal {
 namespace {
+
+// The 4 rows x 16 columns of a register tile, as two 8-column halves per row.
+__attribute__((target("avx2"), always_inline)) inline void StoreTile(int32_t* c, int ldc,
+                                                                     __m256i a00, __m256i a01,
+                                                                     __m256i a10, __m256i a11,
+                                                                     __m256i a20, __m256i a21,
+                                                                     __m256i a30, __m256i a31) {
+  const __m256i rows[4][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
+  for (int r = 0; r < 4; ++r) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc), rows[r][0]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc + 8), rows[r][1]);
+  }
+}
 
 __attribute__((target("avx2"))) void KernelAvx2(const int32_t* w, const int16_t* x, int k_pairs,
                                                 int32_t* c, int ldc) {
@@ -38,14 +52,7 @@ __attribute__((target("avx2"))) void KernelAvx2(const int32_t* w, const int16_t*
     x += kPanelCols * 2;
     w += kRowBlock;
   }
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), a00);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 8), a01);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + ldc), a10);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + ldc + 8), a11);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 2 * ldc), a20);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 2 * ldc + 8), a21);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 3 * ldc), a30);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 3 * ldc + 8), a31);
+  StoreTile(c, ldc, a00, a01, a10, a11, a20, a21, a30, a31);
 }
 
 // Named accumulators, as in KernelAvx2: with an array of them GCC 12 copied every accumulator
@@ -79,14 +86,7 @@ __attribute__((target("avx2,avxvnni"))) void KernelAvxVnni(const int32_t* w,
     x += kPanelCols * 4;
     w += kRowBlock;
   }
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), a00);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 8), a01);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + ldc), a10);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + ldc + 8), a11);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 2 * ldc), a20);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 2 * ldc + 8), a21);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 3 * ldc), a30);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 3 * ldc + 8), a31);
+  StoreTile(c, ldc, a00, a01, a10, a11, a20, a21, a30, a31);
 }
 
 }  // namespace

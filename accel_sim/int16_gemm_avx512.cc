@@ -8,14 +8,9 @@
 // block pairs inside: 16 accumulators, 10 loads per 16 multiply-adds.
 #include "accel_sim/int16_gemm_kernels.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-// GCC 12's AVX-512 headers build some unmasked forms (vshufi64x2) on _mm512_undefined_epi32(),
-// a self-initialised variable that -Wmaybe-uninitialized reports at every use (GCC bug 105593,
-// fixed in GCC 13). The value is never read.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "accel_sim/x86_intrinsics.h"
+
+#ifdef R2F_X86
 
 #include <algorithm>
 

@@ -21,15 +21,21 @@ pb::QuantizedModel Model(uint64_t version) {
   return m;
 }
 
+// A checkpoint after iteration `last` with model `version`, keeping iteration `kept_it`'s model.
+CheckpointState State(int64_t last, uint64_t version, int64_t kept_it, uint64_t kept_version) {
+  CheckpointState s;
+  s.last_iteration = last;
+  s.model_version = version;
+  s.kept_iteration = kept_it;
+  s.kept_model_version = kept_version;
+  return s;
+}
+
 TEST(RunDirectoryTest, ACheckpointNamesItsFilesAndRemovesTheEarlierOnes) {
   testing::TempDir tmp;
   RunDirectory dir(tmp.File("run"));
   ASSERT_TRUE(dir.StartFresh().ok());
-  CheckpointState s;
-  s.last_iteration = 9;
-  s.model_version = 11;
-  s.kept_iteration = 4;
-  s.kept_model_version = 6;
+  CheckpointState s = State(9, 11, 4, 6);
   s.validation_count = 100;
   s.validated_iterations = {-1, 4, 9};
   s.validated_hits = {70, 75, 72};
@@ -68,11 +74,7 @@ TEST(RunDirectoryTest, AStateNamingAMissingModelIsAnError) {
   testing::TempDir tmp;
   RunDirectory dir(tmp.File("run"));
   ASSERT_TRUE(dir.StartFresh().ok());
-  CheckpointState s;
-  s.last_iteration = 3;
-  s.model_version = 5;
-  s.kept_iteration = 2;
-  s.kept_model_version = 4;
+  const CheckpointState s = State(3, 5, 2, 4);
   ASSERT_TRUE(dir.SaveCheckpoint(s, Model(5), nullptr).ok());  // kept-4.pb never written
   pb::QuantizedModel model, kept;
   auto resumed = dir.Resume(&model, &kept);
