@@ -3,6 +3,13 @@
 // for those elements as a patch beside the increment. The server decodes the increment against
 // its rebuild and then overwrites the patched elements, which makes the rebuild exact except
 // where all three replicas agreed on the same wrong value.
+//
+// A patch is one form byte and then
+//   0 (positions): a sparse stream (sparse_stream.h) of the patched values, ~2 bytes each;
+//   1 (bitmap):    varint(n), ceil(n/8) bytes in which bit i%8 of byte i/8 flags element i,
+//                  then the patched values in position order, one per flag; no compression.
+// The encoder takes the bitmap above n/8 patched elements, where it is the smaller one: at
+// BER 1e-4 a third of all elements are patched, and there the bitmap also needs no LZ4 pass.
 #pragma once
 
 #include <cstddef>
@@ -14,21 +21,23 @@
 
 namespace r2f {
 
-// The values y[i] where mask[i] != 0, as a sparse stream (sparse_stream.h); *count gets their
-// number. Empty when the mask is all zero.
+// The values y[i] where mask[i] != 0, in the smaller form; *count gets their number. Empty
+// when the mask is all zero.
 std::string EncodePatch(const int8_t* y, const uint8_t* mask, size_t n, uint32_t* count);
 
-// out[i] = the patch's value at each of its positions; Corruption for a damaged patch.
+// out[i] = the patch's value at each of its positions; Corruption for a damaged patch or one
+// for another layer size.
 Status ApplyPatch(const std::string& patch, int8_t* out, size_t n);
 
 // The smallest exact form of the layer y given the voted reference v and the disagreement mask,
 // among four: raw (kRaw), raw+LZ4 (kRawLz4), and a sparse or LZ4 increment against v with a
 // patch of y where mask is set (the increment is 0 there, so patched elements cost nothing
 // twice). Ties prefer raw, then kRawLz4. To keep the encoder cheap (its cost is LZ4), two forms
-// are tried only where they can win: the dense LZ4 increment when more than 1/32 of the
-// increment is non-zero, and raw+LZ4 when increment and patch exceed half the raw layer (LZ4
-// did not get int8 activations below half). Every form is exact, so a skipped try costs bytes
-// at most, never correctness. InvalidArgument for a layer over kMaxLayerElements.
+// are tried only where they can win: the dense LZ4 increment when more than 1/8 of the
+// increment is non-zero, and raw+LZ4 when increment and patch exceed half the raw layer and
+// also the layer's non-zero bytes (LZ4 barely shrinks int8 activations other than their runs of
+// zeros). Every form is exact, so a skipped try costs bytes at most, never correctness.
+// InvalidArgument for a layer over kMaxLayerElements.
 Result<EncodedLayer> EncodeExact(const int8_t* y, const int8_t* v, const uint8_t* mask, size_t n);
 
 }  // namespace r2f

@@ -1,18 +1,6 @@
 #include "common/codec/sparse_stream.h"
 
-#include <memory>
-
-#include "common/codec/lz4_block.h"
-
 namespace r2f {
-
-void SparseStreamWriter::PutGap(uint32_t gap) {
-  if (gap < 0x80) {
-    gaps_.push_back(static_cast<char>(gap));  // the common case: one byte
-  } else {
-    PutVarint32(&gaps_, gap);
-  }
-}
 
 std::string SparseStreamWriter::Finish() const {
   std::string out;
@@ -28,8 +16,8 @@ std::string SparseStreamWriter::Finish() const {
   return out;
 }
 
-Status ReadSparseStream(const std::string& bytes, size_t n, const char* what,
-                        const std::function<Status(uint64_t position, uint8_t value)>& visit) {
+Result<SparseStreamView> SparseStreamView::Open(const std::string& bytes, size_t n,
+                                                const char* what) {
   const std::string where(what);
   const uint8_t* p = reinterpret_cast<const uint8_t*>(bytes.data());
   const uint8_t* end = p + bytes.size();
@@ -43,11 +31,12 @@ Status ReadSparseStream(const std::string& bytes, size_t n, const char* what,
     return Status::Corruption(where + ": stream size " + std::to_string(inner_size) +
                               " impossible for " + std::to_string(n) + " elements");
   }
-  std::unique_ptr<uint8_t[]> inner(new uint8_t[inner_size]);
-  R2F_RETURN_IF_ERROR(DecompressExact(reinterpret_cast<const char*>(p),
-                                      static_cast<size_t>(end - p),
-                                      reinterpret_cast<char*>(inner.get()), inner_size, what));
-  const uint8_t* q = inner.get();
+  SparseStreamView view;
+  view.inner_.reset(new uint8_t[inner_size]);
+  R2F_RETURN_IF_ERROR(
+      DecompressExact(reinterpret_cast<const char*>(p), static_cast<size_t>(end - p),
+                      reinterpret_cast<char*>(view.inner_.get()), inner_size, what));
+  const uint8_t* q = view.inner_.get();
   const uint8_t* inner_end = q + inner_size;
   // The stream repeats the element count so that it cannot pass for a layer of another size.
   uint32_t elements = 0;
@@ -68,27 +57,27 @@ Status ReadSparseStream(const std::string& bytes, size_t n, const char* what,
                               " elements in a " + std::to_string(inner_size) + "-byte stream");
   }
   // The values are the last `count` bytes; the gap varints fill exactly the bytes before them.
-  const uint8_t* values = inner_end - count;
-  uint64_t next = 0;
-  for (uint32_t k = 0; k < count; ++k) {
-    uint32_t gap = 0;
-    if (!GetVarint32(&q, values, &gap)) {
-      return Status::Corruption(where + ": truncated gap varint of non-zero element " +
-                                std::to_string(k));
-    }
-    const uint64_t pos = next + gap;
-    if (pos >= n) {
-      return Status::Corruption(where + ": position " + std::to_string(pos) + " out of range for " +
-                                std::to_string(n) + " elements");
-    }
-    R2F_RETURN_IF_ERROR(visit(pos, values[k]));
-    next = pos + 1;
-  }
-  if (q != values) {
-    return Status::Corruption(where + ": " + std::to_string(values - q) +
-                              " stray bytes between gaps and values");
-  }
-  return Status::Ok();
+  view.gaps_ = q;
+  view.values_ = inner_end - count;
+  view.count_ = count;
+  view.n_ = n;
+  view.what_ = what;
+  return view;
+}
+
+Status SparseStreamView::BadGap(uint32_t k) const {
+  return Status::Corruption(std::string(what_) + ": truncated gap varint of non-zero element " +
+                            std::to_string(k));
+}
+
+Status SparseStreamView::BadPosition(uint64_t pos) const {
+  return Status::Corruption(std::string(what_) + ": position " + std::to_string(pos) +
+                            " out of range for " + std::to_string(n_) + " elements");
+}
+
+Status SparseStreamView::StrayBytes(size_t stray) const {
+  return Status::Corruption(std::string(what_) + ": " + std::to_string(stray) +
+                            " stray bytes between gaps and values");
 }
 
 }  // namespace r2f

@@ -92,5 +92,50 @@ TEST(PatchCodecTest, PatchRoundTripAndDamage) {
   EXPECT_EQ(cut.code(), Status::Code::kCorruption) << cut.ToString();
 }
 
+// Both patch forms: positions for a few flagged elements, the bitmap above an eighth. Each
+// round-trips, and damage of every kind the form can show is Corruption.
+TEST(PatchCodecTest, BothFormsRoundTripAndRefuseDamage) {
+  const size_t n = 1003;  // not a multiple of eight: the bitmap's last byte is partial
+  std::mt19937_64 rng(7);
+  std::vector<int8_t> y(n);
+  for (auto& x : y) x = static_cast<int8_t>(rng());
+  for (size_t flagged : {3, 400}) {
+    SCOPED_TRACE(std::to_string(flagged) + " flagged");
+    std::vector<uint8_t> mask(n, 0);
+    for (size_t k = 0; k < flagged; ++k) mask[(k * 7919) % n] = 1;
+    uint32_t count = 0;
+    const std::string patch = EncodePatch(y.data(), mask.data(), n, &count);
+    EXPECT_EQ(count, flagged);
+    ASSERT_FALSE(patch.empty());
+    EXPECT_EQ(patch[0], flagged > n / 8 ? 1 : 0) << "form byte";
+    std::vector<int8_t> out(n, 0), expected(n, 0);
+    for (size_t i = 0; i < n; ++i) expected[i] = mask[i] ? y[i] : 0;
+    ASSERT_TRUE(ApplyPatch(patch, out.data(), n).ok());
+    EXPECT_EQ(out, expected);
+    auto refused = [&](const std::string& bad, size_t size) {
+      std::vector<int8_t> scratch(size, 0);
+      const Status st = ApplyPatch(bad, scratch.data(), size);
+      EXPECT_EQ(st.code(), Status::Code::kCorruption) << st.ToString();
+    };
+    refused(patch, n - 1);                                 // another layer size
+    refused(patch, n + 8);                                 // ... also past the bitmap's bytes
+    refused(patch.substr(0, patch.size() - 1), n);         // cut short
+    refused(patch + std::string(1, '\x05'), n);            // a stray byte
+    refused(std::string(), n);                             // no form byte
+    refused(std::string(1, '\x07') + patch.substr(1), n);  // unknown form
+  }
+  // A bitmap that flags an element past the end of the layer.
+  std::vector<uint8_t> all(n, 1);
+  uint32_t count = 0;
+  std::string patch = EncodePatch(y.data(), all.data(), n, &count);
+  ASSERT_EQ(patch[0], 1);
+  const size_t last_map_byte = patch.size() - n - 1;  // the values are the last n bytes
+  patch[last_map_byte] = static_cast<char>(0xFF);
+  patch.push_back('\0');  // keep the value count consistent with the extra flags
+  patch.append(4, '\0');
+  std::vector<int8_t> out(n);
+  EXPECT_EQ(ApplyPatch(patch, out.data(), n).code(), Status::Code::kCorruption);
+}
+
 }  // namespace
 }  // namespace r2f

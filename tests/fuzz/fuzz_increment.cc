@@ -1,15 +1,18 @@
 // Fuzz target: common/codec/increment_codec.h Decode, with and without a base.
 //
 // Input: byte 0 the encoding (low 3 bits: 0-3 known, 4-7 unknown), byte 1 flags (bit 0: no base,
-// bit 1: decode in place into the base, bit 2: a layer claiming one element more than expected),
-// bytes 2-3 the element count n (little-endian), the rest the layer's bytes.
+// bit 1: decode in place into the base, bit 2: a layer claiming one element more than expected,
+// bit 3: the rest is an exact-method patch, patch_codec.h, not a layer), bytes 2-3 the element
+// count n (little-endian), the rest the layer's bytes.
 // Checked: nothing crashes or touches memory outside the n-element buffers (ASan); an increment
 // without a base is refused (unless empty); a raw layer decodes to its own bytes; any decoded layer
-// survives a re-encode / decode round trip in every encoding.
+// survives a re-encode / decode round trip in every encoding; an applied patch survives
+// EncodeExact's round trip with its positions as the mask.
 #include <cstring>
 #include <vector>
 
 #include "common/codec/increment_codec.h"
+#include "common/codec/patch_codec.h"
 #include "tests/fuzz/fuzz_target.h"
 
 namespace {
@@ -35,6 +38,24 @@ void CheckRoundTrip(const std::vector<int8_t>& out, const std::vector<int8_t>& b
   }
 }
 
+// The rest as a patch over n elements of 0x55; where it applies, the patched layer with the
+// patch's positions as the mask goes through EncodeExact and decodes back exactly.
+void CheckPatch(const std::string& patch, size_t n) {
+  std::vector<int8_t> out(n, 0x55), base(n);
+  for (size_t i = 0; i < n; ++i) base[i] = static_cast<int8_t>(i * 37 + 11);
+  if (!r2f::ApplyPatch(patch, out.data(), n).ok()) return;
+  std::vector<int8_t> marked(n, 0x55);  // the patch again, over another background
+  for (auto& x : marked) x = 0x2A;
+  R2F_FUZZ_CHECK(r2f::ApplyPatch(patch, marked.data(), n).ok());
+  std::vector<uint8_t> mask(n);
+  for (size_t i = 0; i < n; ++i) mask[i] = out[i] != 0x55 || marked[i] != 0x2A;
+  auto e = r2f::EncodeExact(out.data(), base.data(), mask.data(), n);
+  R2F_FUZZ_CHECK(e.ok());
+  std::vector<int8_t> again(n);
+  R2F_FUZZ_CHECK(r2f::Decode(*e, base.data(), again.data(), n).ok());
+  R2F_FUZZ_CHECK(again == out);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -44,6 +65,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool in_place = (data[1] & 2) != 0 && with_base;
   const bool wrong_size = (data[1] & 4) != 0;
   const size_t n = data[2] | static_cast<size_t>(data[3]) << 8;
+  if ((data[1] & 8) != 0) {
+    CheckPatch(std::string(reinterpret_cast<const char*>(data + 4), size - 4), n);
+    return 0;
+  }
   EncodedLayer layer;
   layer.encoding = encoding;
   layer.elements = static_cast<uint32_t>(n + (wrong_size ? 1 : 0));

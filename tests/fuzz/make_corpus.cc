@@ -16,6 +16,7 @@
 
 #include "common/base/checksum.h"
 #include "common/codec/increment_codec.h"
+#include "common/codec/patch_codec.h"
 #include "common/codec/weight_delta.h"
 #include "common/net/chunker.h"
 #include "common/net/transport_message.h"
@@ -142,6 +143,19 @@ void IncrementSeeds() {
     Write("increment", "sparse-in-place-" + tag,
           IncrementInput(EncodeIncrement(y.data(), v.data(), n, IncrementFormat::kSparse).value(),
                          2));
+    // Exact-method patches in both forms (flag bit 3): a few positions, and a dense bitmap.
+    for (size_t every : {29u, 3u}) {
+      std::vector<uint8_t> mask(n);
+      for (size_t i = 0; i < n; ++i) mask[i] = i % every == 1;
+      uint32_t count = 0;
+      EncodedLayer patch;
+      patch.elements = static_cast<uint32_t>(n);
+      patch.bytes = EncodePatch(y.data(), mask.data(), n, &count);
+      if (!patch.bytes.empty()) {
+        Write("increment", "patch-every" + std::to_string(every) + "-" + tag,
+              IncrementInput(patch, 8));
+      }
+    }
   }
 }
 
