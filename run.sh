@@ -91,6 +91,7 @@ listener $port 127.0.0.1
 allow_anonymous true
 persistence false
 max_queued_messages 0
+set_tcp_nodelay true
 user root
 CONF
   mosquitto -c "$dir/mosquitto.conf" > "$dir/mosquitto.log" 2>&1 &

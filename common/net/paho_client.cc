@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/net/mqtt_client.h"
+#include "common/net/tcp_nodelay.h"
 #include "mqtt/async_client.h"
 
 namespace r2f {
@@ -138,7 +139,10 @@ Status PahoMqttClient::Init() {
                                            o_.will->payload.size(), o_.will->qos,
                                            o_.will->retained));
   }
-  cli_->set_connected_handler([this](const std::string&) {
+  std::vector<uint16_t> ports;
+  for (const std::string& uri : o_.uris) ports.push_back(BrokerPort(uri));
+  cli_->set_connected_handler([this, ports](const std::string&) {
+    DisableNagleTowards(ports);  // before anything is sent on the new connection
     if (handlers_.connected) handlers_.connected();
   });
   cli_->set_connection_lost_handler([this](const std::string& cause) {

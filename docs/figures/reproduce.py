@@ -461,7 +461,7 @@ class LocalDevices:
         port = free_loopback_port()
         conf = self.workdir / "mosquitto.conf"
         # As root, mosquitto drops to user "mosquitto" unless told otherwise (see run.sh start_broker).
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"
                         "max_queued_messages 0\n" + ("user root\n" if os.geteuid() == 0 else ""))
         broker_log = self.workdir / "mosquitto.log"
         self._spawn(["mosquitto", "-c", str(conf)], broker_log)

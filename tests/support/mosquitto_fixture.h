@@ -137,6 +137,9 @@ class MosquittoBroker {
     // A 64 MB message is 512 chunks; the default of 1000 queued messages per client is too
     // tight when a subscriber stalls. 0 = unlimited.
     c += "max_queued_messages 0\n";
+    // Small request and reply segments wait out delayed ACKs with Nagle on
+    // (common/net/tcp_nodelay.h).
+    c += "set_tcp_nodelay true\n";
     if (options_.persistence) {
       c += "persistence true\n";
       c += "persistence_location " + dir_.path() + "/\n";
