@@ -30,6 +30,14 @@ class AcceleratorImpl : public Accelerator {
   const pb::QuantizedModel& model() const override { return model_->model(); }
   const std::vector<uint32_t>& mac_layers() const override { return model_->mac_layer_ids(); }
 
+  void AdoptBuffers(Accelerator& previous) override {
+    auto* other = dynamic_cast<AcceleratorImpl*>(&previous);
+    if (other == nullptr || other == this) return;
+    std::scoped_lock lock(mu_, other->mu_);
+    ws_ = std::move(other->ws_);
+    other->ws_ = ChainWorkspace();
+  }
+
   Result<InferenceResult> Infer(const ImageBatch& images, const FaultConfig& faults,
                                 const TmrConfig& tmr, uint64_t execution_tag,
                                 bool keep_layer_outputs) override {

@@ -103,12 +103,14 @@ Result<std::unique_ptr<DeviceService>> DeviceService::Create(DeviceServiceOption
 
 void DeviceService::Restore() {
   auto log = GetLogger("device");
-  auto model = store_.LoadModel(options_.max_model_bytes);
+  int replayed = 0;
+  auto model = store_.LoadModel(options_.max_model_bytes, &replayed);
   if (model.ok()) {
     auto accelerator = Instantiate(*model);
     if (accelerator.ok()) {
       accelerator_ = std::move(accelerator).value();
-      log->info("restored model version {} from {}", model->model_version(), store_.model_path());
+      log->info("restored model version {} from {} and {} journalled delta(s)",
+                model->model_version(), store_.model_path(), replayed);
     } else {
       log->error("ignoring saved model {}: {}; waiting for a deployModel", store_.model_path(),
                  accelerator.status().ToString());
@@ -231,8 +233,11 @@ Result<pb::Ack> DeviceService::SetAIoTMode(const pb::SetAIoTModeRequest& request
 }
 
 Status DeviceService::Install(std::unique_ptr<accel::Accelerator> accelerator,
-                              std::string* detail) {
-  R2F_RETURN_IF_ERROR(store_.SaveModel(accelerator->model()));
+                              const pb::WeightDelta* delta, std::string* detail) {
+  // Durable before the Ack: a device killed right after it restarts with this model.
+  R2F_RETURN_IF_ERROR(delta != nullptr ? store_.SaveDelta(*delta, accelerator->model())
+                                       : store_.SaveModel(accelerator->model()));
+  if (accelerator_) accelerator->AdoptBuffers(*accelerator_);
   std::swap(accelerator_, accelerator);
   if (mode_.tmr() == pb::TMR_PARTIAL && !CheckProtection(mode_).ok()) {
     // The protection set was chosen for the previous graph; running the new one half-protected
@@ -267,7 +272,7 @@ Result<pb::Ack> DeviceService::DeployModel(const pb::DeployModelRequest& request
     R2F_ASSIGN_OR_RETURN(std::unique_ptr<accel::Accelerator> accelerator, Instantiate(model));
     detail = "deployed model version " + std::to_string(model.model_version()) + " (" +
              std::to_string(bytes) + " bytes)";
-    R2F_RETURN_IF_ERROR(Install(std::move(accelerator), &detail));
+    R2F_RETURN_IF_ERROR(Install(std::move(accelerator), nullptr, &detail));
     return MakeAck(pb::MSG_DEPLOY_MODEL, detail);
   }
   if (!request.has_delta()) {
@@ -289,7 +294,7 @@ Result<pb::Ack> DeviceService::DeployModel(const pb::DeployModelRequest& request
   detail = "applied weight delta " + std::to_string(delta.base_version()) + " -> " +
            std::to_string(delta.new_version()) + " (" + std::to_string(delta.layers_size()) +
            " layer(s) changed)";
-  R2F_RETURN_IF_ERROR(Install(std::move(accelerator), &detail));
+  R2F_RETURN_IF_ERROR(Install(std::move(accelerator), &delta, &detail));
   return MakeAck(pb::MSG_DEPLOY_MODEL, detail);
 }
 

@@ -83,8 +83,10 @@ class DeviceService {
   void Restore();
   // Accelerator::Create plus the check that the model's input fits the device's data.
   Result<std::unique_ptr<accel::Accelerator>> Instantiate(const pb::QuantizedModel& model) const;
-  // Replaces the running model by `model` (already validated), saving it first.
-  Status Install(std::unique_ptr<accel::Accelerator> accelerator, std::string* detail);
+  // Replaces the running model by `accelerator`'s (already validated), saving it first: as
+  // `delta` applied to the saved model when given, else whole.
+  Status Install(std::unique_ptr<accel::Accelerator> accelerator, const pb::WeightDelta* delta,
+                 std::string* detail);
   // Handle() without the logging and the debug delay; *samples gets getData's sample count.
   Result<Message> Dispatch(const Message& request, size_t* samples);
   Status CheckProtection(const pb::SetAIoTModeRequest& request) const;

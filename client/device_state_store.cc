@@ -1,8 +1,17 @@
 #include "client/device_state_store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "common/base/atomic_file.h"
+#include "common/base/checksum.h"
+#include "common/codec/weight_delta.h"
 #include "common/ir/model_file.h"
 
 namespace r2f {
@@ -17,11 +26,94 @@ Result<Proto> LoadProto(const std::string& path, uint64_t max_bytes, const std::
   return proto;
 }
 
+// A journal record: u32 payload length, u32 CRC-32 of the payload (both little-endian), then
+// the serialised WeightDelta.
+constexpr size_t kRecordHeader = 8;
+
+void PutU32(std::string* s, uint32_t v) {
+  for (int i = 0; i < 4; ++i) s->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+uint32_t GetU32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  return v;
+}
+
+Status Errno(const std::string& what, const std::string& path) {
+  return Status::IoError(what + " '" + path + "': " + std::strerror(errno));
+}
+
+Status SyncDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Errno("cannot open directory", dir);
+  const bool synced = ::fsync(fd) == 0;
+  ::close(fd);
+  return synced ? Status::Ok() : Errno("cannot sync directory", dir);
+}
+
 }  // namespace
 
-Status DeviceStateStore::SaveModel(const pb::QuantizedModel& model) const {
+DeviceStateStore::~DeviceStateStore() { CloseJournal(); }
+
+void DeviceStateStore::CloseJournal() {
+  if (journal_fd_ >= 0) ::close(journal_fd_);
+  journal_fd_ = -1;
+}
+
+Status DeviceStateStore::OpenJournal() {
+  if (journal_fd_ >= 0) return Status::Ok();
+  std::error_code ec;
+  const bool existed = std::filesystem::exists(journal_path(), ec);
+  journal_fd_ = ::open(journal_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (journal_fd_ < 0) return Errno("cannot open", journal_path());
+  // A new file's name must survive a power cut too.
+  return existed ? Status::Ok() : SyncDirectory(dir_);
+}
+
+Status DeviceStateStore::SaveModel(const pb::QuantizedModel& model) {
   if (!persistent()) return Status::Ok();
-  return WriteFileAtomically(model_path(), model.SerializeAsString());
+  R2F_RETURN_IF_ERROR(WriteFileAtomically(model_path(), model.SerializeAsString()));
+  // The journal's deltas are older than this model: replay would skip them (their base versions
+  // do not match), but they would only cost time, so the journal goes.
+  CloseJournal();
+  journal_records_ = 0;
+  if (::unlink(journal_path().c_str()) != 0 && errno != ENOENT) {
+    return Errno("cannot remove", journal_path());
+  }
+  return Status::Ok();
+}
+
+Status DeviceStateStore::SaveDelta(const pb::WeightDelta& delta, const pb::QuantizedModel& result) {
+  if (!persistent()) return Status::Ok();
+  std::error_code ec;
+  if (journal_records_ + 1 >= kCompactEvery || !std::filesystem::exists(model_path(), ec)) {
+    return SaveModel(result);
+  }
+  R2F_RETURN_IF_ERROR(OpenJournal());
+  const std::string payload = delta.SerializeAsString();
+  std::string record;
+  record.reserve(kRecordHeader + payload.size());
+  PutU32(&record, static_cast<uint32_t>(payload.size()));
+  PutU32(&record, Crc32(payload));
+  record += payload;
+  const char* p = record.data();
+  size_t left = record.size();
+  while (left > 0) {
+    const ssize_t n = ::write(journal_fd_, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      Status st = Errno("cannot append to", journal_path());
+      CloseJournal();
+      // A partial record would hide every later one from replay: start over from a whole model.
+      return SaveModel(result).ok() ? Status::Ok() : st;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (::fdatasync(journal_fd_) != 0) return Errno("cannot sync", journal_path());
+  ++journal_records_;
+  return Status::Ok();
 }
 
 Status DeviceStateStore::SaveMode(const pb::SetAIoTModeRequest& mode) const {
@@ -29,9 +121,51 @@ Status DeviceStateStore::SaveMode(const pb::SetAIoTModeRequest& mode) const {
   return WriteFileAtomically(mode_path(), mode.SerializeAsString());
 }
 
-Result<pb::QuantizedModel> DeviceStateStore::LoadModel(uint64_t max_bytes) const {
+Result<pb::QuantizedModel> DeviceStateStore::LoadModel(uint64_t max_bytes, int* replayed) {
+  if (replayed != nullptr) *replayed = 0;
   if (!persistent()) return Status::NotFound("no state directory");
-  return LoadProto<pb::QuantizedModel>(model_path(), max_bytes, "saved model");
+  R2F_ASSIGN_OR_RETURN(pb::QuantizedModel model,
+                       LoadProto<pb::QuantizedModel>(model_path(), max_bytes, "saved model"));
+  std::ifstream in(journal_path(), std::ios::binary);
+  if (!in) return model;  // no journal: the model as saved
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string journal = buffer.str();
+  size_t at = 0;
+  int applied = 0;
+  while (at + kRecordHeader <= journal.size()) {
+    const uint32_t size = GetU32(journal.data() + at);
+    const uint32_t crc = GetU32(journal.data() + at + 4);
+    if (size > max_bytes || journal.size() - at - kRecordHeader < size) break;  // cut short
+    const std::string_view payload(journal.data() + at + kRecordHeader, size);
+    if (Crc32(payload) != crc) break;  // torn by a kill mid-append: never acknowledged
+    pb::WeightDelta delta;
+    if (!delta.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) break;
+    Result<pb::QuantizedModel> next = ApplyWeightDelta(model, delta);
+    if (!next.ok() && applied == 0) {
+      // A journal left over from before model.pb was replaced (a kill between the two steps of
+      // SaveModel): its deltas lead to model.pb, not from it (the weights CRC tells).
+      at = 0;
+      break;
+    }
+    if (!next.ok()) {
+      return Status::Corruption("journal " + journal_path() + ": record " +
+                                std::to_string(applied + 1) + " does not apply to version " +
+                                std::to_string(model.model_version()) + ": " +
+                                next.status().ToString());
+    }
+    at += kRecordHeader + size;
+    model = std::move(next).value();
+    ++applied;
+  }
+  // Bytes after the last good record (a torn append) would hide every record appended after
+  // them, so they go now.
+  if (at < journal.size() && ::truncate(journal_path().c_str(), static_cast<off_t>(at)) != 0) {
+    return Errno("cannot truncate the torn end of", journal_path());
+  }
+  journal_records_ = applied;
+  if (replayed != nullptr) *replayed = applied;
+  return model;
 }
 
 Result<pb::SetAIoTModeRequest> DeviceStateStore::LoadMode() const {

@@ -1,7 +1,19 @@
-// What a device keeps across restarts: the deployed model and the mode set by setAIoTMode, one
-// file each under the state directory (model.pb, mode.pb), each replaced atomically
-// (common/base/atomic_file.h). A device killed at any point restarts with either the old or the new
-// version of each, never a torn file, so a retried deployModel finds a consistent state.
+// What a device keeps across restarts: the deployed model and the mode set by setAIoTMode.
+//
+//   model.pb       the last whole model, replaced atomically (common/base/atomic_file.h)
+//   model.journal  the weight deltas deployed since, appended and synced one by one
+//   mode.pb        the mode, replaced atomically
+//
+// Retraining deploys a ~10 KB delta every iteration; rewriting the whole model file for each
+// (write, fsync, rename, directory fsync) was a millisecond or more of every deployModel. A delta
+// is appended to the journal and synced (fdatasync) before deployModel is acknowledged, and
+// every kCompactEvery deltas the model is written whole and the journal started afresh. A device
+// killed at any point restarts with the model it last acknowledged: model.pb plus the journal's
+// records in order. A record cut short by the kill was never acknowledged and is dropped; each
+// record is checked (length, CRC-32, the delta's base version and its weights CRC) before use.
+// A journal whose first record does not apply to model.pb is one left from before model.pb was
+// last replaced (killed between the two steps) and is dropped; a later record that does not
+// apply is Corruption.
 #pragma once
 
 #include <cstdint>
@@ -14,23 +26,40 @@ namespace r2f {
 
 class DeviceStateStore {
  public:
+  // Deltas between whole-model rewrites.
+  static constexpr int kCompactEvery = 64;
+
   // `dir` empty: nothing is persisted (Save* succeed and do nothing, Load* find nothing).
   explicit DeviceStateStore(std::string dir) : dir_(std::move(dir)) {}
+  ~DeviceStateStore();
+  DeviceStateStore(const DeviceStateStore&) = delete;
+  DeviceStateStore& operator=(const DeviceStateStore&) = delete;
 
-  Status SaveModel(const pb::QuantizedModel& model) const;
+  // The whole model; empties the journal.
+  Status SaveModel(const pb::QuantizedModel& model);
+  // `delta` took the saved model to `result`: appended to the journal, or, every kCompactEvery
+  // deltas, `result` saved whole instead.
+  Status SaveDelta(const pb::WeightDelta& delta, const pb::QuantizedModel& result);
   Status SaveMode(const pb::SetAIoTModeRequest& mode) const;
 
   // NotFound when nothing was saved; Corruption naming the file when it does not parse;
-  // ResourceExhausted when it is larger than `max_bytes`.
-  Result<pb::QuantizedModel> LoadModel(uint64_t max_bytes) const;
+  // ResourceExhausted when it is larger than `max_bytes`. The model has the journal's deltas
+  // applied; *replayed (optional) gets their number.
+  Result<pb::QuantizedModel> LoadModel(uint64_t max_bytes, int* replayed = nullptr);
   Result<pb::SetAIoTModeRequest> LoadMode() const;
 
   std::string model_path() const { return dir_ + "/model.pb"; }
+  std::string journal_path() const { return dir_ + "/model.journal"; }
   std::string mode_path() const { return dir_ + "/mode.pb"; }
   bool persistent() const { return !dir_.empty(); }
 
  private:
+  Status OpenJournal();
+  void CloseJournal();
+
   std::string dir_;
+  int journal_fd_ = -1;
+  int journal_records_ = 0;  // records in the journal since the last whole model
 };
 
 }  // namespace r2f

@@ -2,6 +2,7 @@
 // element costs a misprediction wherever flags are dense, as the exact method's are at 1e-4).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -64,6 +65,14 @@ inline uint16_t DifferBits16(const int8_t* a, const int8_t* b) {
 #else
   return static_cast<uint16_t>(DifferBits8(a, b) | (DifferBits8(a + 8, b + 8) << 8));
 #endif
+}
+
+// NonZeroBits16(p + i) for a buffer of n bytes; bytes at and after n count as zero.
+inline uint16_t NonZeroBitsAt(const uint8_t* p, size_t i, size_t n) {
+  if (i + 16 <= n) return NonZeroBits16(p + i);
+  uint8_t padded[16] = {};
+  for (size_t j = i; j < n; ++j) padded[j - i] = p[j];
+  return NonZeroBits16(padded);
 }
 
 // Number of set bits in w (without the POPCNT instruction, which the x86-64 baseline lacks:

@@ -34,46 +34,65 @@ std::string EncodePositions(const int8_t* y, const uint8_t* mask, size_t n, size
   return out;
 }
 
+// Packs in[i] where flags[i] != 0 into `out`, in order, and sets bit i % 8 of bitmap[i / 8]
+// for each; returns how many. Branch-free: every byte is stored and only flagged ones advance
+// the cursor (this is for dense patches, where branches mispredict), so `out` needs 16 bytes
+// of slack.
+size_t PackFlagged(const int8_t* in, const uint8_t* flags, size_t n, uint8_t* bitmap, int8_t* out) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i += 16) {
+    const uint16_t bits = NonZeroBitsAt(flags, i, n);
+    for (size_t j = 0; j < 16; ++j) {
+      out[k] = i + j < n ? in[i + j] : 0;
+      k += (bits >> j) & 1u;
+    }
+    bitmap[i / 8] = static_cast<uint8_t>(bits);
+    if (i + 8 < n) bitmap[i / 8 + 1] = static_cast<uint8_t>(bits >> 8);
+  }
+  return k;
+}
+
+// The bitmap form: varint(n), the patch bitmap, then over the `count` patched values a second
+// bitmap of the non-zero ones, and those values. Half or more of the patched values are ReLU
+// zeros, so they cost a bit each instead of a byte.
 std::string EncodeBitmap(const int8_t* y, const uint8_t* mask, size_t n, size_t count) {
-  const size_t map_bytes = BitmapBytes(n);
-  // Sixteen bytes of slack: every element is stored and only flagged ones advance the cursor,
-  // which costs no branch (this form is for dense patches, where branches mispredict).
+  thread_local std::vector<int8_t> patched;
+  patched.resize(count + 16);
+  const size_t map_bytes = BitmapBytes(n), value_map_bytes = BitmapBytes(count);
   std::string out(1, static_cast<char>(kBitmap));
   PutVarint32(&out, static_cast<uint32_t>(n));
   const size_t header = out.size();
-  out.resize(header + map_bytes + count + 16);
+  out.resize(header + map_bytes + value_map_bytes + count + 16);
   auto* map = reinterpret_cast<uint8_t*>(&out[header]);
-  auto* values = reinterpret_cast<int8_t*>(&out[header + map_bytes]);
-  size_t k = 0;
-  size_t b = 0;
-  for (; 8 * b + 16 <= n; b += 2) {
-    const size_t i = 8 * b;
-    const uint16_t bits = NonZeroBits16(mask + i);
-    for (size_t j = 0; j < 16; ++j) {
-      values[k] = y[i + j];
-      k += (bits >> j) & 1u;
-    }
-    map[b] = static_cast<uint8_t>(bits);
-    map[b + 1] = static_cast<uint8_t>(bits >> 8);
-  }
-  for (; b < map_bytes; ++b) {
-    const size_t i = 8 * b;
-    uint8_t bits = 0;
-    for (size_t j = i; j < std::min(n, i + 8); ++j) {
-      const bool flag = mask[j] != 0;
-      bits |= static_cast<uint8_t>(flag << (j - i));
-      values[k] = y[j];
-      k += flag;
-    }
-    map[b] = bits;
-  }
-  out.resize(header + map_bytes + count);
+  auto* value_map = map + map_bytes;
+  auto* values = reinterpret_cast<int8_t*>(value_map + value_map_bytes);
+  PackFlagged(y, mask, n, map, patched.data());  // `count` values: the caller counted the mask
+  const auto* as_flags = reinterpret_cast<const uint8_t*>(patched.data());
+  const size_t nonzero = PackFlagged(patched.data(), as_flags, count, value_map, values);
+  out.resize(header + map_bytes + value_map_bytes + nonzero);
   return out;
 }
 
 std::string EncodePatchOfCount(const int8_t* y, const uint8_t* mask, size_t n, size_t count) {
   if (count == 0) return std::string();
   return count > n / 8 ? EncodeBitmap(y, mask, n, count) : EncodePositions(y, mask, n, count);
+}
+
+// Set bits of a bitmap of n flags, or Corruption if a bit past n is set.
+Result<size_t> CountFlags(const uint8_t* map, size_t n, const char* what) {
+  const size_t bytes = BitmapBytes(n);
+  size_t count = 0, b = 0;
+  for (; b + 8 <= bytes; b += 8) {
+    uint64_t w;
+    std::memcpy(&w, map + b, 8);
+    count += CountBits64(w);
+  }
+  for (; b < bytes; ++b) count += CountBits64(map[b]);
+  if (n % 8 != 0 && (map[bytes - 1] >> (n % 8)) != 0) {
+    return Status::Corruption(std::string("patch: ") + what + " flags elements past its " +
+                              std::to_string(n));
+  }
+  return count;
 }
 
 Status ApplyBitmap(const uint8_t* p, size_t size, int8_t* out, size_t n) {
@@ -88,30 +107,38 @@ Status ApplyBitmap(const uint8_t* p, size_t size, int8_t* out, size_t n) {
   size = static_cast<size_t>(end - p);
   const size_t map_bytes = BitmapBytes(n);
   if (size < map_bytes) {
-    return Status::Corruption("patch: bitmap of " + std::to_string(size) + " bytes for " +
-                              std::to_string(n) + " elements, expected " +
-                              std::to_string(map_bytes));
+    return Status::Corruption("patch: " + std::to_string(size) + " bytes for a bitmap of " +
+                              std::to_string(n) + " elements");
   }
-  size_t flagged = 0, b = 0;
-  for (; b + 8 <= map_bytes; b += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + b, 8);
-    flagged += CountBits64(w);
+  R2F_ASSIGN_OR_RETURN(const size_t count, CountFlags(p, n, "bitmap"));
+  const size_t value_map_bytes = BitmapBytes(count);
+  if (size - map_bytes < value_map_bytes) {
+    return Status::Corruption("patch: no room for the value bitmap of " + std::to_string(count) +
+                              " patched elements");
   }
-  for (; b < map_bytes; ++b) flagged += CountBits64(p[b]);
-  if (n % 8 != 0 && (p[map_bytes - 1] >> (n % 8)) != 0) {
-    return Status::Corruption("patch: bitmap flags elements past the layer's " + std::to_string(n));
+  const uint8_t* value_map = p + map_bytes;
+  R2F_ASSIGN_OR_RETURN(const size_t nonzero, CountFlags(value_map, count, "value bitmap"));
+  if (size - map_bytes - value_map_bytes != nonzero) {
+    return Status::Corruption("patch: value bitmap flags " + std::to_string(nonzero) +
+                              " non-zero values but " +
+                              std::to_string(size - map_bytes - value_map_bytes) + " follow");
   }
-  if (size - map_bytes != flagged) {
-    return Status::Corruption("patch: bitmap flags " + std::to_string(flagged) +
-                              " elements but carries " + std::to_string(size - map_bytes) +
-                              " values");
+  const auto* values = reinterpret_cast<const int8_t*>(value_map + value_map_bytes);
+  // The patched values with their zeros put back, branch-free. values[v] once v reaches
+  // `nonzero` reads the byte after them (the string's terminating null at the latest) and is
+  // masked to 0.
+  thread_local std::vector<int8_t> patched;
+  patched.resize(count);
+  size_t v = 0;
+  for (size_t k = 0; k < count; ++k) {
+    const unsigned bit = (value_map[k / 8] >> (k % 8)) & 1u;
+    patched[k] = static_cast<int8_t>(values[v] & -static_cast<int>(bit));
+    v += bit;
   }
-  const auto* values = reinterpret_cast<const int8_t*>(p + map_bytes);
   size_t k = 0;
-  for (b = 0; b < map_bytes; ++b) {
+  for (size_t b = 0; b < map_bytes; ++b) {
     for (unsigned rest = p[b]; rest != 0; rest &= rest - 1) {
-      out[8 * b + static_cast<size_t>(__builtin_ctz(rest))] = values[k++];
+      out[8 * b + static_cast<size_t>(__builtin_ctz(rest))] = patched[k++];
     }
   }
   return Status::Ok();

@@ -6,10 +6,12 @@
 //
 // A patch is one form byte and then
 //   0 (positions): a sparse stream (sparse_stream.h) of the patched values, ~2 bytes each;
-//   1 (bitmap):    varint(n), ceil(n/8) bytes in which bit i%8 of byte i/8 flags element i,
-//                  then the patched values in position order, one per flag; no compression.
-// The encoder takes the bitmap above n/8 patched elements, where it is the smaller one: at
-// BER 1e-4 a third of all elements are patched, and there the bitmap also needs no LZ4 pass.
+//   1 (bitmap):    varint(n); ceil(n/8) bytes in which bit i%8 of byte i/8 flags element i;
+//                  over the k flagged values, ceil(k/8) bytes flagging the non-zero ones;
+//                  then the non-zero values in position order. No compression.
+// The encoder takes the bitmap above n/8 patched elements: at BER 1e-4 a third of all elements
+// are patched, half of them ReLU zeros, and there the bitmap is both smaller than the positions
+// (whose LZ4 pass gained mostly on those zeros) and needs no LZ4 pass at all.
 #pragma once
 
 #include <cstddef>

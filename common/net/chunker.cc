@@ -39,6 +39,7 @@ pb::Envelope Chunker::Chunk(uint32_t index, uint64_t sent_unix_ms) const {
   env.set_chunk(bytes.data(), bytes.size());
   env.set_sent_unix_ms(sent_unix_ms);
   env.set_lease_id(m.lease_id);
+  env.set_handler_us(m.handler_us);
   return env;
 }
 

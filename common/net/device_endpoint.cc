@@ -283,6 +283,14 @@ Message DeviceEndpoint::ErrorReply(const Message& request_header, const Status& 
 }
 
 Message DeviceEndpoint::RunHandler(const Message& request) {
+  const auto start = Clock::now();
+  Message reply = RunHandlerUntimed(request);
+  reply.handler_us = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+  return reply;
+}
+
+Message DeviceEndpoint::RunHandlerUntimed(const Message& request) {
   session_->Count(&TransportStats::handler_calls);
   Result<Message> r = Status::Internal("handler did not run");
   try {

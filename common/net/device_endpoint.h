@@ -66,7 +66,8 @@ class DeviceEndpoint : public MqttSession::Listener {
   void OnRequest(Message request);
   bool Enqueue(Work w);
   void WorkerLoop();
-  Message RunHandler(const Message& request);
+  Message RunHandler(const Message& request);  // with Message::handler_us set
+  Message RunHandlerUntimed(const Message& request);
   Message ErrorReply(const Message& request_header, const Status& s) const;
   void SendReply(const Message& reply, pb::MessageKind request_kind);
 
@@ -77,7 +78,7 @@ class DeviceEndpoint : public MqttSession::Listener {
   // Receiver thread only.
   Reassembler reassembler_;
   std::map<RequestKey, MqttSession::Clock::time_point> recent_errors_;
-  uint64_t evicted_logged_ = 0;  // reassembler evictions already in the log
+  uint64_t evicted_logged_ = 0;                   // reassembler evictions already in the log
   MqttSession::Clock::time_point last_status_{};  // the last "online" published
 
   // Lock order: cache_mu_ before work_mu_.

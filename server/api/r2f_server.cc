@@ -119,12 +119,12 @@ Result<R2fServer::LinkOfCall> R2fServer::LinkFor(const std::string& device) {
     view.throttle = options_.throttle;
   }
   if (view.throttle && !view.downlink_throttle) {
-    R2F_ASSIGN_OR_RETURN(std::unique_ptr<Throttle> down,
-                         Throttle::ForLink(*view.link, Direction::kDownlink,
-                                           options_.throttle_burst_bytes));
-    R2F_ASSIGN_OR_RETURN(std::unique_ptr<Throttle> up,
-                         Throttle::ForLink(*view.link, Direction::kUplink,
-                                           options_.throttle_burst_bytes));
+    R2F_ASSIGN_OR_RETURN(
+        std::unique_ptr<Throttle> down,
+        Throttle::ForLink(*view.link, Direction::kDownlink, options_.throttle_burst_bytes));
+    R2F_ASSIGN_OR_RETURN(
+        std::unique_ptr<Throttle> up,
+        Throttle::ForLink(*view.link, Direction::kUplink, options_.throttle_burst_bytes));
     view.downlink_throttle = std::move(down);
     view.uplink_throttle = std::move(up);
   }
@@ -167,6 +167,7 @@ Result<Message> R2fServer::Exchange(const std::string& device, pb::MessageKind k
   rec.measured_s = SecondsSince(t0);
   rec.retries = transport_->stats().retries - retries_before;
   if (reply.ok()) {
+    rec.device_s = static_cast<double>(reply->handler_us) * 1e-6;
     rec.uplink_bytes = WireBytes(*reply, options_.transport.chunk_bytes);
     rec.modelled_uplink_s = ModelledSeconds(link.spec, Direction::kUplink, rec.uplink_bytes);
     if (link.uplink) {
@@ -182,10 +183,10 @@ Result<Message> R2fServer::Exchange(const std::string& device, pb::MessageKind k
   auto log = GetLogger("server");
   log->log(rec.status.ok() ? spdlog::level::debug : spdlog::level::warn,
            "{} {} request={}: down {} (modelled {:.3f} s), up {} (modelled {:.3f} s) on {}; "
-           "measured {:.3f} s{}{}{}",
+           "measured {:.4f} s (device {:.4f} s, transport {:.4f} s){}{}{}",
            KindName(kind), device, rec.request_id, ReadableBytes(rec.downlink_bytes),
            rec.modelled_downlink_s, ReadableBytes(rec.uplink_bytes), rec.modelled_uplink_s,
-           link.spec.name, rec.measured_s,
+           link.spec.name, rec.measured_s, rec.device_s, rec.measured_s - rec.device_s,
            rec.throttle_s > 0 ? fmt::format(", throttled {:.3f} s", rec.throttle_s) : "",
            rec.retries > 0 ? fmt::format(", {} retries", rec.retries) : "",
            rec.status.ok() ? "" : "; failed: " + rec.status.ToString());
@@ -340,7 +341,8 @@ void R2fServer::ReleaseDevice(const std::string& device) {
     request.set_release(true);
     request.set_lease_id(lease_id);
     Result<Message> r = Exchange(device, pb::MSG_LEASE, request.SerializeAsString());
-    if (!r.ok()) GetLogger("server")->warn("releasing the lease of {}: {}", device, r.status().ToString());
+    if (!r.ok())
+      GetLogger("server")->warn("releasing the lease of {}: {}", device, r.status().ToString());
   }
   TakeRecords(device);
   transport_->Unwatch(device);

@@ -71,6 +71,7 @@ struct CallRecord {
   double modelled_downlink_s = 0;  // ModelledSeconds(link, kDownlink, downlink_bytes)
   double modelled_uplink_s = 0;    // 0 when there was no reply
   double measured_s = 0;           // wall time of the MQTT exchange, retries included
+  double device_s = 0;             // of which the device's handler ran (its reply says)
   double throttle_s = 0;           // time spent waiting in the throttles
   uint64_t retries = 0;            // transport retries during the call (approximate when
                                    // several threads call at once)
@@ -133,7 +134,7 @@ class R2fServer {
     std::optional<pb::QuantizedModel> deployed;  // what this server deployed last
     std::optional<uint64_t> version_on_device;   // from the device's latest reply
     std::optional<pb::Ack> last_ack;
-    uint64_t lease_id = 0;  // the lease this server holds on the device (0: none)
+    uint64_t lease_id = 0;         // the lease this server holds on the device (0: none)
     std::optional<LinkSpec> link;  // SetDeviceLink; else options().link
     bool throttle = false;
     std::shared_ptr<Throttle> downlink_throttle, uplink_throttle;  // null unless throttled

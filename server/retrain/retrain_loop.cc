@@ -210,6 +210,7 @@ pb::GetDataRequest RetrainLoop::IterationRequest(int64_t it) {
 }
 
 Status RetrainLoop::RunIteration(int64_t it) {
+  const auto start = Clock::now();
   const std::string& device = c_.session.device_id;
   IterationTiming t;
   t.iteration = it;
@@ -244,14 +245,17 @@ Status RetrainLoop::RunIteration(int64_t it) {
   }
   R2F_ASSIGN_OR_RETURN(pb::Ack ack, server_.deployModel(device, next, c_.session.deploy_as_delta));
   (void)ack;
-  AddCallRecords(&t);
+  std::map<std::string, double> extra;
+  AddCallRecords(&t, &extra);
   R2F_RETURN_IF_ERROR(mirror_->Set(std::move(next)));
   CountRebuild(reply, recon.mismatched_layers);
-  std::map<std::string, double> extra = {
-      {"loss", step.loss},
-      {"batch_top1", double(step.top1_hits) / step.samples},
-      {"increment_layers", double(recon.increment_layers)},
-      {"model_version", double(mirror_->model().model_version())}};
+  // The iteration's wall time (validation excluded: it has its own line), to set against
+  // FP + BP + codec: what the framework adds.
+  extra["wall_s"] = std::chrono::duration<double>(Clock::now() - start).count();
+  extra.insert({{"loss", step.loss},
+                {"batch_top1", double(step.top1_hits) / step.samples},
+                {"increment_layers", double(recon.increment_layers)},
+                {"model_version", double(mirror_->model().model_version())}});
   if (reply.reference() == pb::REFERENCE_LOCAL_EXACT) {
     extra["patched_elements"] = double(reply.patched_elements());
     extra["disagreeing_layers"] = double(reply.disagreeing_layers());
@@ -336,8 +340,9 @@ Status RetrainLoop::Validate(int64_t it, IterationTiming* t) {
   return Status::Ok();
 }
 
-// The calls of this iteration: bytes and modelled link times.
-void RetrainLoop::AddCallRecords(IterationTiming* t) {
+// The calls of this iteration: bytes and modelled link times, and per call kind the device's
+// handler time and the rest of the call's wall time (the transport's) as extra fields.
+void RetrainLoop::AddCallRecords(IterationTiming* t, std::map<std::string, double>* extra) {
   for (const CallRecord& r : server_.TakeRecords(c_.session.device_id)) {
     t->uplink_bytes += r.uplink_bytes;
     t->downlink_bytes += r.downlink_bytes;
@@ -346,6 +351,11 @@ void RetrainLoop::AddCallRecords(IterationTiming* t) {
     // A call's wall time covers both directions; it is logged with the direction that carries
     // its payload (the data reply up, the model down).
     t->measured(r.kind == pb::MSG_GET_DATA ? Stage::kUplink : Stage::kDownlink) += r.measured_s;
+    const std::string call = r.kind == pb::MSG_GET_DATA       ? "getdata"
+                             : r.kind == pb::MSG_DEPLOY_MODEL ? "deploy"
+                                                              : "other";
+    (*extra)[call + "_device_s"] += r.device_s;
+    (*extra)[call + "_transport_s"] += r.measured_s - r.device_s;
   }
 }
 

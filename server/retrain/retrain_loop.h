@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -43,7 +44,7 @@ class RetrainLoop {
   void CountRebuild(const pb::DataReply& reply, int mismatched_layers);
   Status RunIteration(int64_t it);
   pb::GetDataRequest IterationRequest(int64_t it);
-  void AddCallRecords(IterationTiming* t);
+  void AddCallRecords(IterationTiming* t, std::map<std::string, double>* extra);
   Status Checkpoint(int64_t it);
   void ReportProgress(int64_t it, double uplink_bytes);
   Status Finish();

@@ -13,6 +13,10 @@
 //   BM_FleetThroughput/N   N devices on one server, DRM, HSPA held to real time: iterations per
 //                          second of the fleet in its steady state, efficiency = speed-up / N
 //                          (target >= 0.75 at N = 8), server CPU use and RSS per job.
+//   BM_RetrainIteration/M  one device on loopback, DRM (0) or APRM exact (1), 60 iterations:
+//                          wall_over_work = iteration wall / (FP + BP + codec) (target
+//                          <= 1.25), deploy_ms (a weight delta, target <= 5) and
+//                          getdata_transport_ms (target <= 15), medians over the iterations.
 // The machine and its CPU are in the JSON context (--benchmark_context is added).
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
@@ -27,6 +31,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/base/json.h"
 #include "server/fleet/fleet.h"
 #include "tests/support/daemon_test_util.h"
 #include "tests/support/mosquitto_fixture.h"
@@ -131,13 +136,14 @@ void BM_EvalPairOverAloneBody(benchmark::State& state) {
 
 // A fleet config for `devices` of the bed.
 FleetConfig BenchFleet(const Bed& bed, const std::vector<std::string>& devices,
-                       const std::string& name, bool throttle, int iterations) {
+                       const std::string& name, bool throttle, int iterations,
+                       const std::string& method = "{mode: drm}") {
   std::ostringstream y;
   y << "job_id: " << name << "\nbroker: {uri: '" << bed.broker().uri() << "'}\n"
     << "link: {preset: " << (throttle ? "hspa" : "ieee802154g")
     << ", throttle: " << (throttle ? "true" : "false") << "}\n"
     << "model: {pretrain_config: configs/pretrain/resnet18.yaml}\n"
-    << "method: {mode: drm}\n"
+    << "method: " << method << "\n"
     << "train: {samples: 4800, batch_size: 16, max_iterations: " << iterations << "}\n"
     << "eval: {images: 100, batch_size: 100, before: false}\n"
     << "validation: {enabled: false}\n"  // final models compared as trained (no do no harm)
@@ -252,6 +258,50 @@ void BM_FleetThroughputBody(benchmark::State& state) {
   }
 }
 
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// One device on loopback, no throttle: a short real retraining (DRM, or APRM with the exact
+// reference) through the broker and the daemon, its stages.jsonl read back. Medians over the
+// iterations after the first five: the iteration's wall time against the device's FP, the
+// server's BP and the codec (both ends), the deployModel call of a weight delta, and the part of
+// the getData call that is transport (the call's wall time minus the device's handler time).
+void BM_RetrainIterationBody(benchmark::State& state) {
+  const bool exact = state.range(0) == 1;
+  state.SetLabel(exact ? "aprm_exact" : "drm");
+  Bed bed(1);
+  constexpr int kIterations = 60;
+  for (auto _ : state) {
+    Result<FleetResult> r =
+        RunFleet(BenchFleet(bed, Devices(1, 1), "it", false, kIterations,
+                            exact ? "{mode: aprm, reference: exact}" : "{mode: drm}"),
+                 true);
+    if (!r.ok()) throw std::runtime_error(r.status().ToString());
+  }
+  const std::vector<std::string> lines = NonEmptyLines(bed.dir().File("run-it/dev-1/stages.jsonl"));
+  std::vector<double> wall, work, deploy, getdata_transport, getdata_device;
+  for (size_t i = 5; i < lines.size(); ++i) {
+    Result<Json> j = ParseJson(lines[i], "stage line " + std::to_string(i + 1));
+    if (!j.ok()) throw std::runtime_error(j.status().ToString());
+    const Json& m = (*j)["measured_s"];
+    const Json& x = (*j)["extra"];
+    wall.push_back(x.value("wall_s", 0.0));
+    work.push_back(m.value("fp", 0.0) + m.value("bp", 0.0) + m.value("codec", 0.0));
+    deploy.push_back(x.value("deploy_device_s", 0.0) + x.value("deploy_transport_s", 0.0));
+    getdata_transport.push_back(x.value("getdata_transport_s", 0.0));
+    getdata_device.push_back(x.value("getdata_device_s", 0.0));
+  }
+  state.counters["wall_ms"] = 1e3 * Median(wall);
+  state.counters["fp_bp_codec_ms"] = 1e3 * Median(work);
+  state.counters["wall_over_work"] = Median(wall) / Median(work);
+  state.counters["deploy_ms"] = 1e3 * Median(deploy);
+  state.counters["getdata_transport_ms"] = 1e3 * Median(getdata_transport);
+  state.counters["getdata_device_ms"] = 1e3 * Median(getdata_device);
+}
+
 // Set-up failures (no model, a daemon that does not start) end the benchmark with the reason.
 template <void (*Body)(benchmark::State&)>
 void Guarded(benchmark::State& state) {
@@ -264,7 +314,14 @@ void Guarded(benchmark::State& state) {
 void BM_EvalPairOverAlone(benchmark::State& s) { Guarded<BM_EvalPairOverAloneBody>(s); }
 void BM_BytesPerServer(benchmark::State& s) { Guarded<BM_BytesPerServerBody>(s); }
 void BM_FleetThroughput(benchmark::State& s) { Guarded<BM_FleetThroughputBody>(s); }
+void BM_RetrainIteration(benchmark::State& s) { Guarded<BM_RetrainIterationBody>(s); }
 
+BENCHMARK(BM_RetrainIteration)
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime();
 BENCHMARK(BM_EvalPairOverAlone)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK(BM_BytesPerServer)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK(BM_FleetThroughput)

@@ -97,8 +97,8 @@ TEST(PatchCodecTest, PatchRoundTripAndDamage) {
 TEST(PatchCodecTest, BothFormsRoundTripAndRefuseDamage) {
   const size_t n = 1003;  // not a multiple of eight: the bitmap's last byte is partial
   std::mt19937_64 rng(7);
-  std::vector<int8_t> y(n);
-  for (auto& x : y) x = static_cast<int8_t>(rng());
+  std::vector<int8_t> y(n);  // a third zeros, as ReLU outputs have (the bitmap form skips them)
+  for (size_t i = 0; i < n; ++i) y[i] = i % 3 == 0 ? 0 : static_cast<int8_t>(rng() | 1);
   for (size_t flagged : {3, 400}) {
     SCOPED_TRACE(std::to_string(flagged) + " flagged");
     std::vector<uint8_t> mask(n, 0);
@@ -124,17 +124,17 @@ TEST(PatchCodecTest, BothFormsRoundTripAndRefuseDamage) {
     refused(std::string(), n);                             // no form byte
     refused(std::string(1, '\x07') + patch.substr(1), n);  // unknown form
   }
-  // A bitmap that flags an element past the end of the layer.
+  // A bitmap that flags elements past the end of the layer (n % 8 == 3: bits 3-7 of its last
+  // byte). The form byte and varint(1003) take three bytes.
   std::vector<uint8_t> all(n, 1);
   uint32_t count = 0;
   std::string patch = EncodePatch(y.data(), all.data(), n, &count);
   ASSERT_EQ(patch[0], 1);
-  const size_t last_map_byte = patch.size() - n - 1;  // the values are the last n bytes
-  patch[last_map_byte] = static_cast<char>(0xFF);
-  patch.push_back('\0');  // keep the value count consistent with the extra flags
-  patch.append(4, '\0');
+  patch[3 + (n + 7) / 8 - 1] = static_cast<char>(patch[3 + (n + 7) / 8 - 1] | 0xF8);
   std::vector<int8_t> out(n);
-  EXPECT_EQ(ApplyPatch(patch, out.data(), n).code(), Status::Code::kCorruption);
+  const Status st = ApplyPatch(patch, out.data(), n);
+  EXPECT_EQ(st.code(), Status::Code::kCorruption);
+  EXPECT_NE(st.message().find("past"), std::string::npos) << st.ToString();
 }
 
 }  // namespace

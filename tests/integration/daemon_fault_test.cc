@@ -148,6 +148,43 @@ TEST_F(DaemonFaultTest, DaemonKilledMidRequestAndRestartedCompletesOnce) {
   EXPECT_EQ(disturbed->model_version(), 2u);
 }
 
+// Retraining deploys a delta per iteration and the device journals it (client/
+// device_state_store.h): a SIGKILL right after an acknowledged deploy restarts with that model,
+// rebuilt from the whole model and the journalled deltas, and the same data as before the kill.
+TEST_F(DaemonFaultTest, KilledRightAfterAcknowledgedDeltasRestartsWithTheLastOne) {
+  testing::DeviceYamlOptions o;
+  o.ber = 1e-4;
+  ASSERT_NO_FATAL_FAILURE(StartClient(o));
+  ASSERT_NO_FATAL_FAILURE(ConnectServer(FaultServerOptions()));
+  pb::QuantizedModel model = testing::TestModel();
+  ASSERT_TRUE(server_->deployModel(kDevice, model).ok());
+  ASSERT_TRUE(server_->setAIoTMode(kDevice, pb::MODE_INFERENCE, {}).ok());
+  for (uint64_t v = 2; v <= 6; ++v) {
+    model = testing::Retrained(model, v);
+    auto ack = server_->deployModel(kDevice, model);
+    ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+    ASSERT_NE(ack->detail().find("applied weight delta"), std::string::npos) << ack->detail();
+  }
+  const pb::GetDataRequest request = DataRequest(pb::MODE_INFERENCE, 3, 4, 5);
+  auto before = server_->getData(kDevice, request);
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+
+  ASSERT_TRUE(server_->deployModel(kDevice, testing::Retrained(model, 7)).ok());
+  client_->Kill();  // right after the Ack of version 7
+  ASSERT_TRUE(client_->Start());
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] { return client_->CountInLog("restored model version 7") == 1; }, seconds(20)))
+      << client_->Log();
+  EXPECT_EQ(client_->CountInLog("and 6 journalled delta(s)"), 1u) << client_->Log();
+  // Back to version 6 by a delta against the restored 7, then the same data as before the kill.
+  auto ack = server_->deployModel(kDevice, model);
+  ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+  EXPECT_NE(ack->detail().find("applied weight delta 7 -> 6"), std::string::npos) << ack->detail();
+  auto after = server_->getData(kDevice, request);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  ExpectSameData(*before, *after);
+}
+
 TEST_F(DaemonFaultTest, DuplicatedRequestIsExecutedOnce) {
   ASSERT_NO_FATAL_FAILURE(StartClient({}));
   ASSERT_NO_FATAL_FAILURE(ConnectServer());

@@ -1,0 +1,156 @@
+// client/device_state_store.h: a device restarts with the model it last acknowledged, whether it
+// came whole or as weight deltas in the journal, and a torn journal end costs only the record it
+// tore.
+#include "client/device_state_store.h"
+
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "common/codec/weight_delta.h"
+#include "tests/support/daemon_test_util.h"
+#include "tests/support/test_util.h"
+
+namespace r2f {
+namespace {
+
+using google::protobuf::util::MessageDifferencer;
+
+// Deploys v1 whole and then `deltas` retraining steps as deltas; returns the last model.
+pb::QuantizedModel DeployChain(DeviceStateStore* store, int deltas) {
+  pb::QuantizedModel model = testing::TestModel();
+  EXPECT_TRUE(store->SaveModel(model).ok());
+  for (int v = 2; v <= deltas + 1; ++v) {
+    pb::QuantizedModel next = testing::Retrained(model, static_cast<uint64_t>(v));
+    auto delta = MakeWeightDelta(model, next);
+    EXPECT_TRUE(delta.ok()) << delta.status().ToString();
+    EXPECT_TRUE(store->SaveDelta(*delta, next).ok());
+    model = next;
+  }
+  return model;
+}
+
+uint64_t FileSize(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  return ec ? 0 : size;
+}
+
+TEST(DeviceStateStoreTest, RestartsWithTheLastDeltaFromTheJournal) {
+  testing::TempDir dir;
+  pb::QuantizedModel last;
+  {
+    DeviceStateStore store(dir.path());
+    last = DeployChain(&store, 5);
+    EXPECT_GT(FileSize(store.journal_path()), 0u);
+  }
+  DeviceStateStore reopened(dir.path());
+  int replayed = -1;
+  auto model = reopened.LoadModel(uint64_t{1} << 30, &replayed);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_EQ(replayed, 5);
+  EXPECT_EQ(model->model_version(), 6u);
+  EXPECT_TRUE(MessageDifferencer::Equals(*model, last));
+}
+
+TEST(DeviceStateStoreTest, CompactsIntoAWholeModelAndAWholeModelEmptiesTheJournal) {
+  testing::TempDir dir;
+  DeviceStateStore store(dir.path());
+  const pb::QuantizedModel last = DeployChain(&store, DeviceStateStore::kCompactEvery + 2);
+  int replayed = -1;
+  auto model = store.LoadModel(uint64_t{1} << 30, &replayed);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_LT(replayed, DeviceStateStore::kCompactEvery);  // the journal was started afresh
+  EXPECT_TRUE(MessageDifferencer::Equals(*model, last));
+
+  ASSERT_TRUE(store.SaveModel(testing::TestModel(9, 100)).ok());
+  EXPECT_EQ(FileSize(store.journal_path()), 0u);
+  model = store.LoadModel(uint64_t{1} << 30, &replayed);
+  ASSERT_TRUE(model.ok());
+  EXPECT_EQ(replayed, 0);
+  EXPECT_EQ(model->model_version(), 100u);
+}
+
+TEST(DeviceStateStoreTest, ATornLastRecordIsDroppedAndLaterAppendsStillReplay) {
+  testing::TempDir dir;
+  DeviceStateStore store(dir.path());
+  const pb::QuantizedModel v4 = DeployChain(&store, 3);
+  const std::string journal = store.journal_path();
+  const uint64_t good = FileSize(journal);
+  {
+    // A kill mid-append: half a record's header and a few bytes.
+    std::ofstream out(journal, std::ios::binary | std::ios::app);
+    out.write("\x40\x00\x00\x00\x12\x34", 6);
+  }
+  DeviceStateStore restarted(dir.path());
+  int replayed = -1;
+  auto model = restarted.LoadModel(uint64_t{1} << 30, &replayed);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_EQ(replayed, 3);
+  EXPECT_TRUE(MessageDifferencer::Equals(*model, v4));
+  EXPECT_EQ(FileSize(journal), good) << "the torn end is cut off";
+
+  const pb::QuantizedModel v5 = testing::Retrained(v4, 5);
+  ASSERT_TRUE(restarted.SaveDelta(*MakeWeightDelta(v4, v5), v5).ok());
+  DeviceStateStore again(dir.path());
+  model = again.LoadModel(uint64_t{1} << 30, &replayed);
+  ASSERT_TRUE(model.ok());
+  EXPECT_EQ(replayed, 4);
+  EXPECT_EQ(model->model_version(), 5u);
+}
+
+TEST(DeviceStateStoreTest, AStaleJournalIsDroppedALaterBadRecordIsCorruption) {
+  testing::TempDir dir;
+  DeviceStateStore store(dir.path());
+  const pb::QuantizedModel v1 = testing::TestModel();
+  ASSERT_TRUE(store.SaveModel(v1).ok());
+  const pb::QuantizedModel v2 = testing::Retrained(v1, 2);
+  const pb::QuantizedModel v3 = testing::Retrained(v2, 3);
+  ASSERT_TRUE(store.SaveDelta(*MakeWeightDelta(v1, v2), v2).ok());
+  ASSERT_TRUE(store.SaveDelta(*MakeWeightDelta(v2, v3), v3).ok());
+  const std::string journal = store.journal_path();
+  std::ifstream in(journal, std::ios::binary);
+  const std::string records((std::istreambuf_iterator<char>(in)), {});
+  in.close();
+
+  // Killed between writing model.pb (v3, compacted) and removing the journal: the journal
+  // leads to model.pb; it is dropped, and model.pb is what the device acknowledged.
+  {
+    DeviceStateStore compacted(dir.path());
+    ASSERT_TRUE(compacted.SaveModel(v3).ok());
+  }
+  testing::WriteFile(journal, records);
+  int replayed = -1;
+  auto model = DeviceStateStore(dir.path()).LoadModel(uint64_t{1} << 30, &replayed);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_EQ(replayed, 0);
+  EXPECT_TRUE(MessageDifferencer::Equals(*model, v3));
+
+  // A good first record and a second that does not apply: acknowledged deltas are missing.
+  ASSERT_TRUE(DeviceStateStore(dir.path()).SaveModel(v1).ok());
+  pb::WeightDelta bad = *MakeWeightDelta(v2, v3);
+  bad.set_weights_crc32(bad.weights_crc32() ^ 1);  // damaged before it was journalled
+  {
+    DeviceStateStore again(dir.path());
+    ASSERT_TRUE(again.SaveDelta(*MakeWeightDelta(v1, v2), v2).ok());
+    ASSERT_TRUE(again.SaveDelta(bad, v3).ok());
+  }
+  model = DeviceStateStore(dir.path()).LoadModel(uint64_t{1} << 30);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(model.status().message().find("model.journal"), std::string::npos)
+      << model.status().ToString();
+}
+
+TEST(DeviceStateStoreTest, WithoutADirectoryNothingIsKept) {
+  DeviceStateStore store("");
+  const pb::QuantizedModel v1 = testing::TestModel();
+  EXPECT_TRUE(store.SaveModel(v1).ok());
+  EXPECT_EQ(store.LoadModel(1 << 30).status().code(), Status::Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace r2f
