@@ -23,6 +23,7 @@ NETS = ["resnet18", "resnet50", "mobilenetv2", "shufflenetv2", "squeezenet"]
 NET_NAMES = {"resnet18": "ResNet18", "resnet50": "ResNet50", "mobilenetv2": "MobileNetV2",
              "shufflenetv2": "ShuffleNetV2", "squeezenet": "SqueezeNet"}
 METHOD_NAMES = {"drm": "DRM", "aprm50": "APRM-50%", "aprm60": "APRM-60%", "aprm80": "APRM-80%",
+                "exact": "APRM-exact (ours)",
                 "tclp20": "TCLP-20%", "tclp50": "TCLP-50%", "tclp200": "TCLP-200%"}
 STAGES = ["fp", "tmr", "increment", "codec", "uplink", "bp", "downlink"]
 STAGE_NAMES = {"fp": "FP", "tmr": "TMR", "increment": "Increment", "codec": "(De)compression",
@@ -145,7 +146,8 @@ def ber_axis(ax, bers):
 
 MARKERS = {"Base": ("k", "o", "--"), "DRM": ("tab:blue", "s", "-"),
            "APRM-50%": ("tab:orange", "^", "-"), "APRM-60%": ("tab:green", "v", "-"),
-           "APRM-80%": ("tab:red", "D", "-"), "TCLP-20%": ("tab:olive", "P", "-"),
+           "APRM-80%": ("tab:red", "D", "-"), "APRM-exact (ours)": ("tab:brown", "h", "-"),
+           "TCLP-20%": ("tab:olive", "P", "-"),
            "TCLP-50%": ("tab:cyan", "X", "-"), "TCLP-200%": ("tab:purple", "*", "-")}
 
 
@@ -219,9 +221,17 @@ def accuracy_table(runs, methods, title, tables):
                    [METHOD_NAMES[m] for m in methods], rows))
 
 
+def present(runs, methods):
+    """The methods of `methods` that have at least one retraining run."""
+    ran = {k[2] for k in runs.retrain}
+    return [m for m in methods if m in ran]
+
+
 def fig4(runs, out, tables):
-    """Top-1 after retraining with DRM and APRM at three similarity thresholds, and Base."""
-    methods = ["drm", "aprm50", "aprm60", "aprm80"]
+    """Top-1 after retraining with DRM, APRM at three similarity thresholds and APRM-exact
+    (ours), and Base."""
+    methods = present(runs, ["drm", "aprm50", "aprm60", "aprm80", "exact"])
+    width = 0.8 / len(methods)
     fig, axes = panels(len(runs.nets))
     fig2, axes2 = panels(len(runs.nets), height=2.6)
     for ax, ax2, net in zip(axes, axes2, runs.nets):
@@ -235,8 +245,8 @@ def fig4(runs, out, tables):
             ys = [runs.after(net, b, m) for b in bers]
             ax.plot(x, [nan(v) for v in ys], color=c, marker=mk, linestyle=ls, markersize=5,
                     label=METHOD_NAMES[m])
-            ax2.bar([xi + (i - 1.5) * 0.2 for xi in x],
-                    [nan(a) - nan(b) for a, b in zip(ys, base)], width=0.2, color=c,
+            ax2.bar([xi + (i - (len(methods) - 1) / 2) * width for xi in x],
+                    [nan(a) - nan(b) for a, b in zip(ys, base)], width=width, color=c,
                     label=METHOD_NAMES[m])
         for a in (ax, ax2):
             ber_axis(a, bers)
@@ -309,7 +319,8 @@ def fig5(runs, out, tables):
 
 
 def fig6(runs, out, tables, links):
-    """Modelled retraining time per iteration by stage, APRM-60% normalised to DRM."""
+    """Modelled retraining time per iteration by stage, APRM-60% (and APRM-exact, ours, where it
+    ran: the bars marked "x") normalised to DRM."""
     rows, summary_rows = [], []
     fig, axes = plt.subplots(len(links), 1, figsize=(13, 3.3 * len(links)), squeeze=False)
     colors = dict(zip(STAGES, ["tab:blue", "tab:purple", "tab:pink", "tab:olive", "tab:orange",
@@ -326,6 +337,10 @@ def fig6(runs, out, tables, links):
                 drm = per_iteration(runs.retrain[(net, b, "drm")], link)
                 bars.append((ber_label(b), per_iteration(runs.retrain[(net, b, "aprm60")], link),
                              sum(drm.values())))
+                if (net, b, "exact") in runs.retrain:
+                    bars.append((ber_label(b) + " x",
+                                 per_iteration(runs.retrain[(net, b, "exact")], link),
+                                 sum(drm.values())))
             drm_total = sum(bars[0][1].values())
             start = x
             for label, stages, norm in bars:
@@ -340,16 +355,19 @@ def fig6(runs, out, tables, links):
                 labels.append(label)
                 if label != "DRM":
                     red = 1 - sum(stages.values()) / norm
-                    reductions.setdefault(label, []).append(red)
-                    rows.append([LINK_NAMES[link], NET_NAMES[net], label, "%.3f" % norm,
+                    method = "APRM-exact" if label.endswith(" x") else "APRM-60%"
+                    ber = label.removesuffix(" x")
+                    reductions.setdefault((method, ber), []).append(red)
+                    rows.append([LINK_NAMES[link], NET_NAMES[net], method, ber, "%.3f" % norm,
                                  "%.3f" % sum(stages.values()), "%.0f%%" % (100 * red)] +
                                 ["%.0f%%" % (100 * stages[s] / sum(stages.values()))
                                  for s in STAGES])
                 x += 1
             ax.text((start + x - 1) / 2, 1.08, NET_NAMES[net], ha="center", fontsize=9)
             x += 0.8
-        for b, reds in reductions.items():
-            summary_rows.append([LINK_NAMES[link], b, str(len(reds)),
+        for (method, b), reds in sorted(reductions.items(),
+                                        key=lambda kv: (kv[0][0], float(kv[0][1]))):
+            summary_rows.append([LINK_NAMES[link], method, b, str(len(reds)),
                                  "%.0f%%" % (100 * sum(reds) / len(reds)),
                                  "%.0f%% .. %.0f%%" % (100 * min(reds), 100 * max(reds))])
         ax.set_xticks(ticks)
@@ -358,23 +376,25 @@ def fig6(runs, out, tables, links):
         ax.set_ylabel(f"{LINK_NAMES[link]}: time / DRM")
         ax.axhline(1.0, color="k", linewidth=0.6, linestyle=":")
         ax.grid(alpha=0.3, axis="y")
-    axes[-1][0].set_xlabel("DRM, then APRM-60% at each bit error rate (modelled time per "
-                           "iteration, normalised to DRM at the same BER)")
+    axes[-1][0].set_xlabel("DRM, then APRM-60% (and APRM-exact, ours: \"x\") at each bit error "
+                           "rate (modelled time per iteration, normalised to DRM at the same BER)")
     fig.suptitle("Fig. 6: retraining time per stage, normalised to DRM")
     legend_right(fig, [a[0] for a in axes])
     save(fig, out, "fig6")
-    tables.append(("Fig. 6: modelled seconds per iteration, APRM-60% against DRM, and the "
-                   "APRM-60% stage shares",
-                   ["link", "network", "BER", "DRM s/it", "APRM-60% s/it", "reduction"] +
+    tables.append(("Fig. 6: modelled seconds per iteration, APRM-60% (and APRM-exact, ours) "
+                   "against DRM, and their stage shares",
+                   ["link", "network", "method", "BER", "DRM s/it", "method s/it", "reduction"] +
                    [STAGE_NAMES[s] for s in STAGES], rows))
-    tables.append(("Fig. 6 summary: average time reduction of APRM-60% against DRM over the "
-                   "networks (the paper: -88% at 1e-6, -73% at 1e-5, -38% at 1e-4)",
-                   ["link", "BER", "networks", "mean reduction", "range"], summary_rows))
+    tables.append(("Fig. 6 summary: average time reduction against DRM over the networks (the "
+                   "paper's APRM-60%: -88% at 1e-6, -73% at 1e-5, -38% at 1e-4)",
+                   ["link", "method", "BER", "networks", "mean reduction", "range"],
+                   summary_rows))
 
 
 def fig7(runs, out, tables):
-    """Uplink bytes of APRM-x relative to DRM."""
-    methods = ["aprm50", "aprm60", "aprm80"]
+    """Uplink bytes of APRM-x (and APRM-exact, ours) relative to DRM."""
+    methods = present(runs, ["aprm50", "aprm60", "aprm80", "exact"])
+    width = 0.8 / len(methods)
     fig, axes = panels(len(runs.nets), sharey=True)
     rows = []
     for ax, net in zip(axes, runs.nets):
@@ -385,18 +405,21 @@ def fig7(runs, out, tables):
                 s, d = runs.retrain.get((net, b, m)), runs.retrain[(net, b, "drm")]
                 per = lambda r: r["timing"]["uplink_bytes"] / r["timing"]["iterations"]  # noqa
                 vals.append(per(s) / per(d) if s else math.nan)
-            ax.bar([j + (i - 1) * 0.27 for j in range(len(bers))], vals, width=0.27,
-                   color=MARKERS[METHOD_NAMES[m]][0], label=METHOD_NAMES[m])
+            ax.bar([j + (i - (len(methods) - 1) / 2) * width for j in range(len(bers))], vals,
+                   width=width, color=MARKERS[METHOD_NAMES[m]][0], label=METHOD_NAMES[m])
         for b in bers:
             d = runs.retrain[(net, b, "drm")]
             cells = [NET_NAMES[net], ber_label(b),
                      "%.3f" % (d["timing"]["uplink_bytes"] / d["timing"]["iterations"] / 1e6)]
             for m in methods:
                 s = runs.retrain.get((net, b, m))
-                cells.append("" if not s else "%.2f (%d layers)" % (
-                    (s["timing"]["uplink_bytes"] / s["timing"]["iterations"]) /
-                    (d["timing"]["uplink_bytes"] / d["timing"]["iterations"]),
-                    len(s["increment_layers"])))
+                ratio = None if not s else ((s["timing"]["uplink_bytes"] /
+                                             s["timing"]["iterations"]) /
+                                            (d["timing"]["uplink_bytes"] /
+                                             d["timing"]["iterations"]))
+                # The exact method picks each layer's form per batch: no fixed increment layers.
+                cells.append("" if not s else "%.2f (exact)" % ratio if m == "exact" else
+                             "%.2f (%d layers)" % (ratio, len(s["increment_layers"])))
             rows.append(cells)
         ber_axis(ax, bers)
         ax.set_title(NET_NAMES[net], fontsize=10)

@@ -35,15 +35,18 @@ import sweeps  # noqa: E402
 
 BIN = Path(os.environ.get("R2F_BUILD_DIR", ROOT / "build")) / "bin"
 
-# method name -> (method.mode, similarity threshold, tmr.mode, TCLP budget r_max)
+# method name -> (method.mode, similarity threshold, tmr.mode, TCLP budget r_max,
+# method.reference). APRM-NN are the paper's (the LW-TMR chain); "exact" is ours, the exact
+# layer-local reference (docs/retraining.md), for which the threshold does not apply.
 METHODS = {
-    "drm": ("drm", 0.6, "none", None),
-    "aprm50": ("aprm", 0.5, "none", None),
-    "aprm60": ("aprm", 0.6, "none", None),
-    "aprm80": ("aprm", 0.8, "none", None),
-    "tclp20": ("drm", 0.6, "partial", 0.2),
-    "tclp50": ("drm", 0.6, "partial", 0.5),
-    "tclp200": ("drm", 0.6, "layer_wise", 2.0),
+    "drm": ("drm", 0.6, "none", None, "chain"),
+    "aprm50": ("aprm", 0.5, "none", None, "chain"),
+    "aprm60": ("aprm", 0.6, "none", None, "chain"),
+    "aprm80": ("aprm", 0.8, "none", None, "chain"),
+    "exact": ("aprm", 0.6, "none", None, "exact"),
+    "tclp20": ("drm", 0.6, "partial", 0.2, "chain"),
+    "tclp50": ("drm", 0.6, "partial", 0.5, "chain"),
+    "tclp200": ("drm", 0.6, "layer_wise", 2.0, "chain"),
 }
 
 
@@ -327,7 +330,7 @@ def protected_layers(sweep, net, ber, r_max):
 
 def retrain_config(sweep, step):
     s = step.spec
-    mode, threshold, tmr_mode, r_max = METHODS[s["method"]]
+    mode, threshold, tmr_mode, r_max, reference = METHODS[s["method"]]
     protect = protected_layers(sweep, s["net"], s["ber"], r_max) if tmr_mode == "partial" else []
     if tmr_mode == "partial" and not protect:
         log(f"note: {step.name}: the search protects no layer within r_max {r_max}")
@@ -336,7 +339,8 @@ def retrain_config(sweep, step):
         device=s["device"], job=f"reproduce-{sweep['name']}-{step.dir.name}",
         link=s["link"], pretrain_config=pretrain_config(sweep, s["net"]),
         tmr_mode=tmr_mode, protected_layers="[" + ", ".join(map(str, protect)) + "]",
-        method=mode, threshold=threshold, iterations=s["iterations"], eval_images=s["images"],
+        method=mode, threshold=threshold, reference=reference, iterations=s["iterations"],
+        eval_images=s["images"],
         eval_before="true" if s["before"] else "false",
         eval_device=device_id(s["eval_ber"]) if s["eval_ber"] is not None else "",
         run_dir=step.dir)

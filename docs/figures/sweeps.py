@@ -9,6 +9,8 @@ Methods (the paper's names):
   drm       raw intermediate outputs (the paper's direct remote retraining)
   aprmNN    sparse increments against the LW-TMR reference for the layers whose similarity on one
             offline sample reaches NN% (APRM-50/60/80)
+  exact     ours: increments against the exact layer-local reference plus a patch where the TMR
+            replicas disagree (docs/retraining.md); what the server rebuilds equals DRM's data
   tclpNN    DRM on a device that runs the layers chosen by the critical-layer search (Algorithm 1)
             with TMR, redundant compute <= NN% (TCLP-20/50); tclp200 = every layer (full LW-TMR)
   ur-f/ur-c trained on a device at another BER (far / close), evaluated on the target device;
@@ -20,7 +22,7 @@ show that the recomputation equals what the server models.
 """
 
 NETWORKS = ["resnet18", "resnet50", "mobilenetv2", "shufflenetv2", "squeezenet"]
-APRM = ["drm", "aprm50", "aprm60", "aprm80"]
+APRM = ["drm", "aprm50", "aprm60", "aprm80", "exact"]  # exact: ours, beside the paper's
 TCLP = ["tclp20", "tclp50", "tclp200"]
 
 
