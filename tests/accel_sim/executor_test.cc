@@ -86,6 +86,42 @@ TEST_F(AcceleratorTest, CleanInferMatchesReference) {
   EXPECT_EQ(lean->logits.data, r->logits.data);
 }
 
+// A device hands its working buffers from one model to the next (deployModel): results must
+// not depend on whose buffers ran them, and the giver still works without them.
+TEST_F(AcceleratorTest, AdoptedBuffersChangeNoResult) {
+  FaultConfig faults;
+  faults.ber = 1e-3;
+  auto fresh = Accelerator::Create(model_, AcceleratorConfig{}).value();
+  auto expected = fresh->Infer(Batch(0, 4), faults, TmrConfig{}, 7, true);
+  ASSERT_TRUE(expected.ok()) << expected.status().ToString();
+  // The buffers come from a model of another graph, warmed by a run with TMR and faults.
+  const pb::Graph other_graph = testing::SmallGraphs().back();
+  auto other =
+      Accelerator::Create(MakeRandomQuantizedModel(other_graph, 4).value(), AcceleratorConfig{})
+          .value();
+  std::vector<uint8_t> other_pixels =
+      testing::RandomPixels(static_cast<size_t>(NumElements(other_graph.input_shape()) * 3), 2);
+  ImageBatch warm;
+  warm.pixels = other_pixels.data();
+  warm.batch = 3;
+  warm.sample_ids = {0, 1, 2};
+  TmrConfig lw;
+  lw.mode = TmrMode::kLayerWise;
+  ASSERT_TRUE(other->Infer(warm, faults, lw, 3, true).ok());
+  auto next = Accelerator::Create(model_, AcceleratorConfig{}).value();
+  next->AdoptBuffers(*other);
+  auto got = next->Infer(Batch(0, 4), faults, TmrConfig{}, 7, true);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->logits.data, expected->logits.data);
+  ASSERT_EQ(got->layer_outputs.size(), expected->layer_outputs.size());
+  for (size_t m = 0; m < got->layer_outputs.size(); ++m) {
+    EXPECT_EQ(got->layer_outputs[m].data, expected->layer_outputs[m].data) << "layer " << m;
+  }
+  EXPECT_EQ(got->stats.total_flips, expected->stats.total_flips);
+  auto giver = other->Infer(warm, faults, lw, 3, false);
+  EXPECT_TRUE(giver.ok()) << giver.status().ToString();
+}
+
 TEST_F(AcceleratorTest, MacLayersAreTheGraphsInOrder) {
   EXPECT_EQ(accel_->mac_layers(), MacLayerIds(graph_));
   EXPECT_EQ(accel_->model().graph().nodes_size(), graph_.nodes_size());
