@@ -23,7 +23,7 @@ NETS = ["resnet18", "resnet50", "mobilenetv2", "shufflenetv2", "squeezenet"]
 NET_NAMES = {"resnet18": "ResNet18", "resnet50": "ResNet50", "mobilenetv2": "MobileNetV2",
              "shufflenetv2": "ShuffleNetV2", "squeezenet": "SqueezeNet"}
 METHOD_NAMES = {"drm": "DRM", "aprm50": "APRM-50%", "aprm60": "APRM-60%", "aprm80": "APRM-80%",
-                "exact": "APRM-exact (ours)",
+                "exact": "APRM-exact (ours)", "local": "APRM-local (ours, approx.)",
                 "tclp20": "TCLP-20%", "tclp50": "TCLP-50%", "tclp200": "TCLP-200%"}
 STAGES = ["fp", "tmr", "increment", "codec", "uplink", "bp", "downlink"]
 STAGE_NAMES = {"fp": "FP", "tmr": "TMR", "increment": "Increment", "codec": "(De)compression",
@@ -147,6 +147,7 @@ def ber_axis(ax, bers):
 MARKERS = {"Base": ("k", "o", "--"), "DRM": ("tab:blue", "s", "-"),
            "APRM-50%": ("tab:orange", "^", "-"), "APRM-60%": ("tab:green", "v", "-"),
            "APRM-80%": ("tab:red", "D", "-"), "APRM-exact (ours)": ("tab:brown", "h", "-"),
+           "APRM-local (ours, approx.)": ("tab:pink", "d", "-"),
            "TCLP-20%": ("tab:olive", "P", "-"),
            "TCLP-50%": ("tab:cyan", "X", "-"), "TCLP-200%": ("tab:purple", "*", "-")}
 
@@ -230,7 +231,7 @@ def present(runs, methods):
 def fig4(runs, out, tables):
     """Top-1 after retraining with DRM, APRM at three similarity thresholds and APRM-exact
     (ours), and Base."""
-    methods = present(runs, ["drm", "aprm50", "aprm60", "aprm80", "exact"])
+    methods = present(runs, ["drm", "aprm50", "aprm60", "aprm80", "exact", "local"])
     width = 0.8 / len(methods)
     fig, axes = panels(len(runs.nets))
     fig2, axes2 = panels(len(runs.nets), height=2.6)
@@ -318,11 +319,16 @@ def fig5(runs, out, tables):
                    ["network", "BER", "Base", "DRM", "TCLP-20%", "TCLP-50%", "TCLP-200%"], rows))
 
 
+# Fig. 6's series: the paper's APRM-60% and, where they ran, ours (bar label suffixes).
+FIG6_SERIES = [("aprm60", "", "APRM-60%"), ("exact", " x", "APRM-exact"),
+               ("local", " l", "APRM-local")]
+
+
 def fig6(runs, out, tables, links):
-    """Modelled retraining time per iteration by stage, APRM-60% (and APRM-exact, ours, where it
-    ran: the bars marked "x") normalised to DRM."""
+    """Modelled retraining time per iteration by stage, APRM-60% (and ours where they ran:
+    APRM-exact, bars marked "x", and APRM-local, "l") normalised to DRM."""
     rows, summary_rows = [], []
-    fig, axes = plt.subplots(len(links), 1, figsize=(13, 3.3 * len(links)), squeeze=False)
+    fig, axes = plt.subplots(len(links), 1, figsize=(18, 3.3 * len(links)), squeeze=False)
     colors = dict(zip(STAGES, ["tab:blue", "tab:purple", "tab:pink", "tab:olive", "tab:orange",
                                "tab:green", "tab:gray"]))
     for ax, link in zip([a[0] for a in axes], links):
@@ -335,12 +341,11 @@ def fig6(runs, out, tables, links):
             bars = [("DRM", per_iteration(runs.retrain[(net, bers[-1], "drm")], link), None)]
             for b in bers:
                 drm = per_iteration(runs.retrain[(net, b, "drm")], link)
-                bars.append((ber_label(b), per_iteration(runs.retrain[(net, b, "aprm60")], link),
-                             sum(drm.values())))
-                if (net, b, "exact") in runs.retrain:
-                    bars.append((ber_label(b) + " x",
-                                 per_iteration(runs.retrain[(net, b, "exact")], link),
-                                 sum(drm.values())))
+                for method, suffix, _ in FIG6_SERIES:
+                    if (net, b, method) in runs.retrain:
+                        bars.append((ber_label(b) + suffix,
+                                     per_iteration(runs.retrain[(net, b, method)], link),
+                                     sum(drm.values())))
             drm_total = sum(bars[0][1].values())
             start = x
             for label, stages, norm in bars:
@@ -355,8 +360,8 @@ def fig6(runs, out, tables, links):
                 labels.append(label)
                 if label != "DRM":
                     red = 1 - sum(stages.values()) / norm
-                    method = "APRM-exact" if label.endswith(" x") else "APRM-60%"
-                    ber = label.removesuffix(" x")
+                    ber, _, suffix = label.partition(" ")
+                    method = next(name for _, s, name in FIG6_SERIES if s.strip() == suffix)
                     reductions.setdefault((method, ber), []).append(red)
                     rows.append([LINK_NAMES[link], NET_NAMES[net], method, ber, "%.3f" % norm,
                                  "%.3f" % sum(stages.values()), "%.0f%%" % (100 * red)] +
@@ -376,13 +381,14 @@ def fig6(runs, out, tables, links):
         ax.set_ylabel(f"{LINK_NAMES[link]}: time / DRM")
         ax.axhline(1.0, color="k", linewidth=0.6, linestyle=":")
         ax.grid(alpha=0.3, axis="y")
-    axes[-1][0].set_xlabel("DRM, then APRM-60% (and APRM-exact, ours: \"x\") at each bit error "
-                           "rate (modelled time per iteration, normalised to DRM at the same BER)")
+    axes[-1][0].set_xlabel("DRM, then APRM-60% (and ours: APRM-exact \"x\", APRM-local \"l\") at "
+                           "each bit error rate (modelled time per iteration, normalised to DRM at "
+                           "the same BER)")
     fig.suptitle("Fig. 6: retraining time per stage, normalised to DRM")
     legend_right(fig, [a[0] for a in axes])
     save(fig, out, "fig6")
-    tables.append(("Fig. 6: modelled seconds per iteration, APRM-60% (and APRM-exact, ours) "
-                   "against DRM, and their stage shares",
+    tables.append(("Fig. 6: modelled seconds per iteration, APRM-60% (and ours: APRM-exact, "
+                   "APRM-local) against DRM, and their stage shares",
                    ["link", "network", "method", "BER", "DRM s/it", "method s/it", "reduction"] +
                    [STAGE_NAMES[s] for s in STAGES], rows))
     tables.append(("Fig. 6 summary: average time reduction against DRM over the networks (the "
@@ -393,7 +399,7 @@ def fig6(runs, out, tables, links):
 
 def fig7(runs, out, tables):
     """Uplink bytes of APRM-x (and APRM-exact, ours) relative to DRM."""
-    methods = present(runs, ["aprm50", "aprm60", "aprm80", "exact"])
+    methods = present(runs, ["aprm50", "aprm60", "aprm80", "exact", "local"])
     width = 0.8 / len(methods)
     fig, axes = panels(len(runs.nets), sharey=True)
     rows = []

@@ -36,14 +36,16 @@ import sweeps  # noqa: E402
 BIN = Path(os.environ.get("R2F_BUILD_DIR", ROOT / "build")) / "bin"
 
 # method name -> (method.mode, similarity threshold, tmr.mode, TCLP budget r_max,
-# method.reference). APRM-NN are the paper's (the LW-TMR chain); "exact" is ours, the exact
-# layer-local reference (docs/retraining.md), for which the threshold does not apply.
+# method.reference). APRM-NN are the paper's (the LW-TMR chain); "exact" and "local" are ours,
+# the exact and the approximate layer-local reference (docs/retraining.md): exact ignores the
+# threshold, local uses it as the paper's APRM-60 does.
 METHODS = {
     "drm": ("drm", 0.6, "none", None, "chain"),
     "aprm50": ("aprm", 0.5, "none", None, "chain"),
     "aprm60": ("aprm", 0.6, "none", None, "chain"),
     "aprm80": ("aprm", 0.8, "none", None, "chain"),
     "exact": ("aprm", 0.6, "none", None, "exact"),
+    "local": ("aprm", 0.6, "none", None, "local"),
     "tclp20": ("drm", 0.6, "partial", 0.2, "chain"),
     "tclp50": ("drm", 0.6, "partial", 0.5, "chain"),
     "tclp200": ("drm", 0.6, "layer_wise", 2.0, "chain"),

@@ -11,6 +11,8 @@ Methods (the paper's names):
             offline sample reaches NN% (APRM-50/60/80)
   exact     ours: increments against the exact layer-local reference plus a patch where the TMR
             replicas disagree (docs/retraining.md); what the server rebuilds equals DRM's data
+  local     ours, approximate: increments against the layer-local vote, no patch, the 60%
+            threshold (docs/retraining.md); cheaper than exact, but the rebuild can be wrong
   tclpNN    DRM on a device that runs the layers chosen by the critical-layer search (Algorithm 1)
             with TMR, redundant compute <= NN% (TCLP-20/50); tclp200 = every layer (full LW-TMR)
   ur-f/ur-c trained on a device at another BER (far / close), evaluated on the target device;
@@ -22,7 +24,8 @@ show that the recomputation equals what the server models.
 """
 
 NETWORKS = ["resnet18", "resnet50", "mobilenetv2", "shufflenetv2", "squeezenet"]
-APRM = ["drm", "aprm50", "aprm60", "aprm80", "exact"]  # exact: ours, beside the paper's
+# exact and local: ours (the exact and the approximate layer-local reference), beside the paper's
+APRM = ["drm", "aprm50", "aprm60", "aprm80", "exact", "local"]
 TCLP = ["tclp20", "tclp50", "tclp200"]
 
 
