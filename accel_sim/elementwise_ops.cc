@@ -5,7 +5,7 @@
 
 #include "common/ir/fixed_point.h"
 
-#include "accel_sim/x86_intrinsics.h"
+#include "common/base/x86_intrinsics.h"
 
 namespace r2f::accel {
 namespace {

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "accel_sim/x86_intrinsics.h"
+#include "common/base/x86_intrinsics.h"
 
 namespace r2f::accel {
 

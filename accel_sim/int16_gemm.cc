@@ -9,7 +9,7 @@
 
 #include "accel_sim/int16_gemm_kernels.h"
 
-#include "accel_sim/x86_intrinsics.h"
+#include "common/base/x86_intrinsics.h"
 
 namespace r2f::accel {
 namespace {

@@ -7,7 +7,7 @@
 // row block streams by.
 #include "accel_sim/int16_gemm_kernels.h"
 
-#include "accel_sim/x86_intrinsics.h"
+#include "common/base/x86_intrinsics.h"
 
 #ifdef R2F_X86
 

@@ -8,7 +8,7 @@
 // block pairs inside: 16 accumulators, 10 loads per 16 multiply-adds.
 #include "accel_sim/int16_gemm_kernels.h"
 
-#include "accel_sim/x86_intrinsics.h"
+#include "common/base/x86_intrinsics.h"
 
 #ifdef R2F_X86
 

@@ -6,7 +6,7 @@
 // clamp once v >= lo >= -128.
 #include "accel_sim/requantize.h"
 
-#include "accel_sim/x86_intrinsics.h"
+#include "common/base/x86_intrinsics.h"
 
 namespace r2f::accel {
 namespace {

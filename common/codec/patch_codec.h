@@ -32,14 +32,14 @@ std::string EncodePatch(const int8_t* y, const uint8_t* mask, size_t n, uint32_t
 Status ApplyPatch(const std::string& patch, int8_t* out, size_t n);
 
 // The smallest exact form of the layer y given the voted reference v and the disagreement mask,
-// among four: raw (kRaw), raw+LZ4 (kRawLz4), and a sparse or LZ4 increment against v with a
-// patch of y where mask is set (the increment is 0 there, so patched elements cost nothing
-// twice). Ties prefer raw, then kRawLz4. To keep the encoder cheap (its cost is LZ4), two forms
-// are tried only where they can win: the dense LZ4 increment when more than 1/8 of the
-// increment is non-zero, and raw+LZ4 when increment and patch exceed half the raw layer and
-// also the layer's non-zero bytes (LZ4 barely shrinks int8 activations other than their runs of
-// zeros). Every form is exact, so a skipped try costs bytes at most, never correctness.
-// InvalidArgument for a layer over kMaxLayerElements.
+// among five: raw (kRaw), raw+LZ4 (kRawLz4), raw without its zeros (kRawZeroMap, ours), and a
+// sparse or LZ4 increment against v with a patch of y where mask is set (the increment is 0
+// there, so patched elements cost nothing twice). Ties prefer the increment. To keep the
+// encoder cheap (LZ4 was most of its time), two forms are tried only where they can win: the
+// dense LZ4 increment when more than 1/8 of the increment is non-zero, and raw+LZ4 when the best
+// other form exceeds half the raw layer and LZ4 of an eighth of it predicts a win. Every form
+// is exact, so a skipped try costs bytes at most, never correctness. InvalidArgument for a layer
+// over kMaxLayerElements.
 Result<EncodedLayer> EncodeExact(const int8_t* y, const int8_t* v, const uint8_t* mask, size_t n);
 
 }  // namespace r2f

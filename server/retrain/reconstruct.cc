@@ -57,7 +57,7 @@ Result<ReplyLayers> CheckReply(const pb::DataReply& reply, const accel::Accelera
                                      std::to_string(l.node_id()) + ", expected " +
                                      std::to_string(macs[i]));
     }
-    if (l.encoding() > static_cast<uint32_t>(Encoding::kIncrementSparse)) {
+    if (l.encoding() > static_cast<uint32_t>(Encoding::kRawZeroMap)) {
       return Status::InvalidArgument("data reply: layer " + std::to_string(l.node_id()) +
                                      " has unknown encoding " + std::to_string(l.encoding()));
     }

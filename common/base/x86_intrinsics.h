@@ -1,4 +1,5 @@
-// <immintrin.h> for the kernels that dispatch at run time, and R2F_X86 where it exists.
+// <immintrin.h> for the code that dispatches at run time (accel_sim kernels, the codec's
+// packing), and R2F_X86 where it exists.
 // GCC 12's AVX-512 headers build unmasked forms (vpsrad, vpmaxsd, vpmovsdb, vshufi64x2) on
 // _mm512_undefined_epi32(), a self-initialised variable that -Wmaybe-uninitialized reports at
 // every use (GCC bug 105593, fixed in GCC 13); the value is never read, so the warning is

@@ -1,0 +1,268 @@
+#include "common/codec/flag_pack.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "common/base/x86_intrinsics.h"
+#include "common/codec/byte_flags.h"
+
+namespace r2f {
+namespace {
+
+// Branch-free: every byte is stored and only flagged ones advance the cursor (the flags are
+// dense where this is used, and branches would mispredict).
+size_t PackFlaggedPortable(const int8_t* in, const uint8_t* flags, size_t n, uint8_t* bitmap,
+                           int8_t* out) {
+  size_t k = 0, i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const uint16_t bits = NonZeroBits16(flags + i);
+    for (size_t j = 0; j < 16; ++j) {
+      out[k] = in[i + j];
+      k += (bits >> j) & 1u;
+    }
+    bitmap[i / 8] = static_cast<uint8_t>(bits);
+    bitmap[i / 8 + 1] = static_cast<uint8_t>(bits >> 8);
+  }
+  for (; i < n; i += 8) {
+    uint8_t bits = 0;
+    for (size_t j = i; j < n && j < i + 8; ++j) {
+      const bool flag = flags[j] != 0;
+      bits |= static_cast<uint8_t>(flag << (j - i));
+      out[k] = in[j];
+      k += flag;
+    }
+    bitmap[i / 8] = bits;
+  }
+  return k;
+}
+
+void ExpandFlaggedPortable(const uint8_t* bitmap, const int8_t* values, size_t n, int8_t* out) {
+  size_t v = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned bit = (bitmap[i / 8] >> (i % 8)) & 1u;
+    out[i] = static_cast<int8_t>(values[v] & -static_cast<int>(bit));
+    v += bit;
+  }
+}
+
+void ScatterFlaggedPortable(const uint8_t* bitmap, const int8_t* values, size_t n, int8_t* out) {
+  size_t k = 0;
+  for (size_t b = 0; b < BitmapBytes(n); ++b) {
+    for (unsigned rest = bitmap[b]; rest != 0; rest &= rest - 1) {
+      out[8 * b + static_cast<size_t>(__builtin_ctz(rest))] = values[k++];
+    }
+  }
+}
+
+void DifferBitmapPortable(const int8_t* a, const int8_t* b, size_t n, uint8_t* bitmap) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const uint16_t bits = DifferBits16(a + i, b + i);
+    bitmap[i / 8] = static_cast<uint8_t>(bits);
+    bitmap[i / 8 + 1] = static_cast<uint8_t>(bits >> 8);
+  }
+  for (; i < n; i += 8) {
+    uint8_t bits = 0;
+    for (size_t j = i; j < n && j < i + 8; ++j)
+      bits |= static_cast<uint8_t>((a[j] != b[j]) << (j - i));
+    bitmap[i / 8] = bits;
+  }
+}
+
+// Counted in byte-wide lanes over blocks of at most 255 elements: with 64-bit counters GCC
+// widens every byte four times. Cloned for AVX2 (and the baseline) and picked when the library
+// loads; AVX-512 machines take MergeFlaggedAvx512.
+__attribute__((target_clones("avx2", "default"))) MergeCounts MergeFlaggedPortable(
+    const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n, int8_t* base) {
+  MergeCounts counts;
+  for (size_t start = 0; start < n; start += 255) {
+    const size_t stop = std::min(n, start + 255);
+    uint8_t block_differ = 0, block_flagged = 0, block_zeros = 0, block_flagged_nonzero = 0;
+    for (size_t i = start; i < stop; ++i) {  // branch-free, so that it vectorises
+      const uint8_t flag = flags[i] != 0;
+      const auto keep = static_cast<uint8_t>(0u - flag);  // 0xFF where flagged
+      const auto b =
+          static_cast<int8_t>(static_cast<uint8_t>(v[i]) ^
+                              ((static_cast<uint8_t>(y[i]) ^ static_cast<uint8_t>(v[i])) & keep));
+      base[i] = b;
+      block_differ = static_cast<uint8_t>(block_differ + (y[i] != b));
+      block_flagged = static_cast<uint8_t>(block_flagged + flag);
+      block_zeros = static_cast<uint8_t>(block_zeros + (y[i] == 0));
+      block_flagged_nonzero = static_cast<uint8_t>(block_flagged_nonzero + (flag & (y[i] != 0)));
+    }
+    counts.differ += block_differ;
+    counts.flagged += block_flagged;
+    counts.zeros += block_zeros;
+    counts.flagged_nonzero += block_flagged_nonzero;
+  }
+  return counts;
+}
+
+#if defined(R2F_X86)
+__attribute__((target("avx512f,avx512bw,popcnt"))) MergeCounts MergeFlaggedAvx512(
+    const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n, int8_t* base) {
+  MergeCounts counts;
+  for (size_t i = 0; i < n; i += 64) {
+    const __mmask64 lanes = n - i >= 64 ? ~__mmask64{0} : (~uint64_t{0}) >> (64 - (n - i));
+    const __m512i f = _mm512_maskz_loadu_epi8(lanes, flags + i);
+    const __m512i yv = _mm512_maskz_loadu_epi8(lanes, y + i);
+    const __mmask64 flagged = _mm512_test_epi8_mask(f, f);
+    const __m512i b = _mm512_mask_blend_epi8(flagged, _mm512_maskz_loadu_epi8(lanes, v + i), yv);
+    _mm512_mask_storeu_epi8(base + i, lanes, b);
+    counts.differ += static_cast<size_t>(_mm_popcnt_u64(_mm512_cmpneq_epi8_mask(yv, b)));
+    counts.flagged += static_cast<size_t>(_mm_popcnt_u64(flagged));
+    const __mmask64 zero = _mm512_testn_epi8_mask(yv, yv) & lanes;
+    counts.zeros += static_cast<size_t>(_mm_popcnt_u64(zero));
+    counts.flagged_nonzero += static_cast<size_t>(_mm_popcnt_u64(flagged & ~zero));
+  }
+  return counts;
+}
+
+__attribute__((target("avx512f,avx512bw"))) void DifferBitmapAvx512(const int8_t* a,
+                                                                    const int8_t* b, size_t n,
+                                                                    uint8_t* bitmap) {
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __mmask64 m =
+        _mm512_cmpneq_epi8_mask(_mm512_loadu_si512(a + i), _mm512_loadu_si512(b + i));
+    std::memcpy(bitmap + i / 8, &m, 8);
+  }
+  if (i < n) {
+    const __mmask64 tail = (~uint64_t{0}) >> (64 - (n - i));
+    const __mmask64 m = _mm512_cmpneq_epi8_mask(_mm512_maskz_loadu_epi8(tail, a + i),
+                                                _mm512_maskz_loadu_epi8(tail, b + i));
+    std::memcpy(bitmap + i / 8, &m, BitmapBytes(n) - i / 8);
+  }
+}
+
+bool HasAvx512bw() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  return has;
+}
+
+// AVX-512 VBMI2 packs and unpacks 64 bytes per instruction (vpcompressb / vpexpandb). The
+// compress goes to a register and then to memory in one unmasked store, hence the 64 bytes of
+// slack after `out`: a compress straight to memory is microcoded and slow on Zen 4.
+__attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) size_t PackFlaggedVbmi2(
+    const int8_t* in, const uint8_t* flags, size_t n, uint8_t* bitmap, int8_t* out) {
+  size_t k = 0, i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i f = _mm512_loadu_si512(flags + i);
+    const __mmask64 m = _mm512_test_epi8_mask(f, f);
+    _mm512_storeu_si512(out + k, _mm512_maskz_compress_epi8(m, _mm512_loadu_si512(in + i)));
+    std::memcpy(bitmap + i / 8, &m, 8);
+    k += static_cast<size_t>(_mm_popcnt_u64(m));
+  }
+  if (i < n) {
+    const __mmask64 tail = (~uint64_t{0}) >> (64 - (n - i));
+    const __m512i f = _mm512_maskz_loadu_epi8(tail, flags + i);
+    const __mmask64 m = _mm512_test_epi8_mask(f, f);
+    _mm512_storeu_si512(out + k,
+                        _mm512_maskz_compress_epi8(m, _mm512_maskz_loadu_epi8(tail, in + i)));
+    std::memcpy(bitmap + i / 8, &m, BitmapBytes(n) - i / 8);
+    k += static_cast<size_t>(_mm_popcnt_u64(m));
+  }
+  return k;
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) void ExpandFlaggedVbmi2(
+    const uint8_t* bitmap, const int8_t* values, size_t n, int8_t* out) {
+  size_t v = 0, i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __mmask64 m;
+    std::memcpy(&m, bitmap + i / 8, 8);
+    // The masked load reads only the flagged values: nothing past the last one.
+    _mm512_storeu_si512(out + i, _mm512_maskz_expandloadu_epi8(m, values + v));
+    v += static_cast<size_t>(_mm_popcnt_u64(m));
+  }
+  if (i < n) {
+    uint64_t m = 0;
+    std::memcpy(&m, bitmap + i / 8, BitmapBytes(n) - i / 8);
+    const __mmask64 tail = (~uint64_t{0}) >> (64 - (n - i));
+    _mm512_mask_storeu_epi8(out + i, tail, _mm512_maskz_expandloadu_epi8(m & tail, values + v));
+  }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) void ScatterFlaggedVbmi2(
+    const uint8_t* bitmap, const int8_t* values, size_t n, int8_t* out) {
+  size_t v = 0, i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __mmask64 m;
+    std::memcpy(&m, bitmap + i / 8, 8);
+    if (m == 0) continue;
+    const __m512i kept = _mm512_loadu_si512(out + i);
+    _mm512_storeu_si512(out + i, _mm512_mask_expandloadu_epi8(kept, m, values + v));
+    v += static_cast<size_t>(_mm_popcnt_u64(m));
+  }
+  if (i < n) {
+    uint64_t m = 0;
+    std::memcpy(&m, bitmap + i / 8, BitmapBytes(n) - i / 8);
+    const __mmask64 tail = (~uint64_t{0}) >> (64 - (n - i));
+    const __m512i kept = _mm512_maskz_loadu_epi8(tail, out + i);
+    _mm512_mask_storeu_epi8(out + i, tail,
+                            _mm512_mask_expandloadu_epi8(kept, m & tail, values + v));
+  }
+}
+
+bool HasVbmi2() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vbmi2");
+  return has;
+}
+#endif
+
+}  // namespace
+
+size_t PackFlagged(const int8_t* in, const uint8_t* flags, size_t n, uint8_t* bitmap, int8_t* out) {
+#if defined(R2F_X86)
+  if (HasVbmi2()) return PackFlaggedVbmi2(in, flags, n, bitmap, out);
+#endif
+  return PackFlaggedPortable(in, flags, n, bitmap, out);
+}
+
+void ExpandFlagged(const uint8_t* bitmap, const int8_t* values, size_t n, int8_t* out) {
+#if defined(R2F_X86)
+  if (HasVbmi2()) return ExpandFlaggedVbmi2(bitmap, values, n, out);
+#endif
+  ExpandFlaggedPortable(bitmap, values, n, out);
+}
+
+MergeCounts MergeFlagged(const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n,
+                         int8_t* base) {
+#if defined(R2F_X86)
+  if (HasAvx512bw()) return MergeFlaggedAvx512(y, v, flags, n, base);
+#endif
+  return MergeFlaggedPortable(y, v, flags, n, base);
+}
+
+void DifferBitmap(const int8_t* a, const int8_t* b, size_t n, uint8_t* bitmap) {
+#if defined(R2F_X86)
+  if (HasAvx512bw()) return DifferBitmapAvx512(a, b, n, bitmap);
+#endif
+  DifferBitmapPortable(a, b, n, bitmap);
+}
+
+void ScatterFlagged(const uint8_t* bitmap, const int8_t* values, size_t n, int8_t* out) {
+#if defined(R2F_X86)
+  if (HasVbmi2()) return ScatterFlaggedVbmi2(bitmap, values, n, out);
+#endif
+  ScatterFlaggedPortable(bitmap, values, n, out);
+}
+
+Result<size_t> CountFlags(const uint8_t* bitmap, size_t n, const char* what) {
+  const size_t bytes = BitmapBytes(n);
+  size_t count = 0, b = 0;
+  for (; b + 8 <= bytes; b += 8) {
+    uint64_t w;
+    std::memcpy(&w, bitmap + b, 8);
+    count += CountBits64(w);
+  }
+  for (; b < bytes; ++b) count += CountBits64(bitmap[b]);
+  if (n % 8 != 0 && (bitmap[bytes - 1] >> (n % 8)) != 0) {
+    return Status::Corruption(std::string(what) + " flags elements past its " + std::to_string(n));
+  }
+  return count;
+}
+
+}  // namespace r2f

@@ -1,0 +1,47 @@
+// Values selected by a bitmap, packed and unpacked: the exact method's dense patches and its
+// raw form with a zero bitmap (kRawZeroMap) are both a bitmap of n flags (bit i % 8 of byte
+// i / 8 for element i) followed by the flagged values in order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/base/status.h"
+
+namespace r2f {
+
+inline size_t BitmapBytes(size_t n) { return (n + 7) / 8; }
+
+// Packs in[i] where flags[i] != 0 into `out`, in order, and writes the n flags to `bitmap`
+// (ceil(n/8) bytes); returns how many were packed. `out` needs 64 bytes of slack after them.
+size_t PackFlagged(const int8_t* in, const uint8_t* flags, size_t n, uint8_t* bitmap, int8_t* out);
+
+// The number of set flags of a bitmap of n; Corruption naming `what` if a bit past n is set.
+Result<size_t> CountFlags(const uint8_t* bitmap, size_t n, const char* what);
+
+// out[i] = the next of `values` where flag i is set, else 0. `values` must be readable one
+// byte past the last value (a std::string's terminating null will do).
+void ExpandFlagged(const uint8_t* bitmap, const int8_t* values, size_t n, int8_t* out);
+
+// out[i] = the next of `values` where flag i is set; other elements are left as they are.
+void ScatterFlagged(const uint8_t* bitmap, const int8_t* values, size_t n, int8_t* out);
+
+// Writes the n flags a[i] != b[i] to `bitmap` (ceil(n/8) bytes).
+void DifferBitmap(const int8_t* a, const int8_t* b, size_t n, uint8_t* bitmap);
+
+struct MergeCounts {
+  size_t differ = 0;           // elements where y != base
+  size_t flagged = 0;          // elements flagged
+  size_t zeros = 0;            // elements where y == 0
+  size_t flagged_nonzero = 0;  // flagged elements where y != 0
+};
+// base[i] = flags[i] != 0 ? y[i] : v[i], and the counts the exact encoder chooses its form by,
+// in one pass (patch_codec.h: the increment is taken against the vote with y put in where the
+// replicas disagreed).
+MergeCounts MergeFlagged(const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n,
+                         int8_t* base);
+
+// Bytes of slack PackFlagged needs after its output.
+inline constexpr size_t kPackSlack = 64;
+
+}  // namespace r2f
