@@ -1,6 +1,8 @@
 #include "common/codec/flag_pack.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -9,6 +11,29 @@
 
 namespace r2f {
 namespace {
+
+std::atomic<bool> g_portable{[] {
+  const char* isa = std::getenv("R2F_CODEC_ISA");
+  return isa != nullptr && std::strcmp(isa, "portable") == 0;
+}()};
+
+bool HasAvx512bw() {
+#if defined(R2F_X86)
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  return has && !g_portable.load(std::memory_order_relaxed);
+#else
+  return false;
+#endif
+}
+
+bool HasVbmi2() {
+#if defined(R2F_X86)
+  static const bool has = __builtin_cpu_supports("avx512vbmi2");
+  return has && HasAvx512bw();
+#else
+  return false;
+#endif
+}
 
 // Branch-free: every byte is stored and only flagged ones advance the cursor (the flags are
 // dense where this is used, and branches would mispredict).
@@ -136,11 +161,6 @@ __attribute__((target("avx512f,avx512bw"))) void DifferBitmapAvx512(const int8_t
   }
 }
 
-bool HasAvx512bw() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-  return has;
-}
-
 // AVX-512 VBMI2 packs and unpacks 64 bytes per instruction (vpcompressb / vpexpandb). The
 // compress goes to a register and then to memory in one unmasked store, hence the 64 bytes of
 // slack after `out`: a compress straight to memory is microcoded and slow on Zen 4.
@@ -205,11 +225,6 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) void ScatterFlagg
   }
 }
 
-bool HasVbmi2() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vbmi2");
-  return has;
-}
 #endif
 
 }  // namespace
@@ -226,6 +241,14 @@ void ExpandFlagged(const uint8_t* bitmap, const int8_t* values, size_t n, int8_t
   if (HasVbmi2()) return ExpandFlaggedVbmi2(bitmap, values, n, out);
 #endif
   ExpandFlaggedPortable(bitmap, values, n, out);
+}
+
+void SetFlagPackIsa(FlagPackIsa isa) {
+  g_portable.store(isa == FlagPackIsa::kPortable, std::memory_order_relaxed);
+}
+
+const char* FlagPackIsaName() {
+  return HasVbmi2() ? "avx512_vbmi2" : HasAvx512bw() ? "avx512bw" : "portable";
 }
 
 MergeCounts MergeFlagged(const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n,

@@ -41,6 +41,14 @@ struct MergeCounts {
 MergeCounts MergeFlagged(const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n,
                          int8_t* base);
 
+// Which implementation the functions above use: the widest the CPU has (AVX-512 BW / VBMI2,
+// the default), or the portable one, which every machine runs the same. Tests compare the two;
+// R2F_CODEC_ISA=portable in the environment forces the portable one for a whole process.
+enum class FlagPackIsa { kBest, kPortable };
+void SetFlagPackIsa(FlagPackIsa isa);
+// "avx512_vbmi2", "avx512bw" or "portable": what PackFlagged runs now (for benchmark reports).
+const char* FlagPackIsaName();
+
 // Bytes of slack PackFlagged needs after its output.
 inline constexpr size_t kPackSlack = 64;
 

@@ -107,19 +107,29 @@ Status DecodeIncrementSparse(const EncodedLayer& layer, const int8_t* base, int8
 }
 
 Status DecodeRawZeroMap(const EncodedLayer& layer, int8_t* out, size_t n) {
-  const size_t map_bytes = BitmapBytes(n);
-  if (layer.bytes.size() < map_bytes) {
-    return Status::Corruption("raw_zero_map: " + std::to_string(layer.bytes.size()) +
-                              " bytes for a bitmap of " + std::to_string(n) + " elements");
+  const auto* p = reinterpret_cast<const uint8_t*>(layer.bytes.data());
+  const uint8_t* end = p + layer.bytes.size();
+  uint32_t elements = 0;
+  if (!GetVarint32(&p, end, &elements)) {
+    return Status::Corruption("raw_zero_map: truncated element count");
   }
-  const auto* map = reinterpret_cast<const uint8_t*>(layer.bytes.data());
-  R2F_ASSIGN_OR_RETURN(const size_t nonzero, CountFlags(map, n, "raw_zero_map: bitmap"));
-  if (layer.bytes.size() - map_bytes != nonzero) {
+  // The form repeats the element count so that it cannot pass for a layer of another size.
+  if (elements != n) {
+    return Status::Corruption("raw_zero_map: layer of " + std::to_string(elements) +
+                              " elements, expected " + std::to_string(n));
+  }
+  const size_t size = static_cast<size_t>(end - p), map_bytes = BitmapBytes(n);
+  if (size < map_bytes) {
+    return Status::Corruption("raw_zero_map: " + std::to_string(size) + " bytes for a bitmap of " +
+                              std::to_string(n) + " elements");
+  }
+  R2F_ASSIGN_OR_RETURN(const size_t nonzero, CountFlags(p, n, "raw_zero_map: bitmap"));
+  if (size - map_bytes != nonzero) {
     return Status::Corruption("raw_zero_map: bitmap flags " + std::to_string(nonzero) +
-                              " non-zero elements but " +
-                              std::to_string(layer.bytes.size() - map_bytes) + " follow");
+                              " non-zero elements but " + std::to_string(size - map_bytes) +
+                              " follow");
   }
-  ExpandFlagged(map, reinterpret_cast<const int8_t*>(layer.bytes.data() + map_bytes), n, out);
+  ExpandFlagged(p, reinterpret_cast<const int8_t*>(p + map_bytes), n, out);
   return Status::Ok();
 }
 
@@ -157,12 +167,13 @@ Result<EncodedLayer> EncodeRawZeroMap(const int8_t* y, size_t n) {
   R2F_RETURN_IF_ERROR(CheckEncodeSize(n));
   EncodedLayer layer = MakeLayer(Encoding::kRawZeroMap, n);
   if (n == 0) return layer;
-  const size_t map_bytes = BitmapBytes(n);
-  layer.bytes.resize(map_bytes + n + kPackSlack);
+  PutVarint32(&layer.bytes, static_cast<uint32_t>(n));
+  const size_t header = layer.bytes.size(), map_bytes = BitmapBytes(n);
+  layer.bytes.resize(header + map_bytes + n + kPackSlack);
   const size_t nonzero = PackFlagged(y, reinterpret_cast<const uint8_t*>(y), n,
-                                     reinterpret_cast<uint8_t*>(&layer.bytes[0]),
-                                     reinterpret_cast<int8_t*>(&layer.bytes[map_bytes]));
-  layer.bytes.resize(map_bytes + nonzero);
+                                     reinterpret_cast<uint8_t*>(&layer.bytes[header]),
+                                     reinterpret_cast<int8_t*>(&layer.bytes[header + map_bytes]));
+  layer.bytes.resize(header + map_bytes + nonzero);
   return layer;
 }
 

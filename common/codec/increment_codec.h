@@ -21,9 +21,9 @@
 //                      varint(n), varint(nnz), nnz x varint(gap), nnz x value byte
 //                    where gap = position - previous position - 1 (first: position) and the
 //                    values are the non-zero increment bytes in position order.
-//   kRawZeroMap      ceil(n/8) bytes flagging the non-zero elements of y (bit i%8 of byte i/8),
-//                    then those elements in order (flag_pack.h): raw without its zeros, which
-//                    ReLU layers are half made of. Ours; the exact method uses it
+//   kRawZeroMap      varint(n), ceil(n/8) bytes flagging the non-zero elements of y (bit i%8
+//                    of byte i/8), then those elements in order (flag_pack.h): raw without its
+//                    zeros, which ReLU layers are half made of. Ours; the exact method uses it
 //                    (patch_codec.h).
 // Varints are unsigned LEB128 of at most 5 bytes (uint32). Elements are counted in
 // EncodedLayer::elements; an empty layer (0 elements) has empty bytes in every encoding.
@@ -74,7 +74,7 @@ inline constexpr size_t kMaxLayerElements = size_t{1} << 29;
 // raw outputs uncompressed, so that is the default. InvalidArgument if n > kMaxLayerElements.
 Result<EncodedLayer> EncodeRaw(const int8_t* y, size_t n, bool lz4 = false);
 
-// y as kRawZeroMap, whose size is BitmapBytes(n) + (non-zero elements of y).
+// y as kRawZeroMap, whose size is the varint of n + BitmapBytes(n) + (non-zero elements of y).
 // InvalidArgument if n > kMaxLayerElements.
 Result<EncodedLayer> EncodeRawZeroMap(const int8_t* y, size_t n);
 

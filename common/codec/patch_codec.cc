@@ -151,7 +151,7 @@ Result<EncodedLayer> EncodeExact(const int8_t* y, const int8_t* v, const uint8_t
   // trying both ways.
   const IncrementFormat format =
       counts.differ <= n / 8 ? IncrementFormat::kSparse : IncrementFormat::kSmallest;
-  const size_t zero_map_size = BitmapBytes(n) + (n - counts.zeros);  // known without building
+  const size_t zero_map_size = 5 + BitmapBytes(n) + (n - counts.zeros);  // at most; no build
   // A dense patch's size is known from the counts too (the bitmap form), and each non-zero
   // increment costs about a byte at least: where raw without zeros is smaller than that, the
   // increment and the patch are not built at all (at 1e-4, the ReLU layers that go raw).

@@ -28,6 +28,7 @@
 
 #include "accel_sim/int16_gemm.h"
 #include "accel_sim/omp_wait_policy.h"
+#include "common/codec/flag_pack.h"
 #include "tests/bench/bench_model.h"
 #include "tests/bench/ratio_reporter.h"
 
@@ -129,6 +130,8 @@ int main(int argc, char** argv) {
   // are only comparable between runs of the same kernel on the same CPU.
   benchmark::AddCustomContext("r2f_gemm_isa", r2f::accel::GemmIsaName(r2f::accel::BestGemmIsa()));
   benchmark::AddCustomContext("R2F_GEMM_ISA", EnvOr("R2F_GEMM_ISA", "(unset)"));
+  benchmark::AddCustomContext("r2f_codec_isa", r2f::FlagPackIsaName());
+  benchmark::AddCustomContext("R2F_CODEC_ISA", EnvOr("R2F_CODEC_ISA", "(unset)"));
   benchmark::AddCustomContext("r2f_cpu_model", CpuModel());
   benchmark::AddCustomContext("r2f_cpu_features", CpuFeatures());
   benchmark::AddCustomContext("OMP_WAIT_POLICY", EnvOr("OMP_WAIT_POLICY", "(unset)"));

@@ -57,12 +57,14 @@ Result<EncodedLayer> EncodeAs(Encoding e, const Pair& p) {
       return EncodeIncrement(p.y.data(), p.v.data(), p.y.size(), IncrementFormat::kLz4);
     case Encoding::kIncrementSparse:
       return EncodeIncrement(p.y.data(), p.v.data(), p.y.size(), IncrementFormat::kSparse);
+    case Encoding::kRawZeroMap:
+      return EncodeRawZeroMap(p.y.data(), p.y.size());
   }
   return Status::Internal("bad encoding");
 }
 
 constexpr Encoding kAllEncodings[] = {Encoding::kRaw, Encoding::kRawLz4, Encoding::kIncrementLz4,
-                                      Encoding::kIncrementSparse};
+                                      Encoding::kIncrementSparse, Encoding::kRawZeroMap};
 
 void ExpectRoundTrip(const Pair& p, Encoding e) {
   Result<EncodedLayer> enc = EncodeAs(e, p);

@@ -1,6 +1,6 @@
 // Fuzz target: common/codec/increment_codec.h Decode, with and without a base.
 //
-// Input: byte 0 the encoding (low 3 bits: 0-3 known, 4-7 unknown), byte 1 flags (bit 0: no base,
+// Input: byte 0 the encoding (low 3 bits: 0-4 known, 5-7 unknown), byte 1 flags (bit 0: no base,
 // bit 1: decode in place into the base, bit 2: a layer claiming one element more than expected,
 // bit 3: the rest is an exact-method patch, patch_codec.h, not a layer), bytes 2-3 the element
 // count n (little-endian), the rest the layer's bytes.
@@ -30,6 +30,10 @@ void CheckRoundTrip(const std::vector<int8_t>& out, const std::vector<int8_t>& b
     R2F_FUZZ_CHECK(r2f::Decode(*raw, nullptr, again.data(), n).ok());
     R2F_FUZZ_CHECK(again == out);
   }
+  auto zero_map = r2f::EncodeRawZeroMap(out.data(), n);
+  R2F_FUZZ_CHECK(zero_map.ok());
+  R2F_FUZZ_CHECK(r2f::Decode(*zero_map, nullptr, again.data(), n).ok());
+  R2F_FUZZ_CHECK(again == out);
   for (auto format : {r2f::IncrementFormat::kLz4, r2f::IncrementFormat::kSparse}) {
     auto inc = r2f::EncodeIncrement(out.data(), base.data(), n, format);
     R2F_FUZZ_CHECK(inc.ok());

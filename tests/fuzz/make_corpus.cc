@@ -135,6 +135,8 @@ void IncrementSeeds() {
     const std::string tag = std::to_string(n);
     Write("increment", "raw-" + tag, IncrementInput(EncodeRaw(y.data(), n, false).value(), 1));
     Write("increment", "raw-lz4-" + tag, IncrementInput(EncodeRaw(y.data(), n, true).value(), 1));
+    Write("increment", "raw-zero-map-" + tag,
+          IncrementInput(EncodeRawZeroMap(y.data(), n).value(), 1));
     Write("increment", "lz4-" + tag,
           IncrementInput(EncodeIncrement(y.data(), v.data(), n, IncrementFormat::kLz4).value(), 0));
     Write("increment", "sparse-" + tag,
