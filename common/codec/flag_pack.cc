@@ -8,6 +8,7 @@
 
 #include "common/base/x86_intrinsics.h"
 #include "common/codec/byte_flags.h"
+#include "common/codec/lz4_block.h"
 
 namespace r2f {
 namespace {
@@ -271,6 +272,44 @@ void ScatterFlagged(const uint8_t* bitmap, const int8_t* values, size_t n, int8_
   if (HasVbmi2()) return ScatterFlaggedVbmi2(bitmap, values, n, out);
 #endif
   ScatterFlaggedPortable(bitmap, values, n, out);
+}
+
+void AppendZeroMap(const int8_t* values, size_t n, std::string* out) {
+  const size_t start = out->size(), map_bytes = BitmapBytes(n);
+  out->resize(start + map_bytes + n + kPackSlack);
+  auto* map = reinterpret_cast<uint8_t*>(&(*out)[start]);
+  const size_t nonzero = PackFlagged(values, reinterpret_cast<const uint8_t*>(values), n, map,
+                                     reinterpret_cast<int8_t*>(map + map_bytes));
+  out->resize(start + map_bytes + nonzero);
+}
+
+Status ReadZeroMap(const uint8_t* p, size_t size, size_t n, const char* what, int8_t* out) {
+  const size_t map_bytes = BitmapBytes(n);
+  if (size < map_bytes) {
+    return Status::Corruption(std::string(what) + ": " + std::to_string(size) +
+                              " bytes for the zero map of " + std::to_string(n) + " values");
+  }
+  R2F_ASSIGN_OR_RETURN(const size_t nonzero,
+                       CountFlags(p, n, (std::string(what) + ": zero map").c_str()));
+  if (size - map_bytes != nonzero) {
+    return Status::Corruption(std::string(what) + ": zero map flags " + std::to_string(nonzero) +
+                              " non-zero values but " + std::to_string(size - map_bytes) +
+                              " follow");
+  }
+  ExpandFlagged(p, reinterpret_cast<const int8_t*>(p + map_bytes), n, out);
+  return Status::Ok();
+}
+
+Status ReadElementCount(const uint8_t** p, const uint8_t* end, size_t n, const char* what) {
+  uint32_t elements = 0;
+  if (!GetVarint32(p, end, &elements)) {
+    return Status::Corruption(std::string(what) + ": truncated element count");
+  }
+  if (elements != n) {
+    return Status::Corruption(std::string(what) + ": for " + std::to_string(elements) +
+                              " elements, expected " + std::to_string(n));
+  }
+  return Status::Ok();
 }
 
 Result<size_t> CountFlags(const uint8_t* bitmap, size_t n, const char* what) {

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "common/base/status.h"
 
@@ -40,6 +41,21 @@ struct MergeCounts {
 // replicas disagreed).
 MergeCounts MergeFlagged(const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n,
                          int8_t* base);
+
+// A zero map of n values: ceil(n/8) bytes flagging the non-zero ones, then those values in
+// order. kRawZeroMap is one (over the layer), and so is the value part of a dense patch (over
+// the patched values). Appends the zero map of values[0, n) to *out.
+void AppendZeroMap(const int8_t* values, size_t n, std::string* out);
+
+// Reads a zero map of exactly n values that fills all of [p, p + size) into out[0, n);
+// Corruption naming `what` for any damage. The byte after p + size must be readable (the zero
+// map ends its message, whose std::string has a terminating null).
+Status ReadZeroMap(const uint8_t* p, size_t size, size_t n, const char* what, int8_t* out);
+
+// The forms that carry a bitmap repeat their element count first, so that they cannot pass for
+// a layer of another size: reads varint(n) at *p (advancing it), Corruption naming `what` unless
+// it is `n`.
+Status ReadElementCount(const uint8_t** p, const uint8_t* end, size_t n, const char* what);
 
 // Which implementation the functions above use: the widest the CPU has (AVX-512 BW / VBMI2,
 // the default), or the portable one, which every machine runs the same. Tests compare the two;

@@ -2,6 +2,7 @@
 
 #include <lz4.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <memory>
@@ -58,8 +59,9 @@ EncodedLayer EncodeIncrementSparse(const int8_t* y, const int8_t* v, size_t n) {
   // The differing positions as a bitmap first (64 per instruction where AVX-512 is there), then
   // only those visited, 64 flags per word.
   thread_local std::vector<uint8_t> differ;
-  differ.assign(BitmapBytes(n) + 8, 0);
+  differ.resize(BitmapBytes(n) + 8);
   DifferBitmap(y, v, n, differ.data());
+  std::fill(differ.begin() + static_cast<std::ptrdiff_t>(BitmapBytes(n)), differ.end(), 0);
   for (size_t w = 0; 8 * w < n; w += 8) {
     uint64_t bits;
     std::memcpy(&bits, differ.data() + w, 8);
@@ -109,28 +111,8 @@ Status DecodeIncrementSparse(const EncodedLayer& layer, const int8_t* base, int8
 Status DecodeRawZeroMap(const EncodedLayer& layer, int8_t* out, size_t n) {
   const auto* p = reinterpret_cast<const uint8_t*>(layer.bytes.data());
   const uint8_t* end = p + layer.bytes.size();
-  uint32_t elements = 0;
-  if (!GetVarint32(&p, end, &elements)) {
-    return Status::Corruption("raw_zero_map: truncated element count");
-  }
-  // The form repeats the element count so that it cannot pass for a layer of another size.
-  if (elements != n) {
-    return Status::Corruption("raw_zero_map: layer of " + std::to_string(elements) +
-                              " elements, expected " + std::to_string(n));
-  }
-  const size_t size = static_cast<size_t>(end - p), map_bytes = BitmapBytes(n);
-  if (size < map_bytes) {
-    return Status::Corruption("raw_zero_map: " + std::to_string(size) + " bytes for a bitmap of " +
-                              std::to_string(n) + " elements");
-  }
-  R2F_ASSIGN_OR_RETURN(const size_t nonzero, CountFlags(p, n, "raw_zero_map: bitmap"));
-  if (size - map_bytes != nonzero) {
-    return Status::Corruption("raw_zero_map: bitmap flags " + std::to_string(nonzero) +
-                              " non-zero elements but " + std::to_string(size - map_bytes) +
-                              " follow");
-  }
-  ExpandFlagged(p, reinterpret_cast<const int8_t*>(p + map_bytes), n, out);
-  return Status::Ok();
+  R2F_RETURN_IF_ERROR(ReadElementCount(&p, end, n, "raw_zero_map"));
+  return ReadZeroMap(p, static_cast<size_t>(end - p), n, "raw_zero_map", out);
 }
 
 }  // namespace
@@ -168,12 +150,7 @@ Result<EncodedLayer> EncodeRawZeroMap(const int8_t* y, size_t n) {
   EncodedLayer layer = MakeLayer(Encoding::kRawZeroMap, n);
   if (n == 0) return layer;
   PutVarint32(&layer.bytes, static_cast<uint32_t>(n));
-  const size_t header = layer.bytes.size(), map_bytes = BitmapBytes(n);
-  layer.bytes.resize(header + map_bytes + n + kPackSlack);
-  const size_t nonzero = PackFlagged(y, reinterpret_cast<const uint8_t*>(y), n,
-                                     reinterpret_cast<uint8_t*>(&layer.bytes[header]),
-                                     reinterpret_cast<int8_t*>(&layer.bytes[header + map_bytes]));
-  layer.bytes.resize(header + map_bytes + nonzero);
+  AppendZeroMap(y, n, &layer.bytes);
   return layer;
 }
 

@@ -34,24 +34,18 @@ std::string EncodePositions(const int8_t* y, const uint8_t* mask, size_t n, size
   return out;
 }
 
-// The bitmap form: varint(n), the patch bitmap, then over the `count` patched values a second
-// bitmap of the non-zero ones, and those values. Half or more of the patched values are ReLU
-// zeros, so they cost a bit each instead of a byte.
+// The bitmap form: varint(n), the patch bitmap, then the zero map (flag_pack.h) of the
+// `count` patched values. Half or more of them are ReLU zeros, so they cost a bit each.
 std::string EncodeBitmap(const int8_t* y, const uint8_t* mask, size_t n, size_t count) {
   thread_local std::vector<int8_t> patched;
   patched.resize(count + kPackSlack);
-  const size_t map_bytes = BitmapBytes(n), value_map_bytes = BitmapBytes(count);
   std::string out(1, static_cast<char>(kBitmap));
   PutVarint32(&out, static_cast<uint32_t>(n));
   const size_t header = out.size();
-  out.resize(header + map_bytes + value_map_bytes + count + kPackSlack);
-  auto* map = reinterpret_cast<uint8_t*>(&out[header]);
-  auto* value_map = map + map_bytes;
-  auto* values = reinterpret_cast<int8_t*>(value_map + value_map_bytes);
-  PackFlagged(y, mask, n, map, patched.data());  // `count` values: the caller counted the mask
-  const auto* as_flags = reinterpret_cast<const uint8_t*>(patched.data());
-  const size_t nonzero = PackFlagged(patched.data(), as_flags, count, value_map, values);
-  out.resize(header + map_bytes + value_map_bytes + nonzero);
+  out.resize(header + BitmapBytes(n));
+  // `count` values: the caller counted the same mask.
+  PackFlagged(y, mask, n, reinterpret_cast<uint8_t*>(&out[header]), patched.data());
+  AppendZeroMap(patched.data(), count, &out);
   return out;
 }
 
@@ -62,37 +56,18 @@ std::string EncodePatchOfCount(const int8_t* y, const uint8_t* mask, size_t n, s
 
 Status ApplyBitmap(const uint8_t* p, size_t size, int8_t* out, size_t n) {
   const uint8_t* end = p + size;
-  uint32_t elements = 0;
-  if (!GetVarint32(&p, end, &elements)) return Status::Corruption("patch: truncated bitmap header");
-  // The bitmap repeats the element count so that it cannot pass for a layer of another size.
-  if (elements != n) {
-    return Status::Corruption("patch: bitmap is for " + std::to_string(elements) +
-                              " elements, expected " + std::to_string(n));
-  }
-  size = static_cast<size_t>(end - p);
+  R2F_RETURN_IF_ERROR(ReadElementCount(&p, end, n, "patch: bitmap"));
   const size_t map_bytes = BitmapBytes(n);
-  if (size < map_bytes) {
-    return Status::Corruption("patch: " + std::to_string(size) + " bytes for a bitmap of " +
+  if (static_cast<size_t>(end - p) < map_bytes) {
+    return Status::Corruption("patch: " + std::to_string(end - p) + " bytes for a bitmap of " +
                               std::to_string(n) + " elements");
   }
   R2F_ASSIGN_OR_RETURN(const size_t count, CountFlags(p, n, "patch: bitmap"));
-  const size_t value_map_bytes = BitmapBytes(count);
-  if (size - map_bytes < value_map_bytes) {
-    return Status::Corruption("patch: no room for the value bitmap of " + std::to_string(count) +
-                              " patched elements");
-  }
-  const uint8_t* value_map = p + map_bytes;
-  R2F_ASSIGN_OR_RETURN(const size_t nonzero, CountFlags(value_map, count, "patch: value bitmap"));
-  if (size - map_bytes - value_map_bytes != nonzero) {
-    return Status::Corruption("patch: value bitmap flags " + std::to_string(nonzero) +
-                              " non-zero values but " +
-                              std::to_string(size - map_bytes - value_map_bytes) + " follow");
-  }
-  const auto* values = reinterpret_cast<const int8_t*>(value_map + value_map_bytes);
   // The patched values with their zeros put back, then put in place.
   thread_local std::vector<int8_t> patched;
   patched.resize(count);
-  ExpandFlagged(value_map, values, count, patched.data());
+  R2F_RETURN_IF_ERROR(ReadZeroMap(p + map_bytes, static_cast<size_t>(end - p) - map_bytes, count,
+                                  "patch", patched.data()));
   ScatterFlagged(p, patched.data(), n, out);
   return Status::Ok();
 }

@@ -33,6 +33,22 @@ pb::QuantizedModel DeployChain(DeviceStateStore* store, int deltas) {
   return model;
 }
 
+constexpr uint64_t kMaxBytes = uint64_t{1} << 30;
+
+// Loads the saved model; it must be `expected` (or, when null, of `version`), rebuilt with
+// `replayed` journalled deltas.
+void ExpectLoads(DeviceStateStore* store, int replayed, uint64_t version,
+                 const pb::QuantizedModel* expected = nullptr) {
+  int got_replayed = -1;
+  auto model = store->LoadModel(kMaxBytes, &got_replayed);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_EQ(got_replayed, replayed);
+  EXPECT_EQ(model->model_version(), version);
+  if (expected != nullptr) {
+    EXPECT_TRUE(MessageDifferencer::Equals(*model, *expected));
+  }
+}
+
 uint64_t FileSize(const std::string& path) {
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
@@ -48,12 +64,7 @@ TEST(DeviceStateStoreTest, RestartsWithTheLastDeltaFromTheJournal) {
     EXPECT_GT(FileSize(store.journal_path()), 0u);
   }
   DeviceStateStore reopened(dir.path());
-  int replayed = -1;
-  auto model = reopened.LoadModel(uint64_t{1} << 30, &replayed);
-  ASSERT_TRUE(model.ok()) << model.status().ToString();
-  EXPECT_EQ(replayed, 5);
-  EXPECT_EQ(model->model_version(), 6u);
-  EXPECT_TRUE(MessageDifferencer::Equals(*model, last));
+  ExpectLoads(&reopened, 5, 6, &last);
 }
 
 TEST(DeviceStateStoreTest, CompactsIntoAWholeModelAndAWholeModelEmptiesTheJournal) {
@@ -61,17 +72,14 @@ TEST(DeviceStateStoreTest, CompactsIntoAWholeModelAndAWholeModelEmptiesTheJourna
   DeviceStateStore store(dir.path());
   const pb::QuantizedModel last = DeployChain(&store, DeviceStateStore::kCompactEvery + 2);
   int replayed = -1;
-  auto model = store.LoadModel(uint64_t{1} << 30, &replayed);
+  auto model = store.LoadModel(kMaxBytes, &replayed);
   ASSERT_TRUE(model.ok()) << model.status().ToString();
   EXPECT_LT(replayed, DeviceStateStore::kCompactEvery);  // the journal was started afresh
   EXPECT_TRUE(MessageDifferencer::Equals(*model, last));
 
   ASSERT_TRUE(store.SaveModel(testing::TestModel(9, 100)).ok());
   EXPECT_EQ(FileSize(store.journal_path()), 0u);
-  model = store.LoadModel(uint64_t{1} << 30, &replayed);
-  ASSERT_TRUE(model.ok());
-  EXPECT_EQ(replayed, 0);
-  EXPECT_EQ(model->model_version(), 100u);
+  ExpectLoads(&store, 0, 100);
 }
 
 TEST(DeviceStateStoreTest, ATornLastRecordIsDroppedAndLaterAppendsStillReplay) {
@@ -86,20 +94,13 @@ TEST(DeviceStateStoreTest, ATornLastRecordIsDroppedAndLaterAppendsStillReplay) {
     out.write("\x40\x00\x00\x00\x12\x34", 6);
   }
   DeviceStateStore restarted(dir.path());
-  int replayed = -1;
-  auto model = restarted.LoadModel(uint64_t{1} << 30, &replayed);
-  ASSERT_TRUE(model.ok()) << model.status().ToString();
-  EXPECT_EQ(replayed, 3);
-  EXPECT_TRUE(MessageDifferencer::Equals(*model, v4));
+  ExpectLoads(&restarted, 3, 4, &v4);
   EXPECT_EQ(FileSize(journal), good) << "the torn end is cut off";
 
   const pb::QuantizedModel v5 = testing::Retrained(v4, 5);
   ASSERT_TRUE(restarted.SaveDelta(*MakeWeightDelta(v4, v5), v5).ok());
   DeviceStateStore again(dir.path());
-  model = again.LoadModel(uint64_t{1} << 30, &replayed);
-  ASSERT_TRUE(model.ok());
-  EXPECT_EQ(replayed, 4);
-  EXPECT_EQ(model->model_version(), 5u);
+  ExpectLoads(&again, 4, 5);
 }
 
 TEST(DeviceStateStoreTest, AStaleJournalIsDroppedALaterBadRecordIsCorruption) {
@@ -123,11 +124,8 @@ TEST(DeviceStateStoreTest, AStaleJournalIsDroppedALaterBadRecordIsCorruption) {
     ASSERT_TRUE(compacted.SaveModel(v3).ok());
   }
   testing::WriteFile(journal, records);
-  int replayed = -1;
-  auto model = DeviceStateStore(dir.path()).LoadModel(uint64_t{1} << 30, &replayed);
-  ASSERT_TRUE(model.ok()) << model.status().ToString();
-  EXPECT_EQ(replayed, 0);
-  EXPECT_TRUE(MessageDifferencer::Equals(*model, v3));
+  DeviceStateStore restarted(dir.path());
+  ExpectLoads(&restarted, 0, 3, &v3);
 
   // A good first record and a second that does not apply: acknowledged deltas are missing.
   ASSERT_TRUE(DeviceStateStore(dir.path()).SaveModel(v1).ok());
@@ -138,7 +136,7 @@ TEST(DeviceStateStoreTest, AStaleJournalIsDroppedALaterBadRecordIsCorruption) {
     ASSERT_TRUE(again.SaveDelta(*MakeWeightDelta(v1, v2), v2).ok());
     ASSERT_TRUE(again.SaveDelta(bad, v3).ok());
   }
-  model = DeviceStateStore(dir.path()).LoadModel(uint64_t{1} << 30);
+  auto model = DeviceStateStore(dir.path()).LoadModel(kMaxBytes);
   ASSERT_FALSE(model.ok());
   EXPECT_EQ(model.status().code(), Status::Code::kCorruption);
   EXPECT_NE(model.status().message().find("model.journal"), std::string::npos)
