@@ -21,6 +21,7 @@
 #include "accel_sim/evaluate.h"
 #include "accel_sim/omp_wait_policy.h"
 #include "accel_sim/sim_report.h"
+#include "common/base/malloc_policy.h"
 #include "common/data/dataset.h"
 #include "common/ir/model_file.h"
 
@@ -160,6 +161,7 @@ Status Run(const Options& o, bool tmr_given) {
 
 int main(int argc, char** argv) {
   ApplyDefaultOmpWaitPolicy(argc, argv);
+  KeepFreedMemoryForReuse();
   CLI::App app{"r2f_sim: a deployed int8 model on the simulated faulty accelerator"};
   Options o;
   o.data.split = "test";

@@ -14,6 +14,7 @@
 #include "client/device_config.h"
 #include "client/device_service.h"
 #include "common/base/logging.h"
+#include "common/base/malloc_policy.h"
 #include "common/net/transport.h"
 
 namespace {
@@ -38,6 +39,7 @@ int WaitForSignal(const sigset_t& signals, int seconds) {
 int main(int argc, char** argv) {
   // Devices share hosts (a fleet on one machine): no long OpenMP spinning between batches.
   r2f::accel::ApplyDefaultOmpWaitPolicy(argc, argv);
+  r2f::KeepFreedMemoryForReuse();  // every getData allocates megabytes (malloc_policy.h)
   CLI::App app{"R2F device daemon: a simulated faulty int8 accelerator serving the Table-I API"};
   std::string config_path;
   app.add_option("--config", config_path, "device YAML config (see configs/client.yaml)")

@@ -5,12 +5,13 @@
 #include <cstdio>
 
 #include "common/base/logging.h"
+#include "common/base/malloc_policy.h"
 #include "common/ir/graph.h"
 #include "common/ir/model_zoo.h"
 #include "server/api/remote_eval.h"
+#include "server/fleet/fleet.h"
 #include "server/model/pretrain.h"
 #include "server/retrain/retrain.h"
-#include "server/fleet/fleet.h"
 #include "server/search/search.h"
 
 namespace {
@@ -123,6 +124,7 @@ int Search(const std::string& config_path, const std::string& broker) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  r2f::KeepFreedMemoryForReuse();  // training steps allocate megabytes each (malloc_policy.h)
   CLI::App app{"R2F server: model zoo, pre-training, remote evaluation and retraining"};
   app.require_subcommand(1);
   std::string log_level = "info";
@@ -155,8 +157,7 @@ int main(int argc, char** argv) {
       "fleet", "retrain many devices (a list or every online one), several jobs at a time");
   std::string fleet_config;
   bool restart = false;
-  fleet->add_option("--config", fleet_config, "fleet YAML config (configs/fleet.yaml)")
-      ->required();
+  fleet->add_option("--config", fleet_config, "fleet YAML config (configs/fleet.yaml)")->required();
   fleet->add_flag("--restart", restart,
                   "remove the fleet's run directory first (no other server may be using it)");
 

@@ -1,5 +1,6 @@
 #include "server/model/graph_module.h"
 
+#include <climits>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -13,49 +14,7 @@ namespace {
 
 std::string ParamName(const char* kind, uint32_t id) { return kind + std::to_string(id); }
 
-// Per-channel power of two 2^f as a tensor broadcastable against a weight of `dims` dimensions.
-torch::Tensor ChannelScale(const std::vector<int>& frac, int64_t dims, torch::Dtype dtype) {
-  std::vector<double> s(frac.size());
-  for (size_t i = 0; i < frac.size(); ++i) s[i] = std::ldexp(1.0, frac[i]);
-  torch::Tensor t = torch::tensor(s, torch::kDouble).to(dtype);
-  std::vector<int64_t> shape(dims, 1);
-  shape[0] = static_cast<int64_t>(frac.size());
-  return t.view(shape);
-}
-
-// Straight-through replacement: the value of `target`, the gradient of `x`.
-torch::Tensor StraightThrough(const torch::Tensor& x, const torch::Tensor& target) {
-  return x + (target - x).detach();
-}
-
 }  // namespace
-
-torch::Tensor FakeQuantize(const torch::Tensor& z, int frac) {
-  double scale = std::ldexp(1.0, frac);
-  torch::Tensor clipped = z.clamp(-128.0 / scale, 127.0 / scale);
-  torch::Tensor q;
-  {
-    torch::NoGradGuard no_grad;
-    q = torch::floor(z * scale + 0.5).clamp(-128, 127) / scale;
-  }
-  return StraightThrough(clipped, q);
-}
-
-torch::Tensor QuantizeWeights(const torch::Tensor& w, const std::vector<int>& frac) {
-  torch::NoGradGuard no_grad;
-  torch::Tensor scaled =
-      w.detach().to(torch::kDouble) * ChannelScale(frac, w.dim(), torch::kDouble);
-  return torch::floor(scaled + 0.5).clamp(-128, 127).to(torch::kInt8);
-}
-
-torch::Tensor QuantizeBias(const torch::Tensor& b, const std::vector<int>& weight_frac,
-                           int input_frac) {
-  torch::NoGradGuard no_grad;
-  std::vector<int> acc_frac(weight_frac);
-  for (int& f : acc_frac) f += input_frac;
-  torch::Tensor scaled = b.detach().to(torch::kDouble) * ChannelScale(acc_frac, 1, torch::kDouble);
-  return torch::floor(scaled + 0.5).clamp(INT32_MIN, INT32_MAX).to(torch::kInt32);
-}
 
 GraphModuleImpl::GraphModuleImpl(pb::Graph graph) : graph_(std::move(graph)) {
   for (const pb::Node& node : graph_.nodes()) {
@@ -93,19 +52,14 @@ torch::Tensor GraphModuleImpl::RunMac(const pb::Node& node, const torch::Tensor&
   torch::Tensor w = p.weight, b = p.bias;
   if (o.quant) {
     // Weights and bias on their int8 / int32 grids, straight through to the float masters.
+    // Clipped for the weights: a weight saturated at the int8 limit gets no gradient, or SGD
+    // would keep pushing a master weight the device can never represent.
     const std::vector<int>& wf = o.quant->weight_frac.at(node.id());
-    torch::Tensor scale = ChannelScale(wf, w.dim(), x.scalar_type());
-    torch::Tensor w_deq = QuantizeWeights(w, wf).to(x.scalar_type()) / scale;
-    // Clipped straight-through estimator: a weight saturated at the int8 limit gets no
-    // gradient, or SGD would keep pushing a master weight the device can never represent.
-    torch::Tensor w_clipped =
-        torch::max(torch::min(w.to(x.scalar_type()), 127.0 / scale), -128.0 / scale);
-    w = StraightThrough(w_clipped, w_deq);
+    w = FakeQuantizeChannels(w, wf, -128, 127, /*clip_gradient=*/true, x.scalar_type());
     std::vector<int> acc_frac(wf);
     for (int& f : acc_frac) f += input_frac;
-    torch::Tensor b_deq = QuantizeBias(b, wf, input_frac).to(x.scalar_type()) /
-                          ChannelScale(acc_frac, 1, x.scalar_type());
-    b = StraightThrough(b.to(x.scalar_type()), b_deq);
+    b = FakeQuantizeChannels(b, acc_frac, INT32_MIN, INT32_MAX, /*clip_gradient=*/false,
+                             x.scalar_type());
   }
   torch::Tensor z;
   if (node.op() == pb::OP_CONV) {
@@ -120,18 +74,16 @@ torch::Tensor GraphModuleImpl::RunMac(const pb::Node& node, const torch::Tensor&
   } else {
     z = F::linear(x, w, b);
   }
-  if (node.activation() == pb::ACT_RELU) z = torch::relu(z);
-  if (!o.quant) return z;
-  z = FakeQuantize(z, o.quant->activation_frac.at(node.id()));
-  if (o.device_outputs) {
-    auto it = o.device_outputs->find(node.id());
-    if (it == o.device_outputs->end()) {
-      throw std::invalid_argument("hardware-in-the-loop forward: no device output for layer " +
-                                  std::to_string(node.id()));
-    }
-    z = StraightThrough(z, it->second.to(z.scalar_type()));
+  const bool relu = node.activation() == pb::ACT_RELU;
+  if (!o.quant) return relu ? torch::relu(z) : z;
+  const int frac = o.quant->activation_frac.at(node.id());
+  if (!o.device_outputs) return FakeQuantize(z, frac, relu);
+  auto it = o.device_outputs->find(node.id());
+  if (it == o.device_outputs->end()) {
+    throw std::invalid_argument("hardware-in-the-loop forward: no device output for layer " +
+                                std::to_string(node.id()));
   }
-  return z;
+  return TakeDeviceValue(z, it->second, frac, relu);
 }
 
 namespace {
@@ -142,15 +94,13 @@ torch::Tensor RunOtherOp(const pb::Node& node, const std::vector<torch::Tensor>&
                          const ForwardOptions& o) {
   const uint32_t id = node.id();
   auto in = [&](int i) -> const torch::Tensor& { return out[node.inputs(i)]; };
-  auto quantize = [&](const torch::Tensor& t) {
-    return o.quant ? FakeQuantize(t, o.quant->activation_frac.at(id)) : t;
+  auto quantize = [&](const torch::Tensor& t, bool relu = false) {
+    if (o.quant) return FakeQuantize(t, o.quant->activation_frac.at(id), relu);
+    return relu ? torch::relu(t) : t;
   };
   switch (node.op()) {
-    case pb::OP_ADD: {
-      torch::Tensor y = in(0) + in(1);
-      if (node.activation() == pb::ACT_RELU) y = torch::relu(y);
-      return quantize(y);
-    }
+    case pb::OP_ADD:
+      return quantize(in(0) + in(1), node.activation() == pb::ACT_RELU);
     case pb::OP_MAXPOOL: {
       const pb::PoolAttr& p = node.pool();
       return F::max_pool2d(in(0),

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "r2f.pb.h"
+#include "server/model/fake_quant_ops.h"
 
 namespace r2f {
 
@@ -71,16 +72,4 @@ class GraphModuleImpl : public torch::nn::Module {
   bool folded_ = false;
 };
 TORCH_MODULE(GraphModule);
-
-// fq(z, f) of docs/quantization.md with a clipped straight-through gradient (identity inside
-// the int8 range, zero outside).
-torch::Tensor FakeQuantize(const torch::Tensor& z, int frac);
-
-// Per-output-channel integer weights round(w * 2^f) saturated to int8, computed in double so
-// that export and the fake-quant forward agree exactly. Returns a kInt8 tensor of w's shape.
-torch::Tensor QuantizeWeights(const torch::Tensor& w, const std::vector<int>& frac);
-// int32 bias round(b * 2^(input_frac + f_w[c])), saturated to int32, kInt32.
-torch::Tensor QuantizeBias(const torch::Tensor& b, const std::vector<int>& weight_frac,
-                           int input_frac);
-
 }  // namespace r2f

@@ -28,6 +28,7 @@
 
 #include "accel_sim/int16_gemm.h"
 #include "accel_sim/omp_wait_policy.h"
+#include "common/base/malloc_policy.h"
 #include "common/codec/flag_pack.h"
 #include "tests/bench/bench_model.h"
 #include "tests/bench/ratio_reporter.h"
@@ -49,6 +50,9 @@ const std::vector<RatioSpec>& Targets() {
       {"exact_decode/training", "BM_ExactDecode", "BM_Forward/training_mode", 0.10, true},
       {"exact_encode/ber1e-4", "BM_ExactEncode", "BM_Forward/ber1e-4", 0.10, true},
       {"exact_decode/ber1e-4", "BM_ExactDecode", "BM_Forward/ber1e-4", 0.10, true},
+      // The server's straight-through fake-quant step against a plain LibTorch fp32 training
+      // step of the same network and batch (tests/bench/train_bench.cc).
+      {"hil_step/torch_step", "BM_HilTrainStep", "BM_TorchFp32TrainStep", 1.5, true},
   };
   return specs;
 }
@@ -101,10 +105,12 @@ std::string CpuFeatures() {
 
 int main(int argc, char** argv) {
   r2f::accel::ApplyDefaultOmpWaitPolicy(argc, argv);
+  const bool kept = r2f::KeepFreedMemoryForReuse();  // as the daemons run (malloc_policy.h)
   // Defaults first, so that the user's own flags (parsed later) override them.
   std::vector<char*> args = {argv[0]};
   static char filter[] =
-      "--benchmark_filter=^BM_Forward/|^BM_TorchFp32Forward|^BM_ExactEncode|^BM_ExactDecode";
+      "--benchmark_filter=^BM_Forward/|^BM_TorchFp32Forward|^BM_ExactEncode|^BM_ExactDecode|"
+      "^BM_TorchFp32TrainStep|^BM_HilTrainStep";
   static char reps[] = "--benchmark_repetitions=7";
   static char interleave[] = "--benchmark_enable_random_interleaving=true";
   static char min_time[] = "--benchmark_min_time=0.3";
@@ -134,6 +140,7 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("R2F_CODEC_ISA", EnvOr("R2F_CODEC_ISA", "(unset)"));
   benchmark::AddCustomContext("r2f_cpu_model", CpuModel());
   benchmark::AddCustomContext("r2f_cpu_features", CpuFeatures());
+  benchmark::AddCustomContext("r2f_malloc", kept ? "keep freed memory" : "glibc defaults");
   benchmark::AddCustomContext("OMP_WAIT_POLICY", EnvOr("OMP_WAIT_POLICY", "(unset)"));
   benchmark::AddCustomContext("GOMP_SPINCOUNT", EnvOr("GOMP_SPINCOUNT", "(unset)"));
 

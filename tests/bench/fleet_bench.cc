@@ -32,6 +32,7 @@
 #include <thread>
 
 #include "common/base/json.h"
+#include "common/base/malloc_policy.h"
 #include "server/fleet/fleet.h"
 #include "tests/support/daemon_test_util.h"
 #include "tests/support/mosquitto_fixture.h"
@@ -337,6 +338,7 @@ BENCHMARK(BM_FleetThroughput)
 }  // namespace r2f::testing
 
 int main(int argc, char** argv) {
+  r2f::KeepFreedMemoryForReuse();  // as the daemons run (malloc_policy.h)
   // The configs and the model cache are named relative to the source tree.
   if (chdir(R2F_SOURCE_DIR) != 0) return 1;
   std::string cpu = "unknown";
