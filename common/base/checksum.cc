@@ -14,4 +14,8 @@ uint32_t Crc32Extend(uint32_t crc, std::string_view data) {
 
 uint32_t Crc32(std::string_view data) { return Crc32Extend(0, data); }
 
+uint32_t Crc32Combine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b) {
+  return static_cast<uint32_t>(crc32_combine64(crc_a, crc_b, static_cast<z_off64_t>(length_b)));
+}
+
 }  // namespace r2f

@@ -15,4 +15,8 @@ uint32_t Crc32(std::string_view data);
 // Continues a running CRC: Crc32Extend(Crc32(a), b) == Crc32(a + b).
 uint32_t Crc32Extend(uint32_t crc, std::string_view data);
 
+// The CRC of a concatenation from the CRCs of its parts, without reading them (zlib's
+// crc32_combine, O(log length)): Crc32Combine(Crc32(a), Crc32(b), b.size()) == Crc32(a + b).
+uint32_t Crc32Combine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b);
+
 }  // namespace r2f

@@ -3,10 +3,19 @@
 #include <algorithm>
 #include <limits>
 #include <string>
+#include <string_view>
 
 #include "common/base/checksum.h"
 
 namespace r2f {
+namespace {
+
+std::string_view ChunkBytes(const Message& m, size_t chunk_bytes, size_t index) {
+  const size_t begin = std::min(index * chunk_bytes, m.payload.size());
+  return std::string_view(m.payload).substr(begin, chunk_bytes);
+}
+
+}  // namespace
 
 Result<Chunker> Chunker::Create(const Message& message, size_t chunk_bytes) {
   if (chunk_bytes == 0) return Status::InvalidArgument("chunk_bytes must be > 0");
@@ -17,7 +26,14 @@ Result<Chunker> Chunker::Create(const Message& message, size_t chunk_bytes) {
                                    " chunks of " + std::to_string(chunk_bytes) +
                                    " bytes, more than 2^32-1");
   }
-  return Chunker(message, chunk_bytes, static_cast<uint32_t>(count), Crc32(message.payload));
+  std::vector<uint32_t> crcs(static_cast<size_t>(count));
+  uint32_t whole = 0;
+  for (size_t i = 0; i < crcs.size(); ++i) {
+    const std::string_view chunk = ChunkBytes(message, chunk_bytes, i);
+    crcs[i] = Crc32(chunk);
+    whole = Crc32Combine(whole, crcs[i], chunk.size());
+  }
+  return Chunker(message, chunk_bytes, std::move(crcs), whole);
 }
 
 pb::Envelope Chunker::Chunk(uint32_t index, uint64_t sent_unix_ms) const {
@@ -32,10 +48,8 @@ pb::Envelope Chunker::Chunk(uint32_t index, uint64_t sent_unix_ms) const {
   env.set_chunk_count(chunk_count_);
   env.set_payload_size(m.payload.size());
   env.set_payload_crc32(payload_crc32_);
-  const size_t begin = std::min(static_cast<size_t>(index) * chunk_bytes_, m.payload.size());
-  const size_t len = std::min(chunk_bytes_, m.payload.size() - begin);
-  std::string_view bytes(m.payload.data() + begin, len);
-  env.set_chunk_crc32(Crc32(bytes));
+  const std::string_view bytes = ChunkBytes(m, chunk_bytes_, index);
+  env.set_chunk_crc32(chunk_crcs_[index]);
   env.set_chunk(bytes.data(), bytes.size());
   env.set_sent_unix_ms(sent_unix_ms);
   env.set_lease_id(m.lease_id);

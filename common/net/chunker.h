@@ -33,15 +33,19 @@ class Chunker {
   pb::Envelope Chunk(uint32_t index, uint64_t sent_unix_ms = 0) const;
 
  private:
-  Chunker(const Message& message, size_t chunk_bytes, uint32_t chunk_count, uint32_t crc)
+  Chunker(const Message& message, size_t chunk_bytes, std::vector<uint32_t> chunk_crcs,
+          uint32_t crc)
       : message_(&message),
         chunk_bytes_(chunk_bytes),
-        chunk_count_(chunk_count),
+        chunk_count_(static_cast<uint32_t>(chunk_crcs.size())),
+        chunk_crcs_(std::move(chunk_crcs)),
         payload_crc32_(crc) {}
 
   const Message* message_;
   size_t chunk_bytes_;
   uint32_t chunk_count_;
+  // Each chunk's CRC, read once; the payload's is combined from them (Crc32Combine).
+  std::vector<uint32_t> chunk_crcs_;
   uint32_t payload_crc32_;
 };
 

@@ -183,7 +183,8 @@ class DeviceValueFunction : public torch::autograd::Function<DeviceValueFunction
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& z,
                                const torch::Tensor& device, int64_t frac, bool relu) {
     ctx->save_for_backward({GradientMask(z, static_cast<int>(frac), relu)});
-    return device.to(z.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
+    // No copy: autograd returns an unmodified input as a view of it.
+    return device.to(z.scalar_type());
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     return {MaskedGradient(grads[0], ctx->get_saved_variables()[0]), torch::Tensor(),
@@ -269,7 +270,7 @@ torch::Tensor TakeDeviceValue(const torch::Tensor& z, const torch::Tensor& devic
   }
   if (!Fusable(z))
     return StraightThrough(ComposedFakeQuantize(z, frac, relu), device.to(z.scalar_type()));
-  if (!NeedsGrad(z)) return device.to(z.scalar_type(), false, /*copy=*/true);
+  if (!NeedsGrad(z)) return device.to(z.scalar_type());
   return DeviceValueFunction::apply(z, device, static_cast<int64_t>(frac), relu);
 }
 

@@ -63,6 +63,24 @@ TEST(ChecksumTest, KnownVectors) {
   EXPECT_EQ(Crc32("123456789"), 0xCBF43926u);
   EXPECT_EQ(Crc32Extend(Crc32("12345"), "6789"), 0xCBF43926u);
   EXPECT_EQ(Crc32Extend(0xCBF43926u, ""), 0xCBF43926u);
+  EXPECT_EQ(Crc32Combine(Crc32("1234"), Crc32("56789"), 5), 0xCBF43926u);
+  EXPECT_EQ(Crc32Combine(Crc32("123456789"), Crc32(""), 0), 0xCBF43926u);
+  EXPECT_EQ(Crc32Combine(0, Crc32("123456789"), 9), 0xCBF43926u);  // from an empty start
+}
+
+// The payload CRC the chunker combines from its chunks' CRCs is the CRC of the payload, for
+// chunk sizes that divide it and that do not.
+TEST(ChunkerTest, PayloadCrcIsTheCrcOfThePayload) {
+  for (size_t chunk : {1, 7, 300, 1000, 4096}) {
+    Message m = MakeMessage(1000);
+    auto c = Chunker::Create(m, chunk);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c->payload_crc32(), Crc32(m.payload)) << "chunks of " << chunk;
+    for (uint32_t i = 0; i < c->chunk_count(); ++i) {
+      const pb::Envelope env = c->Chunk(i);
+      EXPECT_EQ(env.chunk_crc32(), Crc32(env.chunk())) << "chunk " << i;
+    }
+  }
 }
 
 TEST(ChunkerTest, SplitsWithChecksumsAndSizes) {
