@@ -267,10 +267,11 @@ class AcceleratorImpl : public Accelerator {
 
 }  // namespace
 
-Result<std::unique_ptr<Accelerator>> Accelerator::Create(const pb::QuantizedModel& model,
+Result<std::unique_ptr<Accelerator>> Accelerator::Create(pb::QuantizedModel model,
                                                          const AcceleratorConfig& config) {
   R2F_RETURN_IF_ERROR(ValidateAcceleratorConfig(config));
-  R2F_ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> compiled, CompiledModel::Compile(model));
+  R2F_ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> compiled,
+                       CompiledModel::Compile(std::move(model)));
   return std::unique_ptr<Accelerator>(new AcceleratorImpl(std::move(compiled), config));
 }
 

@@ -158,7 +158,8 @@ class Accelerator {
   virtual ~Accelerator() = default;
 
   // Validates the model (graph, shapes, parameter sizes, shift ranges); errors name the layer.
-  static Result<std::unique_ptr<Accelerator>> Create(const pb::QuantizedModel& model,
+  // Takes the model by value: a caller that no longer needs it moves it in.
+  static Result<std::unique_ptr<Accelerator>> Create(pb::QuantizedModel model,
                                                      const AcceleratorConfig& config);
 
   virtual const pb::QuantizedModel& model() const = 0;

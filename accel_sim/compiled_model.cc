@@ -25,6 +25,29 @@ Status LayerError(const pb::Node& node, const std::string& what) {
 
 bool FracInRange(int64_t f) { return f >= -kMaxFrac && f <= kMaxFrac; }
 
+// weights_t: each group's [group_out_c][k] weights as [k][group_out_c], in square tiles so that
+// both sides stay in cache (a whole column at a time missed it on every store; a deployModel
+// rebuilds every layer).
+void TransposeGroups(MacLayer& L) {
+  constexpr int kTile = 32;
+  for (int g = 0; g < L.groups; ++g) {
+    const int8_t* src = L.weights.data() + static_cast<int64_t>(g) * L.group_out_c * L.k;
+    int8_t* dst = L.weights_t.data() + static_cast<int64_t>(g) * L.k * L.group_out_c;
+    for (int n0 = 0; n0 < L.group_out_c; n0 += kTile) {
+      const int n1 = std::min(n0 + kTile, L.group_out_c);
+      for (int k0 = 0; k0 < L.k; k0 += kTile) {
+        const int k1 = std::min(k0 + kTile, L.k);
+        for (int n = n0; n < n1; ++n) {
+          for (int kk = k0; kk < k1; ++kk) {
+            dst[static_cast<int64_t>(kk) * L.group_out_c + n] =
+                src[static_cast<int64_t>(n) * L.k + kk];
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 LayerExposure MacLayer::Exposure() const {
@@ -36,16 +59,17 @@ LayerExposure MacLayer::Exposure() const {
   return e;
 }
 
-Result<std::unique_ptr<CompiledModel>> CompiledModel::Compile(const pb::QuantizedModel& model) {
+Result<std::unique_ptr<CompiledModel>> CompiledModel::Compile(pb::QuantizedModel model) {
   if (model.format_version() != kQuantizedModelFormatVersion) {
     return Status::InvalidArgument(
         "quantized model: format_version " + std::to_string(model.format_version()) +
         " is not supported (expected " + std::to_string(kQuantizedModelFormatVersion) + ")");
   }
   std::unique_ptr<CompiledModel> compiled(new CompiledModel());
-  compiled->model_ = model;
-  R2F_RETURN_IF_ERROR(InferShapes(compiled->model_.mutable_graph())
-                          .WithContext("quantized model graph '" + model.graph().name() + "'"));
+  compiled->model_ = std::move(model);
+  R2F_RETURN_IF_ERROR(
+      InferShapes(compiled->model_.mutable_graph())
+          .WithContext("quantized model graph '" + compiled->model_.graph().name() + "'"));
   R2F_RETURN_IF_ERROR(compiled->Build());
   return compiled;
 }
@@ -281,13 +305,7 @@ Status CompiledModel::Build() {
     L.weights.assign(q.weights().begin(), q.weights().end());
     L.bias.assign(q.bias().begin(), q.bias().end());
     L.weights_t.resize(L.weights.size());
-    for (int oc = 0; oc < L.out_c; ++oc) {
-      const int g = oc / L.group_out_c, n = oc % L.group_out_c;
-      for (int kk = 0; kk < L.k; ++kk) {
-        L.weights_t[(static_cast<int64_t>(g) * L.k + kk) * L.group_out_c + n] =
-            L.weights[static_cast<int64_t>(oc) * L.k + kk];
-      }
-    }
+    TransposeGroups(L);
     // Per-group GEMMs this small leave the GEMM kernel's lanes idle; loop directly instead.
     L.direct_kernel = L.groups > 1 && (L.group_out_c < kRowBlock || L.k < 16);
     if (!L.direct_kernel) {

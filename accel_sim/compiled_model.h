@@ -91,7 +91,7 @@ class CompiledModel {
  public:
   // Validates and prepares `model`. Errors name the node or layer and what is wrong, e.g.
   // "layer 12 'layer2.0.conv1': expected 4608 weights, got 100".
-  static Result<std::unique_ptr<CompiledModel>> Compile(const pb::QuantizedModel& model);
+  static Result<std::unique_ptr<CompiledModel>> Compile(pb::QuantizedModel model);
 
   // The model as given, with output shapes filled in.
   const pb::QuantizedModel& model() const { return model_; }

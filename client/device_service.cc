@@ -136,14 +136,14 @@ uint64_t DeviceService::model_version() const {
 }
 
 Result<std::unique_ptr<accel::Accelerator>> DeviceService::Instantiate(
-    const pb::QuantizedModel& model) const {
+    pb::QuantizedModel model) const {
   const std::string what = "model version " + std::to_string(model.model_version());
   if (model.model_version() == 0) {
     return Status::InvalidArgument(what + ": model_version must be >= 1 (0 means no model)");
   }
-  auto accelerator = accel::Accelerator::Create(model, options_.accelerator);
+  auto accelerator = accel::Accelerator::Create(std::move(model), options_.accelerator);
   if (!accelerator.ok()) return accelerator.status().WithContext(what + " rejected");
-  const pb::Shape& in = model.graph().input_shape();
+  const pb::Shape& in = (*accelerator)->model().graph().input_shape();
   for (const Dataset* data : {&train_, &test_}) {
     if (data->size() == 0) continue;
     if (in.dims_size() != 3 || in.dims(0) != data->channels || in.dims(1) != data->height ||
@@ -290,7 +290,8 @@ Result<pb::Ack> DeviceService::DeployModel(const pb::DeployModelRequest& request
                                              " already deployed; nothing changed");
   }
   R2F_ASSIGN_OR_RETURN(pb::QuantizedModel model, ApplyWeightDelta(accelerator_->model(), delta));
-  R2F_ASSIGN_OR_RETURN(std::unique_ptr<accel::Accelerator> accelerator, Instantiate(model));
+  R2F_ASSIGN_OR_RETURN(std::unique_ptr<accel::Accelerator> accelerator,
+                       Instantiate(std::move(model)));
   detail = "applied weight delta " + std::to_string(delta.base_version()) + " -> " +
            std::to_string(delta.new_version()) + " (" + std::to_string(delta.layers_size()) +
            " layer(s) changed)";

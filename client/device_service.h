@@ -82,7 +82,8 @@ class DeviceService {
   DeviceService(DeviceServiceOptions options, Dataset train, Dataset test);
   void Restore();
   // Accelerator::Create plus the check that the model's input fits the device's data.
-  Result<std::unique_ptr<accel::Accelerator>> Instantiate(const pb::QuantizedModel& model) const;
+  // By value: a deploy moves the model it built from a delta in (a copy costs ~0.3 ms).
+  Result<std::unique_ptr<accel::Accelerator>> Instantiate(pb::QuantizedModel model) const;
   // Replaces the running model by `accelerator`'s (already validated), saving it first: as
   // `delta` applied to the saved model when given, else whole.
   Status Install(std::unique_ptr<accel::Accelerator> accelerator, const pb::WeightDelta* delta,

@@ -9,12 +9,12 @@ namespace r2f {
 Result<std::unique_ptr<DeviceMirror>> DeviceMirror::Create(pb::QuantizedModel model,
                                                            const accel::AcceleratorConfig& config) {
   R2F_ASSIGN_OR_RETURN(std::unique_ptr<accel::Accelerator> clean,
-                       accel::Accelerator::Create(model, config));
+                       accel::Accelerator::Create(std::move(model), config));
   return std::unique_ptr<DeviceMirror>(new DeviceMirror(config, std::move(clean)));
 }
 
 Status DeviceMirror::Set(pb::QuantizedModel model) {
-  R2F_ASSIGN_OR_RETURN(clean_, accel::Accelerator::Create(model, config_));
+  R2F_ASSIGN_OR_RETURN(clean_, accel::Accelerator::Create(std::move(model), config_));
   return Status::Ok();
 }
 
