@@ -92,19 +92,25 @@ T FloorOf(T v) {
   return truncated - static_cast<T>(truncated > v);
 }
 
+// o = g times the mask over [begin, end). The mask's bools are read as bytes (0 or 1), which GCC
+// vectorises (bool loads it does not), through restrict pointers (no overlap checks).
+template <typename T>
+void MaskRange(const T* __restrict g, const uint8_t* __restrict m, int64_t begin, int64_t end,
+               T* __restrict o) {
+  for (int64_t i = begin; i < end; ++i) o[i] = g[i] * static_cast<T>(m[i]);
+}
+
 // The gradient through a saved mask: g times the mask, as ATen's clamp backward does (so a NaN
 // stays NaN where the mask is 0).
 torch::Tensor MaskedGradient(const torch::Tensor& grad, const torch::Tensor& mask) {
   const torch::Tensor g = grad.contiguous();
   torch::Tensor out = torch::empty_like(g);
-  const bool* m = mask.data_ptr<bool>();
+  const auto* m = reinterpret_cast<const uint8_t*>(mask.data_ptr<bool>());
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "MaskedGradient", [&] {
     const scalar_t* in = g.data_ptr<scalar_t>();
     scalar_t* o = out.data_ptr<scalar_t>();
-    at::parallel_for(0, g.numel(), kGrain, [in, o, m](int64_t begin, int64_t end) {
-      _Pragma("omp simd") for (int64_t i = begin; i < end; ++i) o[i] =
-          in[i] * static_cast<scalar_t>(m[i]);
-    });
+    at::parallel_for(0, g.numel(), kGrain,
+                     [in, o, m](int64_t begin, int64_t end) { MaskRange(in, m, begin, end, o); });
   });
   return out;
 }
@@ -119,7 +125,7 @@ void QuantizeRange(const T* __restrict z, int64_t begin, int64_t end, int frac, 
   const T inverse = static_cast<T>(std::ldexp(1.0, -frac));
   const T lo = static_cast<T>(-128.0 * std::ldexp(1.0, -frac));
   const T hi = static_cast<T>(127.0 * std::ldexp(1.0, -frac));
-  _Pragma("omp simd") for (int64_t i = begin; i < end; ++i) {
+  for (int64_t i = begin; i < end; ++i) {
     const T a = kRelu ? Max(z[i], T(0)) : z[i];
     if (kValue) {
       // Clamping before the floor (to [-128, 127.5]) gives the same grid value as after it.
@@ -200,7 +206,7 @@ void ChannelRange(const T* __restrict w, int64_t begin, int64_t end, int frac, d
   const double s = std::ldexp(1.0, frac);
   const T inverse = static_cast<T>(std::ldexp(1.0, -frac));
   const T low = static_cast<T>(lo) * inverse, high = static_cast<T>(hi) * inverse;
-  _Pragma("omp simd") for (int64_t i = begin; i < end; ++i) {
+  for (int64_t i = begin; i < end; ++i) {
     const double v = Min(Max(static_cast<double>(w[i]) * s + 0.5, lo), hi + 0.5);
     value[i] = static_cast<T>(FloorOf<I>(v)) * inverse;
     if (kMask) mask[i] = (w[i] >= low) & (w[i] <= high);
