@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "accel_sim/omp_wait_policy.h"
 #include "common/base/logging.h"
 #include "common/base/malloc_policy.h"
 #include "common/ir/graph.h"
@@ -124,6 +125,10 @@ int Search(const std::string& config_path, const std::string& broker) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The server shares its host with devices (the demo, fleets on one machine): LibTorch's
+  // OpenMP threads spinning after every training step took the core a device's deployModel
+  // needed (docs/results.md, "The server's training step, and the loop after it").
+  r2f::accel::ApplyDefaultOmpWaitPolicy(argc, argv);
   r2f::KeepFreedMemoryForReuse();  // training steps allocate megabytes each (malloc_policy.h)
   CLI::App app{"R2F server: model zoo, pre-training, remote evaluation and retraining"};
   app.require_subcommand(1);

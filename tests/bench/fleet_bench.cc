@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <atomic>
 #include <fstream>
 #include <future>
@@ -32,6 +33,7 @@
 #include <sstream>
 #include <thread>
 
+#include "accel_sim/omp_wait_policy.h"
 #include "common/base/json.h"
 #include "common/base/malloc_policy.h"
 #include "server/fleet/fleet.h"
@@ -350,6 +352,8 @@ BENCHMARK(BM_FleetThroughput)
 }  // namespace r2f::testing
 
 int main(int argc, char** argv) {
+  // The fleet's server runs in this process: as r2f_server does (omp_wait_policy.h).
+  r2f::accel::ApplyDefaultOmpWaitPolicy(argc, argv);
   r2f::KeepFreedMemoryForReuse();  // as the daemons run (malloc_policy.h)
   // The configs and the model cache are named relative to the source tree.
   if (chdir(R2F_SOURCE_DIR) != 0) return 1;
@@ -362,6 +366,8 @@ int main(int argc, char** argv) {
     }
   }
   benchmark::AddCustomContext("cpu_model", cpu);
+  const char* spin = std::getenv("GOMP_SPINCOUNT");
+  benchmark::AddCustomContext("GOMP_SPINCOUNT", spin != nullptr ? spin : "(unset)");
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
