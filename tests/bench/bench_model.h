@@ -6,8 +6,12 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
 #include <vector>
 
+#include "common/base/status.h"
 #include "r2f.pb.h"
 
 namespace r2f::bench {
@@ -20,5 +24,16 @@ inline constexpr uint64_t kModelSeed = 1;
 const pb::QuantizedModel& BenchModel();
 // kBatch images, NCHW uint8, shaped as BenchModel()'s input.
 const std::vector<uint8_t>& BenchPixels();
+
+// The value of `r`, or exit 2 with its status: a benchmark's set-up failing is a bug, and there
+// is nobody to return the error to.
+template <typename T>
+T OrDie(Result<T> r) {
+  if (!r.ok()) {
+    std::fprintf(stderr, "r2f_bench: %s\n", r.status().ToString().c_str());
+    std::exit(2);
+  }
+  return std::move(r).value();
+}
 
 }  // namespace r2f::bench

@@ -10,8 +10,6 @@
 // One training execution (kLocalExact) is recorded once; each iteration codes the same batch.
 #include <benchmark/benchmark.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
 
 #include "accel_sim/accelerator.h"
@@ -35,15 +33,6 @@ accel::ImageBatch Images() {
   images.batch = kBatch;
   for (int b = 0; b < kBatch; ++b) images.sample_ids.push_back(static_cast<uint64_t>(b));
   return images;
-}
-
-template <typename T>
-T OrDie(Result<T> r) {
-  if (!r.ok()) {
-    std::fprintf(stderr, "r2f_bench: %s\n", r.status().ToString().c_str());
-    std::exit(2);
-  }
-  return std::move(r).value();
 }
 
 const Recorded& Record() {

@@ -11,8 +11,6 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -23,15 +21,6 @@
 
 namespace r2f::bench {
 namespace {
-
-template <typename T>
-T OrDie(Result<T> r) {
-  if (!r.ok()) {
-    std::fprintf(stderr, "r2f_bench: %s\n", r.status().ToString().c_str());
-    std::exit(2);
-  }
-  return std::move(r).value();
-}
 
 // Labels 0..9 in turn: their values do not change the work either.
 std::string Labels() {
