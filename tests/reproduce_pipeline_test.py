@@ -110,6 +110,32 @@ class ReproducePipelineTest(unittest.TestCase):
         self.assertEqual(len(kinds) - 2, len(self.steps))
         self.assertEqual({s.kind for s in self.steps}, {"sim", "search", "retrain"})
 
+    def test_plan_estimate_scales_retraining_by_measured_drm_times(self):
+        # plan --from --drm-per-iteration: a network's retraining time scales with its DRM time
+        # per iteration; the other kinds of step stay as the source measured them.
+        sweep = dict(self.sweep, iterations=lambda net, ber: 100)
+        steps = reproduce.plan(sweep, sweep["networks"])
+        base = reproduce.estimate(sweep, steps, self.runs)
+        drm = {}
+        for r in self.timings():
+            if r["kind"] == "retrain" and reproduce.family(r["method"]) == "drm":
+                loop = read_json(Path(r["dir"]) / "summary.json")["timing"]["measured_total_s"]
+                drm.setdefault(r["net"], []).append(loop / r["iterations"])
+        same = {net: sum(v) / len(v) for net, v in drm.items()}
+        twice = {net: 2 * t for net, t in same.items()}
+        self.assertAlmostEqual(reproduce.estimate(sweep, steps, self.runs, same)["retrain"],
+                               base["retrain"], delta=1e-9 * base["retrain"])
+        doubled = reproduce.estimate(sweep, steps, self.runs, twice)
+        self.assertGreater(base["retrain"], 0)
+        self.assertAlmostEqual(doubled["retrain"], 2 * base["retrain"],
+                               delta=1e-9 * base["retrain"])
+        for kind in ["sim", "search", "eval"]:
+            self.assertEqual(doubled[kind], base[kind], kind)
+        self.assertEqual(reproduce.drm_per_iteration(["resnet18=0.05"]), {"resnet18": 0.05})
+        for bad in ["resnet18", "lenet=0.1", "resnet18=fast", "resnet18=0"]:
+            with self.assertRaises(SystemExit, msg=bad):
+                reproduce.drm_per_iteration([bad])
+
     def test_pretrained_model_is_where_the_driver_predicts(self):
         # The driver skips `r2f_server pretrain` when the predicted model file exists; a wrong
         # prediction would pre-train again on every rerun.

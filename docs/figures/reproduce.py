@@ -7,7 +7,8 @@
     reproduce.py outdir --sweep quick           prints the sweep's output directory
     reproduce.py devices --sweep quick          writes one device config per BER, prints their paths
     reproduce.py run --sweep quick --broker URI  only the runs, against devices already serving
-    reproduce.py plan --sweep full [--from runs/reproduce-quick]   the runs, and an estimate of
+    reproduce.py plan --sweep full [--from runs/reproduce-quick] [--iterations 3125]
+                      [--drm-per-iteration resnet18=0.053 ...]   the runs, and an estimate of
                                                  their duration from the timings of another sweep
 
 The sweep itself is docs/figures/sweeps.py; the config templates are
@@ -558,12 +559,29 @@ def cmd_plan(args, sweep):
         for s in steps:
             print(f"  {'done' if s.done() else 'todo'}  {s.name}")
         return 0
-    est = estimate(sweep, steps, Path(args.source))
+    est = estimate(sweep, steps, Path(args.source), drm_per_iteration(args.drm_per_iteration))
     total = sum(est.values())
     for kind, secs in est.items():
         print(f"  {kind:8s} {secs / 3600:6.2f} h")
     print(f"  total    {total / 3600:6.2f} h (estimate from {args.source})")
     return 0
+
+
+def drm_per_iteration(pairs):
+    """{net: seconds} from `net=seconds` arguments (plan --drm-per-iteration)."""
+    out = {}
+    for pair in pairs or []:
+        net, sep, secs = pair.partition("=")
+        if not sep or net not in sweeps.NETWORKS:
+            raise SystemExit(f"--drm-per-iteration: '{pair}' is not <network>=<seconds> with a "
+                             f"network of {sweeps.NETWORKS}")
+        try:
+            out[net] = float(secs)
+        except ValueError:
+            raise SystemExit(f"--drm-per-iteration: '{secs}' in '{pair}' is not a number")
+        if not out[net] > 0:
+            raise SystemExit(f"--drm-per-iteration: '{pair}': seconds must be > 0")
+    return out
 
 
 def family(method):
@@ -577,10 +595,12 @@ def mac_layers(source, net):
     raise RuntimeError(f"no r2f_sim report of {net} in {source}")
 
 
-def estimate(sweep, steps, source):
+def estimate(sweep, steps, source, drm_per_iteration=None):
     """Seconds per kind of step, scaled from the measured steps of `source` (its timings.jsonl
-    and summaries): retraining = per-iteration wall time x iterations + per-image evaluation
-    time x images; sims per image; searches per (evaluation x image)."""
+    and summaries): retraining = per-iteration time x iterations, evaluation = per-image time x
+    images; sims per image; searches per (evaluation x image). `drm_per_iteration` ({net:
+    seconds}, measured elsewhere, e.g. with a newer build) replaces a network's DRM time per
+    iteration; its other method families keep their ratio to DRM in the source."""
     per_it, per_img, sim_img, search_eval = {}, {}, {}, {}
     for line in (ROOT / source / "timings.jsonl").read_text().splitlines():
         r = json.loads(line)
@@ -600,7 +620,7 @@ def estimate(sweep, steps, source):
                 (r["wall_s"] / (s["evaluations"] + 1) / r["images"], len(s["candidates"]),
                  len(s["protected_layers"])))
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    out = {"sim": 0.0, "search": 0.0, "retrain": 0.0}
+    out = {"sim": 0.0, "search": 0.0, "retrain": 0.0, "eval": 0.0}
     for s in steps:
         p, net = s.spec, s.spec["net"]
         if s.kind == "sim":
@@ -622,9 +642,12 @@ def estimate(sweep, steps, source):
             out["search"] += per * evals * p["images"]
         else:
             key = (net, family(p["method"]))
+            drm = mean(per_it[(net, "drm")])
             it = mean(per_it.get(key) or per_it[(net, "drm")])
-            out["retrain"] += it * p["iterations"] + mean(per_img[net]) * p["images"] * (
-                2 if p["before"] else 1)
+            if drm_per_iteration and net in drm_per_iteration:
+                it *= drm_per_iteration[net] / drm
+            out["retrain"] += it * p["iterations"]
+            out["eval"] += mean(per_img[net]) * p["images"] * (2 if p["before"] else 1)
     return out
 
 
@@ -638,6 +661,12 @@ def main():
     ap.add_argument("--from", dest="source", help="plan: estimate from this sweep's timings")
     ap.add_argument("--out", help="output directory instead of the sweep's")
     ap.add_argument("--figures", help="all: figure directory instead of the sweep's")
+    ap.add_argument("--iterations", type=int,
+                    help="plan: every retraining run at this many iterations (3125: the paper's "
+                         "one epoch)")
+    ap.add_argument("--drm-per-iteration", nargs="*", metavar="NET=SECONDS",
+                    help="plan --from: each network's DRM seconds per iteration, measured "
+                         "elsewhere; other methods keep their ratio to DRM in the source")
     args = ap.parse_args()
     os.chdir(ROOT)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -646,6 +675,10 @@ def main():
         sweep["out"] = args.out
     if args.figures:
         sweep["figures"] = args.figures
+    if args.iterations is not None:
+        if args.iterations < 1:
+            ap.error("--iterations must be >= 1")
+        sweep["iterations"] = lambda net, ber: args.iterations
     if args.command == "run" and not args.broker:
         ap.error("run needs --broker")
     commands = {"all": cmd_all, "outdir": cmd_outdir, "devices": cmd_devices, "run": cmd_run,
