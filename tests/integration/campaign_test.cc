@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <vector>
 
 #include "common/base/random.h"
 #include "common/link/stage_timer.h"
@@ -287,9 +288,12 @@ class CampaignTest : public ::testing::Test {
   // reached a random line count (so they spread over the run whatever the machine's speed),
   // plus a random delay (so they land anywhere inside an iteration).
   void RunDisturbed(const CampaignPlan& p, CampaignReport* report) {
-    // Within about one undisturbed iteration (0.3-0.5 s here), so that a point planned for the
-    // last iteration still comes before the run ends.
-    constexpr uint64_t kMaxDelayMs = 400;
+    // Within about half an undisturbed iteration (the reference run's wall time over its
+    // iterations, start-up and evaluations included, so an overestimate), so that a point
+    // planned for the last iteration still comes before the run ends however fast the machine
+    // and the build are.
+    const uint64_t max_delay_ms = std::clamp<uint64_t>(
+        static_cast<uint64_t>(500.0 * report->reference_s / p.iterations), 20, 400);
     struct Planned {
       int at_line;
       int delay_ms;
@@ -311,7 +315,7 @@ class CampaignTest : public ::testing::Test {
         const uint64_t lines =
             static_cast<uint64_t>(p.iterations) + (x.event == Event::kServerKill);
         x.at_line = static_cast<int>(rng.Below(lines));
-        x.delay_ms = x.at_line == p.iterations ? 0 : static_cast<int>(rng.Below(kMaxDelayMs));
+        x.delay_ms = x.at_line == p.iterations ? 0 : static_cast<int>(rng.Below(max_delay_ms));
         plan.push_back(x);
       }
     }
@@ -322,7 +326,7 @@ class CampaignTest : public ::testing::Test {
         x.armed_kind = static_cast<FaultKind>(k);
         x.peer = rng.Below(2) ? Peer::kDevice : Peer::kServer;
         x.at_line = static_cast<int>(rng.Below(static_cast<uint64_t>(p.iterations)));
-        x.delay_ms = static_cast<int>(rng.Below(kMaxDelayMs));
+        x.delay_ms = static_cast<int>(rng.Below(max_delay_ms));
         plan.push_back(x);
       }
     }
@@ -352,7 +356,9 @@ class CampaignTest : public ::testing::Test {
     spawn();
     ASSERT_GT(server.pid(), 0);
     size_t next = 0;
-    std::optional<Clock::time_point> due;
+    // When the stages first had each line count: a point's delay counts from there, so that
+    // points planned for the same line do not add up their delays.
+    std::vector<Clock::time_point> line_seen;
     bool done = false;
     while (Clock::now() < deadline) {
       if (const std::optional<int> code = server.Exited()) {
@@ -364,13 +370,14 @@ class CampaignTest : public ::testing::Test {
         ++report->server_failures;
         spawn();
       }
+      for (size_t lines = CountLines(stages); line_seen.size() <= lines;) {
+        line_seen.push_back(Clock::now());
+      }
       if (next < plan.size()) {
         const Planned& x = plan[next];
-        if (!due && static_cast<int>(CountLines(stages)) >= x.at_line) {
-          due = Clock::now() + std::chrono::milliseconds(x.delay_ms);
-        }
-        if (due && Clock::now() >= *due) {
-          due.reset();
+        const auto line = static_cast<size_t>(x.at_line);
+        if (line < line_seen.size() &&
+            Clock::now() >= line_seen[line] + std::chrono::milliseconds(x.delay_ms)) {
           ++next;
           const std::string at = " (at " + std::to_string(CountLines(stages)) + " stage lines)";
           if (x.armed) {
