@@ -288,10 +288,9 @@ class CampaignTest : public ::testing::Test {
   // reached a random line count (so they spread over the run whatever the machine's speed),
   // plus a random delay (so they land anywhere inside an iteration).
   void RunDisturbed(const CampaignPlan& p, CampaignReport* report) {
-    // Within about half an undisturbed iteration (the reference run's wall time over its
-    // iterations, start-up and evaluations included, so an overestimate), so that a point
-    // planned for the last iteration still comes before the run ends however fast the machine
-    // and the build are.
+    // Up to about half an undisturbed iteration (the reference run's wall time over its
+    // iterations, start-up and evaluations included): a point lands anywhere inside its
+    // iteration, and one whose delay outlasts the iteration fires when the next line appears.
     const uint64_t max_delay_ms = std::clamp<uint64_t>(
         static_cast<uint64_t>(500.0 * report->reference_s / p.iterations), 20, 400);
     struct Planned {
@@ -308,13 +307,16 @@ class CampaignTest : public ::testing::Test {
       for (int i = 0; i < p.events[e]; ++i) {
         Planned x{};
         x.event = static_cast<enum Event>(e);
-        // Anywhere from the start (the Base evaluation) to the last iteration: once the last
-        // stage line is there, only the final evaluation is left, so a later point might not
-        // come before the run ends. A server kill may also hit the end: the final checkpoint,
-        // model and evaluation (fired at once when the last line appears).
-        const uint64_t lines =
-            static_cast<uint64_t>(p.iterations) + (x.event == Event::kServerKill);
-        x.at_line = static_cast<int>(rng.Below(lines));
+        // Anywhere from the start (the Base evaluation) to the second-to-last iteration: a point
+        // still pending when the next stage line appears fires at once, so every point has fired
+        // when the last iteration starts, however fast the machine and the build are (after the
+        // last line only the final evaluation is left, too short to wait for). A server kill may
+        // also hit the end: the final checkpoint, model and evaluation (fired at once when the
+        // last line appears).
+        x.at_line = static_cast<int>(rng.Below(static_cast<uint64_t>(p.iterations - 1)));
+        if (x.event == Event::kServerKill && rng.Below(static_cast<uint64_t>(p.iterations)) == 0) {
+          x.at_line = p.iterations;
+        }
         x.delay_ms = x.at_line == p.iterations ? 0 : static_cast<int>(rng.Below(max_delay_ms));
         plan.push_back(x);
       }
@@ -325,7 +327,7 @@ class CampaignTest : public ::testing::Test {
         x.armed = true;
         x.armed_kind = static_cast<FaultKind>(k);
         x.peer = rng.Below(2) ? Peer::kDevice : Peer::kServer;
-        x.at_line = static_cast<int>(rng.Below(static_cast<uint64_t>(p.iterations)));
+        x.at_line = static_cast<int>(rng.Below(static_cast<uint64_t>(p.iterations - 1)));
         x.delay_ms = static_cast<int>(rng.Below(max_delay_ms));
         plan.push_back(x);
       }
@@ -373,25 +375,29 @@ class CampaignTest : public ::testing::Test {
       for (size_t lines = CountLines(stages); line_seen.size() <= lines;) {
         line_seen.push_back(Clock::now());
       }
-      if (next < plan.size()) {
+      // Every point that is due fires in this round: its delay has passed, or the run is already
+      // past its line (the delay is cut short rather than the point missed).
+      while (next < plan.size()) {
         const Planned& x = plan[next];
         const auto line = static_cast<size_t>(x.at_line);
-        if (line < line_seen.size() &&
-            Clock::now() >= line_seen[line] + std::chrono::milliseconds(x.delay_ms)) {
-          ++next;
-          const std::string at = " (at " + std::to_string(CountLines(stages)) + " stage lines)";
-          if (x.armed) {
-            proxy_->Arm(x.armed_kind, x.peer);
-            Note(std::string("armed ") + campaign::FaultKindName(x.armed_kind) + " on the " +
-                 campaign::PeerName(x.peer) + at);
-          } else {
-            Note(std::string(EventName(x.event)) + at);
-            ++report->events[static_cast<int>(x.event)];
-            Fire(x.event, rng, server, spawn);
-          }
+        const bool due = line < line_seen.size() &&
+                         (line + 1 < line_seen.size() ||
+                          Clock::now() >= line_seen[line] + std::chrono::milliseconds(x.delay_ms));
+        if (!due) break;
+        ++next;
+        const std::string at = " (at " + std::to_string(CountLines(stages)) + " stage lines)";
+        if (x.armed) {
+          proxy_->Arm(x.armed_kind, x.peer);
+          Note(std::string("armed ") + campaign::FaultKindName(x.armed_kind) + " on the " +
+               campaign::PeerName(x.peer) + at);
+        } else {
+          Note(std::string(EventName(x.event)) + at);
+          ++report->events[static_cast<int>(x.event)];
+          Fire(x.event, rng, server, spawn);
         }
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      // Short: the server kill planned for the end has only the final evaluation to land in.
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     report->disturbed_s = SecondsSince(start);
     server.Kill();  // still running only when the budget ran out
