@@ -4,11 +4,13 @@
 ReproducePipelineTest runs docs/figures/reproduce.py's whole pipeline once, on two tiny models
 pre-trained here (a few seconds each): a throwaway mosquitto on a free loopback port, one real
 r2f_client per device, r2f_sim runs, a critical-layer search, DRM / APRM / TCLP / UR / link-check
-retraining runs with real r2f_server processes, then every figure and tables.md. It then checks
-what the figures are drawn from, and that a rerun skips every finished step.
+retraining runs with real r2f_server processes, two at a time (--jobs 2), then every figure and
+tables.md. It then checks what the figures are drawn from, and that a rerun skips every finished
+step.
 
 SweepPlanTest checks the quick and full sweeps' plans without running anything: all five
-networks, every method and both links take part.
+networks, every method and both links take part; and the runner's rule for runs at once (no
+device shared, searches before the runs that read them) with runs that only sleep.
 
 Run by CTest (tests/CMakeLists.txt) with R2F_BUILD_DIR set; needs Debian's python3-matplotlib.
 """
@@ -87,7 +89,9 @@ class ReproducePipelineTest(unittest.TestCase):
                 tiny_pretrain_config(net, width, cls.tmp / "models"))
         cls.sweep = check_sweep(cls.tmp)
         cls.runs = Path(cls.sweep["out"])
-        cls.status = reproduce.run_all(cls.sweep)
+        # Two runs at once (reproduce.py --jobs 2), as a user in a hurry runs it.
+        cls.jobs = 2
+        cls.status = reproduce.run_all(cls.sweep, jobs=cls.jobs)
         cls.steps = reproduce.plan(cls.sweep, cls.sweep["networks"])
 
     @classmethod
@@ -107,6 +111,9 @@ class ReproducePipelineTest(unittest.TestCase):
             self.assertTrue(step.done(), step.name)
         kinds = [r["kind"] for r in self.timings()]
         self.assertEqual(kinds.count("pretrain"), 2)
+        for r in self.timings():
+            if r["kind"] != "pretrain":
+                self.assertEqual(r["jobs"], self.jobs, r["step"])
         self.assertEqual(len(kinds) - 2, len(self.steps))
         self.assertEqual({s.kind for s in self.steps}, {"sim", "search", "retrain"})
 
@@ -115,7 +122,7 @@ class ReproducePipelineTest(unittest.TestCase):
         # per iteration; the other kinds of step stay as the source measured them.
         sweep = dict(self.sweep, iterations=lambda net, ber: 100)
         steps = reproduce.plan(sweep, sweep["networks"])
-        base = reproduce.estimate(sweep, steps, self.runs)
+        base = reproduce.estimate(sweep, steps, self.runs, jobs=self.jobs)
         drm = {}
         for r in self.timings():
             if r["kind"] == "retrain" and reproduce.family(r["method"]) == "drm":
@@ -123,9 +130,10 @@ class ReproducePipelineTest(unittest.TestCase):
                 drm.setdefault(r["net"], []).append(loop / r["iterations"])
         same = {net: sum(v) / len(v) for net, v in drm.items()}
         twice = {net: 2 * t for net, t in same.items()}
-        self.assertAlmostEqual(reproduce.estimate(sweep, steps, self.runs, same)["retrain"],
-                               base["retrain"], delta=1e-9 * base["retrain"])
-        doubled = reproduce.estimate(sweep, steps, self.runs, twice)
+        self.assertAlmostEqual(
+            reproduce.estimate(sweep, steps, self.runs, same, self.jobs)["retrain"],
+            base["retrain"], delta=1e-9 * base["retrain"])
+        doubled = reproduce.estimate(sweep, steps, self.runs, twice, self.jobs)
         self.assertGreater(base["retrain"], 0)
         self.assertAlmostEqual(doubled["retrain"], 2 * base["retrain"],
                                delta=1e-9 * base["retrain"])
@@ -273,6 +281,71 @@ class SweepPlanTest(unittest.TestCase):
 
             self.assertLess(images(quick), images(default), net)
             self.assertEqual(quick["network"], default["network"], net)
+
+    def run_fake(self, sweep, jobs, fail=()):
+        """run_steps over the sweep's plan with runs that only sleep; checks, as they start,
+        that no device is shared and every need has finished. (most at once, failed names,
+        names in the order they ended)."""
+        steps = self.plan(sweep)
+        lock = reproduce.threading.Lock()
+        busy, finished, state = set(), set(), {"now": 0, "most": 0}
+        ended, failed = [], []
+
+        def run_one(step):
+            with lock:
+                self.assertFalse(reproduce.occupies(step) & busy, step.name)
+                self.assertLessEqual(reproduce.needs(sweep, step), finished, step.name)
+                busy.update(reproduce.occupies(step))
+                state["now"] += 1
+                state["most"] = max(state["most"], state["now"])
+            reproduce.time.sleep(0.002)
+            with lock:
+                busy.difference_update(reproduce.occupies(step))
+                state["now"] -= 1
+                if step.name in fail:
+                    raise RuntimeError("failed on purpose")
+                finished.add(step.dir)
+
+        def on_done(step, error, wall):
+            ended.append(step.name)
+            if error is not None:
+                failed.append(step.name)
+
+        reproduce.run_steps(sweep, steps, jobs, run_one, on_done)
+        self.assertEqual(sorted(ended), sorted(s.name for s in steps))
+        return state["most"], failed, ended
+
+    def test_runs_at_once_never_share_a_device_and_wait_for_their_needs(self):
+        # reproduce.py --jobs N: the quick sweep's 150-odd steps on 8 devices.
+        for jobs in [1, 2, 3]:
+            most, failed, ended = self.run_fake(sweeps.QUICK, jobs)
+            self.assertEqual(most, jobs)
+            self.assertEqual(failed, [])
+        _, _, serial = self.run_fake(sweeps.QUICK, 1)
+        self.assertEqual(serial, [s.name for s in self.plan(sweeps.QUICK)])
+
+    def test_a_failed_search_fails_the_runs_that_need_it_and_nothing_else(self):
+        steps = self.plan(sweeps.QUICK)
+        search = next(s for s in steps if s.kind == "search")
+        dependent = {s.name for s in steps if search.dir in reproduce.needs(sweeps.QUICK, s)}
+        self.assertTrue(dependent)
+        _, failed, _ = self.run_fake(sweeps.QUICK, 2, fail={search.name})
+        self.assertEqual(set(failed), dependent | {search.name})
+
+    def test_wall_time_estimate_follows_the_runners_rule(self):
+        steps = self.plan(sweeps.QUICK)
+        durations = [(s, 1.0 + (i % 7)) for i, s in enumerate(steps)]
+        total = sum(t for _, t in durations)
+        self.assertEqual(reproduce.makespan(sweeps.QUICK, durations, 1), total)
+        two = reproduce.makespan(sweeps.QUICK, durations, 2)
+        self.assertGreaterEqual(two, total / 2)
+        self.assertLess(two, 0.6 * total)  # eight devices: two runs at once nearly always
+        # Runs on one device never overlap, however many slots.
+        one_device = [(s, t) for s, t in durations
+                      if reproduce.occupies(s) == {reproduce.device_id(1e-4)}]
+        self.assertGreater(len(one_device), 1)
+        self.assertEqual(reproduce.makespan(sweeps.QUICK, one_device, 4),
+                         sum(t for _, t in one_device))
 
     def test_ber_labels_round_trip(self):
         for ber in [0, 1e-6, 2.7e-4, 4.5e-5, 3e-4]:

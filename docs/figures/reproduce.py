@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """The driver of `./run.sh reproduce [--quick]` (python3 stdlib, and matplotlib for the figures).
 
-    reproduce.py all --sweep quick              the whole sweep: a throwaway mosquitto on a free
+    reproduce.py all --sweep quick [--jobs 2]   the whole sweep: a throwaway mosquitto on a free
                                                  loopback port, one r2f_client per device, the
-                                                 runs, then the figures; everything stopped at exit
+                                                 runs (--jobs: that many at once, never two on
+                                                 one device), then the figures; everything
+                                                 stopped at exit
     reproduce.py outdir --sweep quick           prints the sweep's output directory
     reproduce.py devices --sweep quick          writes one device config per BER, prints their paths
     reproduce.py run --sweep quick --broker URI  only the runs, against devices already serving
     reproduce.py plan --sweep full [--from runs/reproduce-quick] [--iterations 3125]
-                      [--drm-per-iteration resnet18=0.053 ...]   the runs, and an estimate of
-                                                 their duration from the timings of another sweep
+                      [--drm-per-iteration resnet18=0.053 ...] [--jobs 2]   the runs, and an
+                                                 estimate of their duration from the timings of
+                                                 another sweep (--jobs: and its wall time)
 
 The sweep itself is docs/figures/sweeps.py; the config templates are
 configs/reproduce/*.template.yaml and configs/demo/client.yaml. Everything a step produces stays
@@ -25,7 +28,7 @@ import socket
 import string
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -72,18 +75,41 @@ def device_id(ber, ur=False):
     return f"rep-{'ur-' if ur else ''}{ber_label(ber).replace('.', 'p')}"
 
 
+_children, _children_lock = set(), threading.Lock()
+
+
 def call(cmd, **kwargs):
-    """Runs cmd in ROOT; the child is terminated when this script is (SIGTERM, Ctrl-C)."""
+    """Runs cmd in ROOT; the child is terminated when this script is (SIGTERM, Ctrl-C), also
+    when it runs in another thread (terminate_children)."""
     child = subprocess.Popen(cmd, cwd=ROOT, **kwargs)
+    with _children_lock:
+        _children.add(child)
     try:
         out, _ = child.communicate()
     except BaseException:
         child.terminate()
         child.wait()
         raise
+    finally:
+        with _children_lock:
+            _children.discard(child)
     if child.returncode:
         raise subprocess.CalledProcessError(child.returncode, cmd)
     return out
+
+
+def terminate_children():
+    """Terminates every child call() is waiting for, and waits for them."""
+    with _children_lock:
+        children = list(_children)
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
 
 
 # --- models -------------------------------------------------------------------------------------
@@ -290,6 +316,92 @@ def devices(sweep):
     return out + [(device_id(b, ur=True), b, 2) for b in ur_bers]
 
 
+def occupies(step):
+    """The device daemons a step uses while it runs (a device serves one job at a time); a
+    simulation uses none."""
+    if step.kind == "sim":
+        return set()
+    if step.kind == "search":
+        return {device_id(step.spec["ber"])}
+    used = {step.spec["device"]}
+    if step.spec.get("eval_ber") is not None:
+        used.add(device_id(step.spec["eval_ber"]))  # UR runs evaluate on the target's device
+    return used
+
+
+def needs(sweep, step):
+    """The directories of the steps whose results `step` reads: a TCLP run with a partial
+    protection set reads its network's and BER's search."""
+    if step.kind == "retrain" and METHODS[step.spec["method"]][2] == "partial":
+        return {search_dir(sweep, step.spec["net"], step.spec["ber"])}
+    return set()
+
+
+def next_step(waiting, busy, finished, sweep):
+    """The step to start next: the first of `waiting` (plan order) whose devices are not in
+    `busy` and whose needs are all in `finished` (directories); None if none can start now.
+    One rule for the runner and for the estimate of `plan --jobs`."""
+    for step in waiting:
+        if not occupies(step) & busy and needs(sweep, step) <= finished:
+            return step
+    return None
+
+
+def blocked_by_failure(step, failed, sweep):
+    """A need of `step` that failed (a directory of `failed`), or None."""
+    return next(iter(needs(sweep, step) & failed), None)
+
+
+def run_steps(sweep, steps, jobs, run_one, on_done):
+    """Runs `steps` with at most `jobs` at once, never two on one device daemon and none before
+    the steps it needs; otherwise in plan order. run_one(step) runs a step (raises on failure)
+    in a thread of its own; on_done(step, error or None, wall seconds) is called as each ends,
+    one call at a time. A step whose need failed is not run: on_done gets an error naming it.
+    Leaving early (Ctrl-C, SIGTERM) terminates the runs still going."""
+    waiting = list(steps)
+    # Needs outside `steps` were done before (their steps are skipped as complete).
+    finished = {d for s in steps for d in needs(sweep, s)} - {s.dir for s in steps}
+    failed, busy, running = set(), set(), []
+    cond = threading.Condition()
+
+    def worker(step):
+        t0 = time.time()
+        error = None
+        try:
+            run_one(step)
+        except Exception as e:  # noqa: BLE001 (reported per step; the others go on)
+            error = e
+        with cond:
+            busy.difference_update(occupies(step))
+            (failed if error else finished).add(step.dir)
+            running.remove(step)
+            on_done(step, error, time.time() - t0)
+            cond.notify_all()
+
+    try:
+        with cond:
+            while waiting or running:
+                for step in [w for w in waiting if needs(sweep, w) & failed]:
+                    waiting.remove(step)
+                    failed.add(step.dir)
+                    lost = ", ".join(str(d) for d in needs(sweep, step) & failed)
+                    on_done(step, RuntimeError(f"needs {lost}, which failed"), 0.0)
+                step = next_step(waiting, busy, finished, sweep) if len(running) < jobs else None
+                if step is None:
+                    if running:
+                        cond.wait()
+                    elif waiting:  # cannot happen with the plan's needs
+                        raise RuntimeError(f"{waiting[0].name} can never start")
+                    continue
+                waiting.remove(step)
+                busy.update(occupies(step))
+                running.append(step)
+                threading.Thread(target=worker, args=(step,), daemon=True).start()
+    except BaseException:
+        terminate_children()
+        raise
+
+
 # --- config generation --------------------------------------------------------------------------
 
 def substitute(template, **values):
@@ -388,9 +500,10 @@ def run_step(sweep, step, broker, models):
         call(cmd, stdout=logf, stderr=subprocess.STDOUT)
 
 
-def run_sweep(sweep, broker, networks=None):
-    """Every step of the sweep that has no result yet, against devices serving on `broker`;
-    the number of steps that failed (each logged, the others still run)."""
+def run_sweep(sweep, broker, networks=None, jobs=1):
+    """Every step of the sweep that has no result yet, against devices serving on `broker`,
+    at most `jobs` at once (run_steps); the number of steps that failed (each logged, the
+    others still run)."""
     networks = networks or sweep["networks"]
     timings = ROOT / sweep["out"] / "timings.jsonl"
     models = {}
@@ -399,24 +512,29 @@ def run_sweep(sweep, broker, networks=None):
         log(f"{net}: model {models[net]}")
     steps = plan(sweep, networks)
     todo = [s for s in steps if not s.done()]
-    log(f"sweep {sweep['name']}: {len(steps)} steps, {len(steps) - len(todo)} already done")
+    log(f"sweep {sweep['name']}: {len(steps)} steps, {len(steps) - len(todo)} already done"
+        + (f", {jobs} at a time" if jobs > 1 else ""))
     failed = []
     start = time.time()
-    for i, step in enumerate(todo, 1):
-        t0 = time.time()
-        try:
-            run_step(sweep, step, broker, models)
-        except (subprocess.CalledProcessError, OSError, RuntimeError, ValueError) as e:
+
+    ended = []
+
+    def done(step, error, wall):
+        ended.append(step)
+        n = f"[{len(ended)}/{len(todo)}]"
+        if error is not None:
             failed.append(step.name)
-            log(f"[{i}/{len(todo)}] FAILED {step.name}: {e} (see {step.dir}/server.log)")
-            continue
-        wall = time.time() - t0
-        record = {"step": step.name, "kind": step.kind, "dir": str(step.dir), "wall_s": wall}
+            log(f"{n} FAILED {step.name}: {error} (see {step.dir}/server.log)")
+            return
+        # jobs: the wall times of a step that shared the machine with others.
+        record = {"step": step.name, "kind": step.kind, "dir": str(step.dir), "wall_s": wall,
+                  "jobs": jobs}
         record.update({k: v for k, v in step.spec.items() if k != "similarity"})
         append_timing(timings, record)
-        if step.kind != "sim" or i % 20 == 0 or i == len(todo):
-            log(f"[{i}/{len(todo)}] {step.name}: {wall:.1f} s "
-                f"(elapsed {time.time() - start:.0f} s)")
+        if step.kind != "sim" or len(ended) % 20 == 0 or len(ended) == len(todo):
+            log(f"{n} {step.name}: {wall:.1f} s (elapsed {time.time() - start:.0f} s)")
+
+    run_steps(sweep, todo, jobs, lambda step: run_step(sweep, step, broker, models), done)
     log(f"sweep {sweep['name']}: {len(todo) - len(failed)} steps run, {len(failed)} failed, "
         f"{time.time() - start:.0f} s")
     for name in failed:
@@ -514,12 +632,12 @@ class LocalDevices:
         return False
 
 
-def run_all(sweep, networks=None):
+def run_all(sweep, networks=None, jobs=1):
     """The whole sweep (device configs, broker, device daemons, runs), then the figures and
     tables.md in sweep["figures"]; 0 when every step succeeded."""
     configs = write_device_configs(sweep)
     with LocalDevices(ROOT / sweep["out"] / "broker", configs) as devices:
-        failed = run_sweep(sweep, devices.uri, networks)
+        failed = run_sweep(sweep, devices.uri, networks, jobs)
     import make_figures  # matplotlib: only needed from here on
     make_figures.make(sweep["out"], sweep["figures"])  # relative to ROOT, the working directory
     log(f"figures and tables.md in {sweep['figures']}")
@@ -527,11 +645,11 @@ def run_all(sweep, networks=None):
 
 
 def cmd_all(args, sweep):
-    return run_all(sweep, args.networks)
+    return run_all(sweep, args.networks, args.jobs)
 
 
 def cmd_run(args, sweep):
-    return 1 if run_sweep(sweep, args.broker, args.networks) else 0
+    return 1 if run_sweep(sweep, args.broker, args.networks, args.jobs) else 0
 
 
 def cmd_devices(args, sweep):
@@ -559,11 +677,17 @@ def cmd_plan(args, sweep):
         for s in steps:
             print(f"  {'done' if s.done() else 'todo'}  {s.name}")
         return 0
-    est = estimate(sweep, steps, Path(args.source), drm_per_iteration(args.drm_per_iteration))
+    per_step = step_seconds(sweep, steps, Path(args.source),
+                            drm_per_iteration(args.drm_per_iteration), args.jobs)
+    est = estimate(sweep, steps, Path(args.source), drm_per_iteration(args.drm_per_iteration),
+                   args.jobs)
     total = sum(est.values())
     for kind, secs in est.items():
         print(f"  {kind:8s} {secs / 3600:6.2f} h")
-    print(f"  total    {total / 3600:6.2f} h (estimate from {args.source})")
+    print(f"  total    {total / 3600:6.2f} h of runs (estimate from {args.source})")
+    if args.jobs > 1:
+        wall = makespan(sweep, [(s, sum(parts.values())) for s, parts in per_step], args.jobs)
+        print(f"  wall     {wall / 3600:6.2f} h with {args.jobs} runs at once")
     return 0
 
 
@@ -595,36 +719,51 @@ def mac_layers(source, net):
     raise RuntimeError(f"no r2f_sim report of {net} in {source}")
 
 
-def estimate(sweep, steps, source, drm_per_iteration=None):
+def estimate(sweep, steps, source, drm_per_iteration=None, jobs=1):
     """Seconds per kind of step, scaled from the measured steps of `source` (its timings.jsonl
     and summaries): retraining = per-iteration time x iterations, evaluation = per-image time x
     images; sims per image; searches per (evaluation x image). `drm_per_iteration` ({net:
     seconds}, measured elsewhere, e.g. with a newer build) replaces a network's DRM time per
-    iteration; its other method families keep their ratio to DRM in the source."""
+    iteration; its other method families keep their ratio to DRM in the source. With `jobs`
+    runs at once, see step_seconds."""
+    out = {"sim": 0.0, "search": 0.0, "retrain": 0.0, "eval": 0.0}
+    for _, parts in step_seconds(sweep, steps, source, drm_per_iteration, jobs):
+        for kind, secs in parts.items():
+            out[kind] += secs
+    return out
+
+
+def step_seconds(sweep, steps, source, drm_per_iteration=None, jobs=1):
+    """(step, {kind: seconds}) for every step, as estimate() describes. With `jobs` > 1 each
+    step shares the machine: `drm_per_iteration` must then be measured with that many runs at
+    once, and every other time (measured in the source one run at a time) is taken `jobs`
+    times longer, as if sharing gained nothing there."""
     per_it, per_img, sim_img, search_eval = {}, {}, {}, {}
     for line in (ROOT / source / "timings.jsonl").read_text().splitlines():
         r = json.loads(line)
         net = r.get("net")
+        # A step of a source run with several at once took longer than alone.
+        share = jobs / r.get("jobs", 1)
         if r["kind"] == "retrain":
             summary = json.loads((ROOT / r["dir"] / "summary.json").read_text())
             loop = summary["timing"]["measured_total_s"]
             n_eval = r["images"] * (2 if r["before"] else 1)
             key = (net, family(r["method"]))
-            per_it.setdefault(key, []).append(loop / max(1, r["iterations"]))
-            per_img.setdefault(net, []).append(max(0.0, r["wall_s"] - loop) / n_eval)
+            per_it.setdefault(key, []).append(share * loop / max(1, r["iterations"]))
+            per_img.setdefault(net, []).append(share * max(0.0, r["wall_s"] - loop) / n_eval)
         elif r["kind"] == "sim":
-            sim_img.setdefault((net, r["tmr"]), []).append(r["wall_s"] / r["images"])
+            sim_img.setdefault((net, r["tmr"]), []).append(share * r["wall_s"] / r["images"])
         elif r["kind"] == "search":
             s = json.loads((ROOT / r["dir"] / "search.json").read_text())
             search_eval.setdefault(net, []).append(
-                (r["wall_s"] / (s["evaluations"] + 1) / r["images"], len(s["candidates"]),
-                 len(s["protected_layers"])))
+                (share * r["wall_s"] / (s["evaluations"] + 1) / r["images"],
+                 len(s["candidates"]), len(s["protected_layers"])))
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    out = {"sim": 0.0, "search": 0.0, "retrain": 0.0, "eval": 0.0}
+    out = []
     for s in steps:
         p, net = s.spec, s.spec["net"]
         if s.kind == "sim":
-            out["sim"] += mean(sim_img[(net, p["tmr"])]) * p["images"]
+            out.append((s, {"sim": mean(sim_img[(net, p["tmr"])]) * p["images"]}))
         elif s.kind == "search":
             if net in search_eval:
                 per, layers, chosen = search_eval[net][0]
@@ -639,16 +778,39 @@ def estimate(sweep, steps, source, drm_per_iteration=None):
             # Greedy evaluations grow with the number of chosen layers:
             # (s + 1)(2L - s)/2 for s chosen of L, plus the base evaluation.
             evals = (chosen + 1) * (2 * layers - chosen) / 2 + 1
-            out["search"] += per * evals * p["images"]
+            out.append((s, {"search": per * evals * p["images"]}))
         else:
             key = (net, family(p["method"]))
             drm = mean(per_it[(net, "drm")])
             it = mean(per_it.get(key) or per_it[(net, "drm")])
             if drm_per_iteration and net in drm_per_iteration:
                 it *= drm_per_iteration[net] / drm
-            out["retrain"] += it * p["iterations"]
-            out["eval"] += mean(per_img[net]) * p["images"] * (2 if p["before"] else 1)
+            out.append((s, {"retrain": it * p["iterations"],
+                            "eval": mean(per_img[net]) * p["images"] *
+                            (2 if p["before"] else 1)}))
     return out
+
+
+def makespan(sweep, durations, jobs):
+    """The wall seconds of running [(step, seconds)] in plan order with `jobs` at once, by the
+    runner's own rule (next_step): when a run ends, the next step that may start does."""
+    waiting = [s for s, _ in durations]
+    secs = {s.dir: t for s, t in durations}
+    now, running, busy, finished = 0.0, [], set(), set()
+    while waiting or running:
+        step = next_step(waiting, busy, finished, sweep) if len(running) < jobs else None
+        if step is not None:
+            waiting.remove(step)
+            busy |= occupies(step)
+            running.append((now + secs[step.dir], step))
+            continue
+        if not running:
+            raise RuntimeError(f"{waiting[0].name} can never start")
+        running.sort(key=lambda r: r[0])
+        now, ended = running.pop(0)
+        busy -= occupies(ended)
+        finished.add(ended.dir)
+    return now
 
 
 def main():
@@ -666,7 +828,12 @@ def main():
                          "one epoch)")
     ap.add_argument("--drm-per-iteration", nargs="*", metavar="NET=SECONDS",
                     help="plan --from: each network's DRM seconds per iteration, measured "
-                         "elsewhere; other methods keep their ratio to DRM in the source")
+                         "elsewhere (with --jobs runs at once); other methods keep their ratio "
+                         "to DRM in the source")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="all, run: at most this many runs at once, never two on one device "
+                         "(default 1: the measured stage times of a run are then its own); "
+                         "plan: estimate the sweep's wall time so")
     args = ap.parse_args()
     os.chdir(ROOT)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -679,6 +846,8 @@ def main():
         if args.iterations < 1:
             ap.error("--iterations must be >= 1")
         sweep["iterations"] = lambda net, ber: args.iterations
+    if args.jobs < 1:
+        ap.error("--jobs must be >= 1")
     if args.command == "run" and not args.broker:
         ap.error("run needs --broker")
     commands = {"all": cmd_all, "outdir": cmd_outdir, "devices": cmd_devices, "run": cmd_run,

@@ -10,6 +10,9 @@
 // from Call to the ack. (2) The same bytes as one QoS-1 publish from one Paho client to another,
 // timed from publish to delivery. Counters (MB = 1e6 bytes): transport_MBps, unchunked_MBps and
 // ratio = transport / unchunked. The benchmark's own time is the transport's.
+//
+// BM_ReplyGoodput/12/<KiB>: the shape of a getData call (MobileNetV2's DRM reply is ~11 MB): a
+// tiny request, a 12 MiB reply chunked at 128 KiB (the default) or 1 MiB. Counter reply_MBps.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -38,8 +41,10 @@ std::string RandomBytes(size_t n) {
   return s;
 }
 
-TransportOptions Options(const testing::MosquittoBroker& broker, TransportOptions::Role role) {
+TransportOptions Options(const testing::MosquittoBroker& broker, TransportOptions::Role role,
+                         size_t chunk_bytes = kDefaultChunkBytes) {
   TransportOptions o;
+  o.chunk_bytes = chunk_bytes;
   o.role = role;
   o.broker_uri = broker.uri();
   o.device_id = "bench-dev";
@@ -131,6 +136,58 @@ void BM_Goodput(benchmark::State& state) {
   (*server)->Stop();
   (*device)->Stop();
 }
+
+void BM_ReplyGoodput(benchmark::State& state) {
+  const size_t bytes = static_cast<size_t>(state.range(0)) << 20;
+  const size_t chunk = static_cast<size_t>(state.range(1)) << 10;
+  const std::string payload = RandomBytes(bytes);
+  testing::MosquittoBroker broker;
+  if (!broker.Start()) {
+    state.SkipWithError(("mosquitto did not start: " + broker.Log()).c_str());
+    return;
+  }
+  auto device = Transport::Connect(Options(broker, TransportOptions::Role::kDevice, chunk));
+  auto server = Transport::Connect(Options(broker, TransportOptions::Role::kServer, chunk));
+  if (!device.ok() || !server.ok()) {
+    state.SkipWithError("transport did not connect");
+    return;
+  }
+  const Status served = (*device)->Serve([&](const Message&) -> Result<Message> {
+    Message reply;
+    reply.kind = pb::MSG_DATA;
+    reply.payload = payload;
+    return reply;
+  });
+  if (!served.ok()) {
+    state.SkipWithError(served.ToString().c_str());
+    return;
+  }
+  double total_s = 0;
+  for (auto _ : state) {
+    Message request;
+    request.kind = pb::MSG_GET_DATA;
+    request.job_id = "bench";
+    request.payload = "x";
+    const auto t0 = Clock::now();
+    auto reply = (*server)->Call("bench-dev", std::move(request), std::chrono::seconds(300), 1);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (!reply.ok() || reply->payload.size() != bytes) {
+      state.SkipWithError(reply.ok() ? "wrong reply" : reply.status().ToString().c_str());
+      return;
+    }
+    state.SetIterationTime(s);
+    total_s += s;
+  }
+  state.counters["reply_MBps"] = static_cast<double>(bytes) * state.iterations() / 1e6 / total_s;
+  (*server)->Stop();
+  (*device)->Stop();
+}
+
+BENCHMARK(BM_ReplyGoodput)
+    ->ArgsProduct({{12}, {128, 1024}})
+    ->Iterations(20)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 BENCHMARK(BM_Goodput)->Arg(64)->Iterations(3)->UseManualTime()->Unit(benchmark::kSecond);
 
