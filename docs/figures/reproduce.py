@@ -76,6 +76,7 @@ def device_id(ber, ur=False):
 
 
 _children, _children_lock = set(), threading.Lock()
+_stopping = threading.Event()  # terminate_children ran: the runs still ending were stopped
 
 
 def call(cmd, **kwargs):
@@ -100,6 +101,7 @@ def call(cmd, **kwargs):
 
 def terminate_children():
     """Terminates every child call() is waiting for, and waits for them."""
+    _stopping.set()
     with _children_lock:
         children = list(_children)
     for child in children:
@@ -524,7 +526,10 @@ def run_sweep(sweep, broker, networks=None, jobs=1):
         n = f"[{len(ended)}/{len(todo)}]"
         if error is not None:
             failed.append(step.name)
-            log(f"{n} FAILED {step.name}: {error} (see {step.dir}/server.log)")
+            if _stopping.is_set():
+                log(f"{n} stopped {step.name} (a rerun runs it again, from its checkpoint if any)")
+            else:
+                log(f"{n} FAILED {step.name}: {error} (see {step.dir}/server.log)")
             return
         # jobs: the wall times of a step that shared the machine with others.
         record = {"step": step.name, "kind": step.kind, "dir": str(step.dir), "wall_s": wall,
