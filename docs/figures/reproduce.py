@@ -527,7 +527,8 @@ def run_sweep(sweep, broker, networks=None, jobs=1):
         if error is not None:
             failed.append(step.name)
             if _stopping.is_set():
-                log(f"{n} stopped {step.name} (a rerun runs it again, from its checkpoint if any)")
+                log(f"{n} stopped {step.name} "
+                    "(a rerun runs it again, from its checkpoint if any)")
             else:
                 log(f"{n} FAILED {step.name}: {error} (see {step.dir}/server.log)")
             return
