@@ -349,9 +349,10 @@ def next_step(waiting, busy, finished, sweep):
     return None
 
 
-def blocked_by_failure(step, failed, sweep):
-    """A need of `step` that failed (a directory of `failed`), or None."""
-    return next(iter(needs(sweep, step) & failed), None)
+def done_before(sweep, steps):
+    """The needs of `steps` that are not among them: their steps were done before (a rerun
+    skips them as complete)."""
+    return {d for s in steps for d in needs(sweep, s)} - {s.dir for s in steps}
 
 
 def run_steps(sweep, steps, jobs, run_one, on_done):
@@ -361,8 +362,7 @@ def run_steps(sweep, steps, jobs, run_one, on_done):
     one call at a time. A step whose need failed is not run: on_done gets an error naming it.
     Leaving early (Ctrl-C, SIGTERM) terminates the runs still going."""
     waiting = list(steps)
-    # Needs outside `steps` were done before (their steps are skipped as complete).
-    finished = {d for s in steps for d in needs(sweep, s)} - {s.dir for s in steps}
+    finished = done_before(sweep, steps)
     failed, busy, running = set(), set(), []
     cond = threading.Condition()
 
@@ -685,8 +685,7 @@ def cmd_plan(args, sweep):
         return 0
     per_step = step_seconds(sweep, steps, Path(args.source),
                             drm_per_iteration(args.drm_per_iteration), args.jobs)
-    est = estimate(sweep, steps, Path(args.source), drm_per_iteration(args.drm_per_iteration),
-                   args.jobs)
+    est = by_kind(per_step)
     total = sum(est.values())
     for kind, secs in est.items():
         print(f"  {kind:8s} {secs / 3600:6.2f} h")
@@ -732,8 +731,13 @@ def estimate(sweep, steps, source, drm_per_iteration=None, jobs=1):
     seconds}, measured elsewhere, e.g. with a newer build) replaces a network's DRM time per
     iteration; its other method families keep their ratio to DRM in the source. With `jobs`
     runs at once, see step_seconds."""
+    return by_kind(step_seconds(sweep, steps, source, drm_per_iteration, jobs))
+
+
+def by_kind(per_step):
+    """{kind: seconds} summed over step_seconds' list."""
     out = {"sim": 0.0, "search": 0.0, "retrain": 0.0, "eval": 0.0}
-    for _, parts in step_seconds(sweep, steps, source, drm_per_iteration, jobs):
+    for _, parts in per_step:
         for kind, secs in parts.items():
             out[kind] += secs
     return out
@@ -802,7 +806,7 @@ def makespan(sweep, durations, jobs):
     runner's own rule (next_step): when a run ends, the next step that may start does."""
     waiting = [s for s, _ in durations]
     secs = {s.dir: t for s, t in durations}
-    now, running, busy, finished = 0.0, [], set(), set()
+    now, running, busy, finished = 0.0, [], set(), done_before(sweep, waiting)
     while waiting or running:
         step = next_step(waiting, busy, finished, sweep) if len(running) < jobs else None
         if step is not None:
