@@ -276,8 +276,15 @@ class CampaignTest : public ::testing::Test {
     const auto start = Clock::now();
     ServerProcess server(SpawnServer(WriteServerConfig("ref", p), false, log));
     ASSERT_GT(server.pid(), 0);
-    const std::optional<int> code = server.Exited(/*block=*/true);
+    // Bounded like the disturbed run: a stalled run fails with its logs instead of hanging.
+    std::optional<int> code;
+    while (!(code = server.Exited()) && Clock::now() < start + p.budget) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
     report->reference_s = SecondsSince(start);
+    if (!code) server.Kill();
+    ASSERT_TRUE(code.has_value()) << "the undisturbed run did not finish within "
+                                  << p.budget.count() << " s";
     ASSERT_EQ(code, 0) << Tail(ReadFile(log), 6000);
     EXPECT_EQ(proxy_->counts().Total(), 0u);
     client_->Terminate();
