@@ -169,10 +169,6 @@ class ServerProcess {
   pid_t pid_ = -1;
 };
 
-std::string Tail(const std::string& text, size_t bytes) {
-  return text.size() <= bytes ? text : "..." + text.substr(text.size() - bytes);
-}
-
 class CampaignTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -45,6 +45,8 @@ class FleetTest : public ::testing::Test {
   void TearDown() override {
     if (HasFailure()) {
       for (auto& [id, c] : clients_) std::cerr << "--- " << id << " ---\n" << c->Log();
+      // Why the broker closed a connection (a client id taken over, a refused packet).
+      std::cerr << "--- broker (tail) ---\n" << Tail(broker_.Log(), 8000) << "\n";
     }
     clients_.clear();
   }

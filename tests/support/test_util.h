@@ -26,6 +26,10 @@ std::vector<std::string> NonEmptyLines(const std::string& path);
 // Replaces every `from` in *s by `to`; how many were replaced.
 size_t ReplaceAll(std::string* s, const std::string& from, const std::string& to);
 std::string ReadFile(const std::string& path);
+// The last `bytes` of `text` ("..." first when cut): a log's end in a failure message.
+inline std::string Tail(const std::string& text, size_t bytes) {
+  return text.size() <= bytes ? text : "..." + text.substr(text.size() - bytes);
+}
 
 inline std::string SourceDir() { return R2F_SOURCE_DIR; }
 inline std::string BinDir() { return R2F_BIN_DIR; }
