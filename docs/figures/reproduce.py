@@ -99,19 +99,26 @@ def call(cmd, **kwargs):
     return out
 
 
+def stop_processes(procs, timeout_s=20):
+    """SIGTERM to every process of `procs` still running, then waits for each; one that is
+    still there after `timeout_s` is killed."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def terminate_children():
     """Terminates every child call() is waiting for, and waits for them."""
     _stopping.set()
     with _children_lock:
         children = list(_children)
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    for child in children:
-        try:
-            child.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            child.kill()
+    stop_processes(children)
 
 
 # --- models -------------------------------------------------------------------------------------
@@ -626,15 +633,7 @@ class LocalDevices:
     def __exit__(self, *exc):
         # Devices first (they publish "offline" on SIGTERM), then the broker.
         for group in [self.procs[1:], self.procs[:1]]:
-            for proc in group:
-                if proc.poll() is None:
-                    proc.terminate()
-            for proc in group:
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_processes(group)
         return False
 
 
