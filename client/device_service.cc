@@ -443,15 +443,15 @@ Result<pb::DataReply> DeviceService::Training(const pb::GetDataRequest& request,
   reply.set_fp_wall_seconds(SecondsSince(start));
 
   const std::vector<uint32_t>& macs = accelerator_->mac_layers();
-  LayerEncoder encoder(request, increment_layers);
+  std::vector<LayerOutputs> layers(faulty.size());
   for (size_t l = 0; l < faulty.size(); ++l) {
-    const std::vector<uint8_t>* mask = l < disagreement.size() ? &disagreement[l] : nullptr;
-    R2F_RETURN_IF_ERROR(encoder
-                            .Encode(macs[l], faulty[l].data,
-                                    with_reference ? &reference[l].data : nullptr, mask,
-                                    reply.add_layers())
-                            .WithContext("encoding layer " + std::to_string(macs[l])));
+    layers[l].node_id = macs[l];
+    layers[l].faulty = &faulty[l].data;
+    if (with_reference) layers[l].reference = &reference[l].data;
+    if (l < disagreement.size()) layers[l].mask = &disagreement[l];
   }
+  LayerEncoder encoder(request, increment_layers);
+  R2F_RETURN_IF_ERROR(encoder.EncodeAll(layers, reply.mutable_layers()));
   const double increment_s = encoder.increment_seconds(), codec_s = encoder.codec_seconds();
   reply.set_patched_elements(encoder.patched());
   reply.set_disagreeing_layers(encoder.disagreeing_layers());

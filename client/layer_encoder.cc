@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <numeric>
 #include <string>
 #include <string_view>
 
@@ -20,13 +21,54 @@ double SecondsSince(Clock::time_point start) {
 
 }  // namespace
 
-Status LayerEncoder::Encode(uint32_t node_id, const std::vector<int8_t>& faulty,
-                            const std::vector<int8_t>* reference, const std::vector<uint8_t>* mask,
-                            pb::EncodedLayer* out) {
-  const int8_t* y = faulty.data();
-  const size_t n = faulty.size();
-  const int8_t* v = reference ? reference->data() : nullptr;
-  out->set_node_id(node_id);
+Status LayerEncoder::EncodeAll(const std::vector<LayerOutputs>& layers,
+                               google::protobuf::RepeatedPtrField<pb::EncodedLayer>* out) {
+  const int n = static_cast<int>(layers.size());
+  std::vector<pb::EncodedLayer*> slots;
+  for (int l = 0; l < n; ++l) slots.push_back(out->Add());
+  // Largest first, so that no big layer is left for the end while the other thread idles.
+  std::vector<int> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return layers[static_cast<size_t>(a)].faulty->size() >
+           layers[static_cast<size_t>(b)].faulty->size();
+  });
+  std::vector<LayerStats> stats(static_cast<size_t>(n));
+  std::vector<Status> status(static_cast<size_t>(n));
+  const auto start = Clock::now();
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int k = 0; k < n; ++k) {
+    const size_t l = static_cast<size_t>(order[static_cast<size_t>(k)]);
+    status[l] = Encode(layers[l], slots[l], &stats[l]);
+  }
+  const double wall = SecondsSince(start);
+  for (int l = 0; l < n; ++l) {
+    if (!status[static_cast<size_t>(l)].ok()) {
+      return status[static_cast<size_t>(l)].WithContext(
+          "encoding layer " + std::to_string(layers[static_cast<size_t>(l)].node_id));
+    }
+  }
+  double similarity_s = 0, codec_s = 0;
+  for (const LayerStats& s : stats) {
+    similarity_s += s.similarity_s;
+    codec_s += s.codec_s;
+    patched_ += s.patched;
+    disagreeing_ += s.disagreed;
+  }
+  const double busy = similarity_s + codec_s;
+  const double share = busy > 0 ? similarity_s / busy : 0.0;
+  increment_s_ += wall * share;
+  codec_s_ += wall * (1.0 - share);
+  return Status::Ok();
+}
+
+Status LayerEncoder::Encode(const LayerOutputs& layer, pb::EncodedLayer* out,
+                            LayerStats* stats) const {
+  const int8_t* y = layer.faulty->data();
+  const size_t n = layer.faulty->size();
+  const int8_t* v = layer.reference ? layer.reference->data() : nullptr;
+  const std::vector<uint8_t>* mask = layer.mask;
+  out->set_node_id(layer.node_id);
   out->set_elements(n);
   if (request_.verify_rebuild()) {
     out->set_has_output_crc32(true);
@@ -34,7 +76,7 @@ Status LayerEncoder::Encode(uint32_t node_id, const std::vector<int8_t>& faulty,
   }
   auto t0 = Clock::now();
   const double similarity = v ? Similarity(y, v, n) : 0.0;
-  increment_s_ += SecondsSince(t0);
+  stats->similarity_s = SecondsSince(t0);
   out->set_similarity(similarity);
 
   t0 = Clock::now();
@@ -47,7 +89,7 @@ Status LayerEncoder::Encode(uint32_t node_id, const std::vector<int8_t>& faulty,
   }
   const bool increment =
       v != nullptr &&
-      ((policy == pb::ENCODE_OFFLINE && increment_layers_.count(node_id) > 0) ||
+      ((policy == pb::ENCODE_OFFLINE && increment_layers_.count(layer.node_id) > 0) ||
        (policy == pb::ENCODE_ADAPTIVE && similarity >= request_.similarity_threshold()));
   Result<EncodedLayer> enc = Status::Internal("unset");
   if (exact) {
@@ -60,18 +102,17 @@ Status LayerEncoder::Encode(uint32_t node_id, const std::vector<int8_t>& faulty,
   } else {
     enc = EncodeSmallest(y, v, n, request_.lz4_raw());
   }
-  codec_s_ += SecondsSince(t0);
+  stats->codec_s = SecondsSince(t0);
   if (!enc.ok()) return enc.status();
   if (mask != nullptr) {
-    const bool disagreed = std::find(mask->begin(), mask->end(), 1) != mask->end();
-    out->set_disagreed(disagreed);
-    disagreeing_ += disagreed;
+    stats->disagreed = std::find(mask->begin(), mask->end(), 1) != mask->end();
+    out->set_disagreed(stats->disagreed);
   }
   out->set_encoding(static_cast<uint32_t>(enc->encoding));
   out->set_data(std::move(enc->bytes));
   out->set_patch(std::move(enc->patch));
   out->set_patched(enc->patched);
-  patched_ += enc->patched;
+  stats->patched = enc->patched;
   return Status::Ok();
 }
 
