@@ -2,10 +2,14 @@
 // includes Paho. Paho reports failures as exceptions; they stay in here and become Statuses.
 #include <algorithm>
 #include <cctype>
+#include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 
+#include "common/base/logging.h"
 #include "common/net/mqtt_client.h"
+#include "common/net/reconnect_loop.h"
 #include "common/net/tcp_nodelay.h"
 #include "mqtt/async_client.h"
 
@@ -14,6 +18,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+
+// A reconnect loop (reconnect_loop.h): this many connections in a row, each lost this soon.
+constexpr int kShortConnectionsInARow = 3;
+constexpr milliseconds kShortConnection{500};
 
 // MQTT 3.1.1 CONNACK refusals that retrying cannot fix (3, "server unavailable", can pass).
 const char* LoginRefusal(int connack_code) {
@@ -53,18 +61,22 @@ class PahoDelivery : public MqttClient::Delivery {
   mqtt::delivery_token_ptr token_;
 };
 
-// Paho calls this when a subscribe completes, on its own thread.
+// Paho calls this when a subscribe completes, on its own thread. A client being destroyed (the
+// last reference gone: replaced, or ours destroyed) fails its pending subscriptions; those are
+// not the broker's answer and are not passed on.
 class SubscribeListener : public mqtt::iaction_listener {
  public:
-  explicit SubscribeListener(std::function<void(bool)> done) : done_(std::move(done)) {}
+  SubscribeListener(std::function<void(bool)> done, std::weak_ptr<mqtt::async_client> client)
+      : done_(std::move(done)), client_(std::move(client)) {}
   void on_success(const mqtt::token&) override { Finish(true); }
   void on_failure(const mqtt::token&) override { Finish(false); }
 
  private:
   void Finish(bool ok) {
-    if (done_) done_(ok);
+    if (done_ && !client_.expired()) done_(ok);
   }
   std::function<void(bool)> done_;
+  std::weak_ptr<mqtt::async_client> client_;
 };
 
 class PahoMqttClient : public MqttClient {
@@ -72,13 +84,13 @@ class PahoMqttClient : public MqttClient {
   explicit PahoMqttClient(MqttClientOptions o) : o_(std::move(o)) {}
 
   ~PahoMqttClient() override {
-    if (!cli_) return;
-    try {
-      cli_->disable_callbacks();
-    } catch (const mqtt::exception&) {
-      // Only fails if the C client is already gone; nothing left to disable.
+    {
+      std::lock_guard<std::mutex> l(rebuild_mu_);
+      stop_rebuilding_ = true;
     }
-    cli_.reset();  // before the listeners its callbacks may still reference
+    rebuild_cv_.notify_all();
+    if (rebuilder_.joinable()) rebuilder_.join();
+    Retire(Swap(nullptr));  // before the listeners its callbacks may still reference
   }
 
   Status Init();
@@ -87,12 +99,33 @@ class PahoMqttClient : public MqttClient {
   Result<std::unique_ptr<Delivery>> Publish(const std::string& topic, const std::string& payload,
                                             int qos, bool retained) override;
   void Subscribe(const std::vector<std::string>& filters, int qos,
-                 std::function<void(bool ok)> done) override;
+                 std::function<void(bool)> done) override;
   void Unsubscribe(const std::vector<std::string>& filters) override;
   void Disconnect(milliseconds timeout) override;
-  bool IsConnected() const override { return cli_ && cli_->is_connected(); }
+  bool IsConnected() const override {
+    std::shared_ptr<mqtt::async_client> cli = Client();
+    return cli && cli->is_connected();
+  }
 
  private:
+  // A new Paho client with our callbacks; the current one is not touched.
+  Result<std::shared_ptr<mqtt::async_client>> NewClient();
+  std::shared_ptr<mqtt::async_client> Client() const {
+    std::lock_guard<std::mutex> l(cli_mu_);
+    return cli_;
+  }
+  std::shared_ptr<mqtt::async_client> Swap(std::shared_ptr<mqtt::async_client> next) {
+    std::lock_guard<std::mutex> l(cli_mu_);
+    std::swap(cli_, next);
+    return next;
+  }
+  // Silences a client and drops our reference; the last reference destroys it, which ends its
+  // reconnect attempts and drops what it had buffered.
+  static void Retire(std::shared_ptr<mqtt::async_client> cli);
+  // Paho's thread: a lost connection; asks for a new client when it ends a reconnect loop.
+  void OnConnectionLost(const std::string& cause);
+  void RebuildLoop();
+  void Rebuild();
   void SetTls();
   std::string TakeTlsError();
   // The error of a failed connect attempt; `final` when retrying cannot help.
@@ -101,8 +134,15 @@ class PahoMqttClient : public MqttClient {
   MqttClientOptions o_;
   bool tls_ = false;
   Handlers handlers_;
-  std::unique_ptr<mqtt::async_client> cli_;
-  mqtt::connect_options conn_opts_;
+  mutable std::mutex cli_mu_;
+  std::shared_ptr<mqtt::async_client> cli_;  // replaced only by Rebuild
+  mqtt::connect_options conn_opts_;          // set before the first connect, then read only
+  std::vector<uint16_t> ports_;
+  ReconnectLoopDetector loop_{kShortConnection, kShortConnectionsInARow};
+  std::mutex rebuild_mu_;
+  std::condition_variable rebuild_cv_;
+  bool rebuild_wanted_ = false, stop_rebuilding_ = false;
+  std::thread rebuilder_;
   std::mutex listeners_mu_;
   std::vector<std::unique_ptr<SubscribeListener>> listeners_;  // live as long as the client
   std::mutex tls_error_mu_;
@@ -111,18 +151,6 @@ class PahoMqttClient : public MqttClient {
 
 Status PahoMqttClient::Init() {
   if (o_.uris.empty()) return Status::InvalidArgument("no broker URI given");
-  // Publishes made while the connection is down are buffered by Paho (in memory) and sent on
-  // reconnect; QoS-1 messages in flight are resent because the session is persistent.
-  mqtt::create_options copts;
-  copts.set_send_while_disconnected(true, /*anyTime=*/false);
-  copts.set_max_buffered_messages(o_.max_buffered_messages);
-  copts.set_delete_oldest_messages(false);
-  try {
-    cli_ = std::make_unique<mqtt::async_client>(o_.uris.front(), o_.client_id, copts, nullptr);
-  } catch (const mqtt::exception& e) {
-    return Status::InvalidArgument("cannot create MQTT client for '" + o_.uris.front() +
-                                   "': " + e.what());
-  }
   conn_opts_.set_clean_session(o_.clean_session);
   conn_opts_.set_keep_alive_interval(o_.keep_alive);
   conn_opts_.set_automatic_reconnect(o_.reconnect_min, o_.reconnect_max);
@@ -139,19 +167,116 @@ Status PahoMqttClient::Init() {
                                            o_.will->payload.size(), o_.will->qos,
                                            o_.will->retained));
   }
-  std::vector<uint16_t> ports;
-  for (const std::string& uri : o_.uris) ports.push_back(BrokerPort(uri));
-  cli_->set_connected_handler([this, ports](const std::string&) {
-    DisableNagleTowards(ports);  // before anything is sent on the new connection
+  for (const std::string& uri : o_.uris) ports_.push_back(BrokerPort(uri));
+  R2F_ASSIGN_OR_RETURN(std::shared_ptr<mqtt::async_client> cli, NewClient());
+  Swap(std::move(cli));
+  rebuilder_ = std::thread([this] { RebuildLoop(); });
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<mqtt::async_client>> PahoMqttClient::NewClient() {
+  // Publishes made while the connection is down are buffered by Paho (in memory) and sent on
+  // reconnect; QoS-1 messages in flight are resent because the session is persistent.
+  mqtt::create_options copts;
+  copts.set_send_while_disconnected(true, /*anyTime=*/false);
+  copts.set_max_buffered_messages(o_.max_buffered_messages);
+  copts.set_delete_oldest_messages(false);
+  std::shared_ptr<mqtt::async_client> cli;
+  try {
+    cli = std::make_shared<mqtt::async_client>(o_.uris.front(), o_.client_id, copts, nullptr);
+  } catch (const mqtt::exception& e) {
+    return Status::InvalidArgument("cannot create MQTT client for '" + o_.uris.front() +
+                                   "': " + e.what());
+  }
+  cli->set_connected_handler([this](const std::string&) {
+    DisableNagleTowards(ports_);  // before anything is sent on the new connection
+    loop_.OnConnected(Clock::now());
     if (handlers_.connected) handlers_.connected();
   });
-  cli_->set_connection_lost_handler([this](const std::string& cause) {
-    if (handlers_.connection_lost) handlers_.connection_lost(cause);
-  });
-  cli_->set_message_callback([this](mqtt::const_message_ptr m) {
+  cli->set_connection_lost_handler([this](const std::string& cause) { OnConnectionLost(cause); });
+  cli->set_message_callback([this](mqtt::const_message_ptr m) {
     if (m && handlers_.message) handlers_.message(m->get_topic(), m->get_payload_str());
   });
-  return Status::Ok();
+  return cli;
+}
+
+void PahoMqttClient::Retire(std::shared_ptr<mqtt::async_client> cli) {
+  if (!cli) return;
+  try {
+    cli->disable_callbacks();
+  } catch (const mqtt::exception&) {
+    // Only fails if the C client is already gone; nothing left to disable.
+  }
+}
+
+void PahoMqttClient::OnConnectionLost(const std::string& cause) {
+  if (handlers_.connection_lost) handlers_.connection_lost(cause);
+  if (!loop_.OnLost(Clock::now())) return;
+  {
+    std::lock_guard<std::mutex> l(rebuild_mu_);
+    rebuild_wanted_ = true;
+  }
+  rebuild_cv_.notify_all();
+}
+
+void PahoMqttClient::RebuildLoop() {
+  std::unique_lock<std::mutex> l(rebuild_mu_);
+  for (;;) {
+    rebuild_cv_.wait(l, [this] { return rebuild_wanted_ || stop_rebuilding_; });
+    if (stop_rebuilding_) return;
+    rebuild_wanted_ = false;
+    l.unlock();
+    Rebuild();
+    l.lock();
+  }
+}
+
+// Paho keeps an unacknowledged QoS-1 packet and resends it after every reconnect; when the
+// broker closes the connection on that packet, nothing but a client without it ends the loop.
+// What the old client had not delivered is dropped with it: a server resends its requests
+// until answered, and a device answers a resent request from its reply cache.
+void PahoMqttClient::Rebuild() {
+  auto log = GetLogger("mqtt");
+  log->warn(
+      "MQTT client '{}': {} connections in a row were closed within {} ms of being made (the "
+      "broker refused what the client resent; Mosquitto logs 'malformed packet'): replacing "
+      "the client, and dropping the messages it had not delivered",
+      o_.client_id, kShortConnectionsInARow, kShortConnection.count());
+  Result<std::shared_ptr<mqtt::async_client>> fresh = NewClient();
+  if (!fresh.ok()) {
+    log->error("MQTT client '{}': cannot replace the client: {}", o_.client_id,
+               fresh.status().ToString());
+    return;
+  }
+  Retire(Swap(*fresh));
+  auto stopping = [this] {
+    std::lock_guard<std::mutex> l(rebuild_mu_);
+    return stop_rebuilding_;
+  };
+  milliseconds backoff{100};
+  while (!stopping()) {
+    std::string error = "connect not answered";
+    try {
+      mqtt::token_ptr tok = (*fresh)->connect(conn_opts_);
+      // Paho fails the token after its connect timeout; the slices keep a stop prompt.
+      const auto give_up = Clock::now() + std::chrono::seconds(60);
+      bool answered = true;
+      while (answered && !tok->wait_for(milliseconds(200))) {
+        if (stopping()) return;
+        answered = Clock::now() < give_up;
+      }
+      if (answered) {
+        log->info("MQTT client '{}': replaced and connected", o_.client_id);
+        return;
+      }
+    } catch (const mqtt::exception& e) {
+      error = e.what();
+    }
+    log->debug("MQTT client '{}': the new client's connect failed: {}", o_.client_id, error);
+    std::unique_lock<std::mutex> l(rebuild_mu_);
+    rebuild_cv_.wait_for(l, backoff, [this] { return stop_rebuilding_; });
+    backoff = std::min<milliseconds>(backoff * 2, o_.reconnect_max);
+  }
 }
 
 void PahoMqttClient::SetTls() {
@@ -218,7 +343,7 @@ Status PahoMqttClient::Connect(milliseconds timeout) {
     Status attempt;
     TakeTlsError();
     try {
-      mqtt::token_ptr tok = cli_->connect(conn_opts_);
+      mqtt::token_ptr tok = Client()->connect(conn_opts_);
       // Paho fails the token itself after its connect timeout; the slack only guards against a
       // token that never completes.
       if (tok->wait_until(deadline + std::chrono::seconds(2))) return Status::Ok();
@@ -250,7 +375,7 @@ Result<std::unique_ptr<MqttClient::Delivery>> PahoMqttClient::Publish(const std:
                                                                       int qos, bool retained) {
   try {
     return std::unique_ptr<Delivery>(
-        new PahoDelivery(cli_->publish(topic, payload.data(), payload.size(), qos, retained)));
+        new PahoDelivery(Client()->publish(topic, payload.data(), payload.size(), qos, retained)));
   } catch (const mqtt::exception& e) {
     if (e.get_return_code() == MQTTASYNC_MAX_BUFFERED_MESSAGES) {
       return Status::ResourceExhausted("Paho's outgoing buffer is full");
@@ -261,16 +386,17 @@ Result<std::unique_ptr<MqttClient::Delivery>> PahoMqttClient::Publish(const std:
 
 void PahoMqttClient::Subscribe(const std::vector<std::string>& filters, int qos,
                                std::function<void(bool ok)> done) {
+  std::shared_ptr<mqtt::async_client> cli = Client();
   SubscribeListener* listener;
   {
     std::lock_guard<std::mutex> l(listeners_mu_);
-    listeners_.push_back(std::make_unique<SubscribeListener>(done));
+    listeners_.push_back(std::make_unique<SubscribeListener>(done, cli));
     listener = listeners_.back().get();  // Paho keeps a reference: never freed before the client
   }
   try {
     auto topics = std::make_shared<mqtt::string_collection>(filters);
-    cli_->subscribe(topics, mqtt::iasync_client::qos_collection(filters.size(), qos), nullptr,
-                    *listener);
+    cli->subscribe(topics, mqtt::iasync_client::qos_collection(filters.size(), qos), nullptr,
+                   *listener);
   } catch (const mqtt::exception&) {
     if (done) done(false);
   }
@@ -278,7 +404,7 @@ void PahoMqttClient::Subscribe(const std::vector<std::string>& filters, int qos,
 
 void PahoMqttClient::Unsubscribe(const std::vector<std::string>& filters) {
   try {
-    cli_->unsubscribe(std::make_shared<mqtt::string_collection>(filters));
+    Client()->unsubscribe(std::make_shared<mqtt::string_collection>(filters));
   } catch (const mqtt::exception&) {
     // Not connected: the broker forgets non-persistent state itself, and the filters are no
     // longer restored on reconnect.
@@ -286,8 +412,16 @@ void PahoMqttClient::Unsubscribe(const std::vector<std::string>& filters) {
 }
 
 void PahoMqttClient::Disconnect(milliseconds timeout) {
+  {
+    // A disconnected client is not replaced any more.
+    std::lock_guard<std::mutex> l(rebuild_mu_);
+    stop_rebuilding_ = true;
+  }
+  rebuild_cv_.notify_all();
+  if (rebuilder_.joinable()) rebuilder_.join();
   try {
-    cli_->disconnect(mqtt::disconnect_options(static_cast<int>(timeout.count())))
+    Client()
+        ->disconnect(mqtt::disconnect_options(static_cast<int>(timeout.count())))
         ->wait_for(timeout + milliseconds(3000));
   } catch (const mqtt::exception&) {
     // Already disconnected (broker gone): Paho has stopped reconnecting all the same.

@@ -119,5 +119,35 @@ TEST_F(ProxiedTransportTest, HandlerCorruptionVerdictStillEndsTheCall) {
   EXPECT_EQ(device_->stats().cache_hits, 2u);
 }
 
+// common/net/paho_client.cc, Rebuild: after a broker restart in the middle of a device's
+// publish, Mosquitto closed every new connection of the device at once ("disconnected due to
+// malformed packet"): Paho resent the same unacknowledged packet after each reconnect and never
+// got out of the loop. Here the proxy refuses every PUBLISH the device resends, and the device's
+// reply is lost with its connection, so Paho resends it on every reconnect. After three short
+// connections the device replaces its client (dropping the packet), the server's resent request
+// is answered from the reply cache, and the call succeeds.
+TEST_F(ProxiedTransportTest, DeviceStuckResendingARefusedPacketReplacesItsClient) {
+  std::atomic<int> handled{0};
+  ASSERT_NO_FATAL_FAILURE(StartPair([&](const Message& req) -> Result<Message> {
+    // The request has arrived: the next PUBLISH on the device's connection is this reply.
+    if (handled++ == 0) proxy_->Arm(FaultKind::kDrop, Peer::kDevice);
+    Message reply;
+    reply.kind = pb::MSG_DATA;
+    reply.payload = req.payload;
+    return reply;
+  }));
+  proxy_->RefuseResends(Peer::kDevice, true);
+  auto reply = server_->Call(kDeviceId, Request("ping"), std::chrono::seconds(15), 4);
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString() << "\n" << proxy_->Log();
+  EXPECT_EQ(reply->payload, "ping");
+  EXPECT_EQ(handled.load(), 1);
+  // The loop did happen (the connection the drop cut may be the first of the three short ones).
+  EXPECT_GE(proxy_->counts().refused_resends, 2u) << proxy_->Log();
+  EXPECT_GE(device_->stats().cache_hits, 1u);
+  // The new client stays connected: the next call needs no resend.
+  auto again = server_->Call(kDeviceId, Request("pong"), std::chrono::seconds(10), 1);
+  ASSERT_TRUE(again.ok()) << again.status().ToString() << "\n" << proxy_->Log();
+}
+
 }  // namespace
 }  // namespace r2f::testing

@@ -115,7 +115,8 @@ struct FaultCounts {
   std::array<std::array<uint64_t, kNumFaultKinds>, kNumPeers> injected{};
   std::array<uint64_t, kNumPeers> publishes{};  // PUBLISH packets seen, per peer
   uint64_t connections = 0;                     // accepted
-  uint64_t refused = 0;  // accepted while the broker was down: closed at once
+  uint64_t refused = 0;          // accepted while the broker was down: closed at once
+  uint64_t refused_resends = 0;  // connections closed on a resent PUBLISH (RefuseResends)
 
   uint64_t Kind(FaultKind k) const {
     uint64_t n = 0;
@@ -190,6 +191,15 @@ class FaultProxy {
   void Arm(FaultKind kind, Peer peer, double corrupt_at = -1) {
     std::lock_guard<std::mutex> l(mu_);
     armed_.push_back({kind, peer, corrupt_at});
+  }
+
+  // While on, a PUBLISH that `peer` resends (DUP=1) closes its connection, as a broker closes
+  // one on a packet it refuses. Paho resends its unacknowledged QoS-1 packets after every
+  // reconnect, so this is the reconnect loop a broker that keeps refusing one resent packet
+  // causes (common/net/reconnect_loop.h).
+  void RefuseResends(Peer peer, bool on) {
+    std::lock_guard<std::mutex> l(mu_);
+    refuse_resends_[static_cast<int>(peer)] = on;
   }
 
   // Cuts every open connection now (a network partition of a moment).
@@ -388,6 +398,16 @@ class FaultProxy {
     }
     if (type != 3) return Write(c, dst, packet);
     const Peer peer = c.peer.load();
+    if (dir == 0 && (static_cast<uint8_t>(packet[0]) & 0x08) != 0) {
+      std::unique_lock<std::mutex> l(mu_);
+      if (refuse_resends_[static_cast<int>(peer)]) {
+        ++counts_.refused_resends;
+        l.unlock();
+        Note("conn " + std::to_string(c.id) + ": refused a resent PUBLISH of " + PeerName(peer) +
+             ", closing");
+        return false;
+      }
+    }
     if (peer != Peer::kDevice && peer != Peer::kServer) return Write(c, dst, packet);
 
     // The payload: after the topic (2-byte length + name) and, for QoS > 0, the packet id.
@@ -548,6 +568,7 @@ class FaultProxy {
     double corrupt_at;
   };
   std::list<Armed> armed_;
+  std::array<bool, kNumPeers> refuse_resends_{};
   std::list<std::shared_ptr<Conn>> conns_;
   int next_conn_id_ = 1;
   std::vector<std::string> log_;
