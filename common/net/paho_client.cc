@@ -239,8 +239,9 @@ void PahoMqttClient::Rebuild() {
   auto log = GetLogger("mqtt");
   log->warn(
       "MQTT client '{}': {} connections in a row were closed within {} ms of being made (the "
-      "broker refused what the client resent; Mosquitto logs 'malformed packet'): replacing "
-      "the client, and dropping the messages it had not delivered",
+      "broker refuses what the client resends, which Mosquitto logs as 'malformed packet', or "
+      "another client uses this id): replacing the client, and dropping the messages it had "
+      "not delivered",
       o_.client_id, kShortConnectionsInARow, kShortConnection.count());
   Result<std::shared_ptr<mqtt::async_client>> fresh = NewClient();
   if (!fresh.ok()) {
