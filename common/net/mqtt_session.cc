@@ -111,14 +111,24 @@ void MqttSession::SubscribeAll() {
     // made right after Connect must not see the subscription as a later reconnect (the server
     // endpoint would send its request twice).
     if (ok && listener_) listener_->OnSubscribed();
+    bool connected;
     {
       std::lock_guard<std::mutex> l(state_mu_);
       if (round > answered_round_) {
         answered_round_ = round;
         round_ok_ = ok;
       }
+      connected = connected_;
     }
-    if (!ok) spdlog::error("transport {}: the broker refused the subscription", client_id_);
+    if (!ok && connected) {
+      // Refused (an ACL), or the connection broke before Paho told us so.
+      spdlog::error(
+          "transport {}: the broker did not accept the subscription (refused by its ACL, or "
+          "the connection dropped first; every connect subscribes again)",
+          client_id_);
+    } else if (!ok) {
+      spdlog::debug("transport {}: the subscription was lost with the connection", client_id_);
+    }
     state_cv_.notify_all();
   };
   if (filters.empty()) {

@@ -61,22 +61,22 @@ class PahoDelivery : public MqttClient::Delivery {
   mqtt::delivery_token_ptr token_;
 };
 
-// Paho calls this when a subscribe completes, on its own thread. A client being destroyed (the
-// last reference gone: replaced, or ours destroyed) fails its pending subscriptions; those are
-// not the broker's answer and are not passed on.
+// Paho calls this when a subscribe completes, on its own thread. Only the answers for the
+// current client are passed on: a replaced client fails its pending subscriptions when it is
+// destroyed, and that is not the broker's answer.
 class SubscribeListener : public mqtt::iaction_listener {
  public:
-  SubscribeListener(std::function<void(bool)> done, std::weak_ptr<mqtt::async_client> client)
-      : done_(std::move(done)), client_(std::move(client)) {}
+  SubscribeListener(std::function<void(bool)> done, std::function<bool()> current)
+      : done_(std::move(done)), current_(std::move(current)) {}
   void on_success(const mqtt::token&) override { Finish(true); }
   void on_failure(const mqtt::token&) override { Finish(false); }
 
  private:
   void Finish(bool ok) {
-    if (done_ && !client_.expired()) done_(ok);
+    if (done_ && current_()) done_(ok);
   }
   std::function<void(bool)> done_;
-  std::weak_ptr<mqtt::async_client> client_;
+  std::function<bool()> current_;
 };
 
 class PahoMqttClient : public MqttClient {
@@ -90,7 +90,9 @@ class PahoMqttClient : public MqttClient {
     }
     rebuild_cv_.notify_all();
     if (rebuilder_.joinable()) rebuilder_.join();
-    Retire(Swap(nullptr));  // before the listeners its callbacks may still reference
+    // Silenced and destroyed before the listeners their callbacks may still reference; not
+    // disconnected: a daemon that did not Stop() its transport leaves its last will.
+    Silence(Swap(nullptr));
   }
 
   Status Init();
@@ -119,9 +121,13 @@ class PahoMqttClient : public MqttClient {
     std::swap(cli_, next);
     return next;
   }
-  // Silences a client and drops our reference; the last reference destroys it, which ends its
-  // reconnect attempts and drops what it had buffered.
-  static void Retire(std::shared_ptr<mqtt::async_client> cli);
+  // Whether `cli` is the current client: callbacks of a replaced one are ignored (Paho may
+  // still deliver one while it is being replaced).
+  bool IsCurrent(const mqtt::async_client* cli) const { return Client().get() == cli; }
+  // Asks `cli` for no more callbacks. Destroying it (its last reference) is what ends its
+  // automatic reconnect and drops what it had buffered; Paho serialises that with its
+  // callbacks, so it is safe from any thread but Paho's own.
+  static void Silence(const std::shared_ptr<mqtt::async_client>& cli);
   // Paho's thread: a lost connection; asks for a new client when it ends a reconnect loop.
   void OnConnectionLost(const std::string& cause);
   void RebuildLoop();
@@ -188,19 +194,25 @@ Result<std::shared_ptr<mqtt::async_client>> PahoMqttClient::NewClient() {
     return Status::InvalidArgument("cannot create MQTT client for '" + o_.uris.front() +
                                    "': " + e.what());
   }
-  cli->set_connected_handler([this](const std::string&) {
+  const mqtt::async_client* raw = cli.get();
+  cli->set_connected_handler([this, raw](const std::string&) {
+    if (!IsCurrent(raw)) return;
     DisableNagleTowards(ports_);  // before anything is sent on the new connection
     loop_.OnConnected(Clock::now());
     if (handlers_.connected) handlers_.connected();
   });
-  cli->set_connection_lost_handler([this](const std::string& cause) { OnConnectionLost(cause); });
-  cli->set_message_callback([this](mqtt::const_message_ptr m) {
-    if (m && handlers_.message) handlers_.message(m->get_topic(), m->get_payload_str());
+  cli->set_connection_lost_handler([this, raw](const std::string& cause) {
+    if (IsCurrent(raw)) OnConnectionLost(cause);
+  });
+  cli->set_message_callback([this, raw](mqtt::const_message_ptr m) {
+    if (m && handlers_.message && IsCurrent(raw)) {
+      handlers_.message(m->get_topic(), m->get_payload_str());
+    }
   });
   return cli;
 }
 
-void PahoMqttClient::Retire(std::shared_ptr<mqtt::async_client> cli) {
+void PahoMqttClient::Silence(const std::shared_ptr<mqtt::async_client>& cli) {
   if (!cli) return;
   try {
     cli->disable_callbacks();
@@ -249,7 +261,9 @@ void PahoMqttClient::Rebuild() {
                fresh.status().ToString());
     return;
   }
-  Retire(Swap(*fresh));
+  // The old client goes before the new one connects: two clients with one id would take the
+  // connection from each other.
+  Silence(Swap(*fresh));
   auto stopping = [this] {
     std::lock_guard<std::mutex> l(rebuild_mu_);
     return stop_rebuilding_;
@@ -258,6 +272,8 @@ void PahoMqttClient::Rebuild() {
   while (!stopping()) {
     std::string error = "connect not answered";
     try {
+      // Paho's automatic reconnect may have connected it after a failed first attempt.
+      if ((*fresh)->is_connected()) return;
       mqtt::token_ptr tok = (*fresh)->connect(conn_opts_);
       // Paho fails the token after its connect timeout; the slices keep a stop prompt.
       const auto give_up = Clock::now() + std::chrono::seconds(60);
@@ -391,7 +407,8 @@ void PahoMqttClient::Subscribe(const std::vector<std::string>& filters, int qos,
   SubscribeListener* listener;
   {
     std::lock_guard<std::mutex> l(listeners_mu_);
-    listeners_.push_back(std::make_unique<SubscribeListener>(done, cli));
+    listeners_.push_back(std::make_unique<SubscribeListener>(
+        done, [this, raw = cli.get()] { return IsCurrent(raw); }));
     listener = listeners_.back().get();  // Paho keeps a reference: never freed before the client
   }
   try {
@@ -420,9 +437,18 @@ void PahoMqttClient::Disconnect(milliseconds timeout) {
   }
   rebuild_cv_.notify_all();
   if (rebuilder_.joinable()) rebuilder_.join();
+  std::shared_ptr<mqtt::async_client> cli = Client();
+  if (!cli->is_connected()) {
+    // A reconnect (Paho's, or the rebuild's) may be under way and would connect after the
+    // stop: a client that never connects takes this one's place, and this one is destroyed.
+    Result<std::shared_ptr<mqtt::async_client>> idle = NewClient();
+    if (idle.ok()) {
+      Silence(Swap(*idle));
+      return;
+    }
+  }
   try {
-    Client()
-        ->disconnect(mqtt::disconnect_options(static_cast<int>(timeout.count())))
+    cli->disconnect(mqtt::disconnect_options(static_cast<int>(timeout.count())))
         ->wait_for(timeout + milliseconds(3000));
   } catch (const mqtt::exception&) {
     // Already disconnected (broker gone): Paho has stopped reconnecting all the same.
