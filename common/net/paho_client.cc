@@ -123,7 +123,12 @@ class PahoMqttClient : public MqttClient {
   }
   // Whether `cli` is the current client: callbacks of a replaced one are ignored (Paho may
   // still deliver one while it is being replaced).
-  bool IsCurrent(const mqtt::async_client* cli) const { return Client().get() == cli; }
+  // No copy of the pointer is made: a copy could be the last reference, and a Paho client
+  // must not be destroyed on Paho's own thread.
+  bool IsCurrent(const mqtt::async_client* cli) const {
+    std::lock_guard<std::mutex> l(cli_mu_);
+    return cli_.get() == cli;
+  }
   // Asks `cli` for no more callbacks. Destroying it (its last reference) is what ends its
   // automatic reconnect and drops what it had buffered; Paho serialises that with its
   // callbacks, so it is safe from any thread but Paho's own.
@@ -262,8 +267,14 @@ void PahoMqttClient::Rebuild() {
     return;
   }
   // The old client goes before the new one connects: two clients with one id would take the
-  // connection from each other.
-  Silence(Swap(*fresh));
+  // connection from each other. It is destroyed here, never on Paho's thread: a subscribe
+  // running there may still hold it for a moment.
+  std::shared_ptr<mqtt::async_client> old = Swap(*fresh);
+  Silence(old);
+  for (int waited_ms = 0; old.use_count() > 1 && waited_ms < 2000; ++waited_ms) {
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  old.reset();
   auto stopping = [this] {
     std::lock_guard<std::mutex> l(rebuild_mu_);
     return stop_rebuilding_;
