@@ -22,6 +22,8 @@ using std::chrono::milliseconds;
 // A reconnect loop (reconnect_loop.h): this many connections in a row, each lost this soon.
 constexpr int kShortConnectionsInARow = 3;
 constexpr milliseconds kShortConnection{500};
+// One connect attempt of a replacement client; also how long stopping may wait for it.
+constexpr milliseconds kRebuildConnectTimeout{5000};
 
 // MQTT 3.1.1 CONNACK refusals that retrying cannot fix (3, "server unavailable", can pass).
 const char* LoginRefusal(int connack_code) {
@@ -84,12 +86,7 @@ class PahoMqttClient : public MqttClient {
   explicit PahoMqttClient(MqttClientOptions o) : o_(std::move(o)) {}
 
   ~PahoMqttClient() override {
-    {
-      std::lock_guard<std::mutex> l(rebuild_mu_);
-      stop_rebuilding_ = true;
-    }
-    rebuild_cv_.notify_all();
-    if (rebuilder_.joinable()) rebuilder_.join();
+    StopRebuilding();
     // Silenced and destroyed before the listeners their callbacks may still reference; not
     // disconnected: a daemon that did not Stop() its transport leaves its last will.
     Silence(Swap(nullptr));
@@ -137,6 +134,8 @@ class PahoMqttClient : public MqttClient {
   void OnConnectionLost(const std::string& cause);
   void RebuildLoop();
   void Rebuild();
+  // Ends the rebuilder thread, waiting for a rebuild under way (at most one connect attempt).
+  void StopRebuilding();
   void SetTls();
   std::string TakeTlsError();
   // The error of a failed connect attempt; `final` when retrying cannot help.
@@ -146,8 +145,8 @@ class PahoMqttClient : public MqttClient {
   bool tls_ = false;
   Handlers handlers_;
   mutable std::mutex cli_mu_;
-  std::shared_ptr<mqtt::async_client> cli_;  // replaced only by Rebuild
-  mqtt::connect_options conn_opts_;          // set before the first connect, then read only
+  std::shared_ptr<mqtt::async_client> cli_;  // replaced by Rebuild, Disconnect and the end
+  mqtt::connect_options conn_opts_;  // Connect sets its timeout: the first connect, then rebuilds
   std::vector<uint16_t> ports_;
   ReconnectLoopDetector loop_{kShortConnection, kShortConnectionsInARow};
   std::mutex rebuild_mu_;
@@ -275,36 +274,32 @@ void PahoMqttClient::Rebuild() {
     std::this_thread::sleep_for(milliseconds(1));
   }
   old.reset();
-  auto stopping = [this] {
-    std::lock_guard<std::mutex> l(rebuild_mu_);
-    return stop_rebuilding_;
-  };
+  std::unique_lock<std::mutex> l(rebuild_mu_);
   milliseconds backoff{100};
-  while (!stopping()) {
-    std::string error = "connect not answered";
-    try {
-      // Paho's automatic reconnect may have connected it after a failed first attempt.
-      if ((*fresh)->is_connected()) return;
-      mqtt::token_ptr tok = (*fresh)->connect(conn_opts_);
-      // Paho fails the token after its connect timeout; the slices keep a stop prompt.
-      const auto give_up = Clock::now() + std::chrono::seconds(60);
-      bool answered = true;
-      while (answered && !tok->wait_for(milliseconds(200))) {
-        if (stopping()) return;
-        answered = Clock::now() < give_up;
-      }
-      if (answered) {
-        log->info("MQTT client '{}': replaced and connected", o_.client_id);
-        return;
-      }
-    } catch (const mqtt::exception& e) {
-      error = e.what();
+  while (!stop_rebuilding_) {
+    l.unlock();
+    // Paho's automatic reconnect may have connected it after a failed attempt.
+    if ((*fresh)->is_connected()) return;
+    const Status connected = Connect(kRebuildConnectTimeout);
+    if (connected.ok()) {
+      log->info("MQTT client '{}': replaced and connected", o_.client_id);
+      return;
     }
-    log->debug("MQTT client '{}': the new client's connect failed: {}", o_.client_id, error);
-    std::unique_lock<std::mutex> l(rebuild_mu_);
+    log->debug("MQTT client '{}': the new client's connect failed: {}", o_.client_id,
+               connected.ToString());
+    l.lock();
     rebuild_cv_.wait_for(l, backoff, [this] { return stop_rebuilding_; });
     backoff = std::min<milliseconds>(backoff * 2, o_.reconnect_max);
   }
+}
+
+void PahoMqttClient::StopRebuilding() {
+  {
+    std::lock_guard<std::mutex> l(rebuild_mu_);
+    stop_rebuilding_ = true;
+  }
+  rebuild_cv_.notify_all();
+  if (rebuilder_.joinable()) rebuilder_.join();
 }
 
 void PahoMqttClient::SetTls() {
@@ -441,13 +436,7 @@ void PahoMqttClient::Unsubscribe(const std::vector<std::string>& filters) {
 }
 
 void PahoMqttClient::Disconnect(milliseconds timeout) {
-  {
-    // A disconnected client is not replaced any more.
-    std::lock_guard<std::mutex> l(rebuild_mu_);
-    stop_rebuilding_ = true;
-  }
-  rebuild_cv_.notify_all();
-  if (rebuilder_.joinable()) rebuilder_.join();
+  StopRebuilding();  // a disconnected client is not replaced any more
   std::shared_ptr<mqtt::async_client> cli = Client();
   if (!cli->is_connected()) {
     // A reconnect (Paho's, or the rebuild's) may be under way and would connect after the

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 namespace r2f {
 namespace {
 
@@ -17,27 +19,24 @@ bool Session(ReconnectLoopDetector* d, Clock::time_point* t, milliseconds lasted
   return loop;
 }
 
-TEST(ReconnectLoopDetectorTest, ThreeShortConnectionsInARowAreALoop) {
+// Connections of the given lengths (ms) one after another; which losses completed a loop.
+std::vector<bool> Loops(const std::vector<int>& lengths_ms) {
   ReconnectLoopDetector d(milliseconds(500), 3);
   Clock::time_point t{};
-  EXPECT_FALSE(Session(&d, &t, milliseconds(2)));
-  EXPECT_FALSE(Session(&d, &t, milliseconds(3)));
-  EXPECT_TRUE(Session(&d, &t, milliseconds(1)));
+  std::vector<bool> loops;
+  for (int ms : lengths_ms) loops.push_back(Session(&d, &t, milliseconds(ms)));
+  return loops;
+}
+
+TEST(ReconnectLoopDetectorTest, ThreeShortConnectionsInARowAreALoop) {
   // The count starts over after a loop.
-  EXPECT_FALSE(Session(&d, &t, milliseconds(2)));
-  EXPECT_FALSE(Session(&d, &t, milliseconds(2)));
-  EXPECT_TRUE(Session(&d, &t, milliseconds(2)));
+  EXPECT_EQ(Loops({2, 3, 1, 2, 2, 2}), (std::vector<bool>{false, false, true, false, false, true}));
 }
 
 TEST(ReconnectLoopDetectorTest, ALongConnectionBreaksTheRow) {
-  ReconnectLoopDetector d(milliseconds(500), 3);
-  Clock::time_point t{};
-  EXPECT_FALSE(Session(&d, &t, milliseconds(2)));
-  EXPECT_FALSE(Session(&d, &t, milliseconds(2)));
-  EXPECT_FALSE(Session(&d, &t, milliseconds(501)));  // a real session: the broker took us
-  EXPECT_FALSE(Session(&d, &t, milliseconds(2)));
-  EXPECT_FALSE(Session(&d, &t, milliseconds(2)));
-  EXPECT_TRUE(Session(&d, &t, milliseconds(2)));
+  // 501 ms: a real session, the broker took us.
+  EXPECT_EQ(Loops({2, 2, 501, 2, 2, 2}),
+            (std::vector<bool>{false, false, false, false, false, true}));
 }
 
 TEST(ReconnectLoopDetectorTest, LossesWithoutAConnectionDoNotCount) {
