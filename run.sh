@@ -20,7 +20,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache git
   libtorch-dev libopenblas0-pthread
   libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto mosquitto-clients
-  liblz4-dev libprotobuf-dev protobuf-compiler zlib1g-dev
+  liblz4-dev libprotobuf-dev protobuf-compiler zlib1g-dev libisal-dev
   libspdlog-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev openssl rabbitmq-server
   dataset-fashion-mnist
@@ -83,6 +83,8 @@ free_port() {
   log "error: no free port found"; exit 1
 }
 
+BROKER_MALLOC_TUNABLES="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456"
+
 # Starts a throwaway mosquitto on 127.0.0.1:$1 with its files in $2; prints its pid.
 start_broker() {
   local port="$1" dir="$2"
@@ -94,7 +96,9 @@ max_queued_messages 0
 set_tcp_nodelay true
 user root
 CONF
-  mosquitto -c "$dir/mosquitto.conf" > "$dir/mosquitto.log" 2>&1 &
+  # glibc would give back the pages of every relayed chunk (configs/mosquitto/README).
+  GLIBC_TUNABLES="${GLIBC_TUNABLES:-$BROKER_MALLOC_TUNABLES}" \
+    mosquitto -c "$dir/mosquitto.conf" > "$dir/mosquitto.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 50); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

@@ -1,7 +1,8 @@
 // CRC-32 (the zlib / IEEE 802.3 polynomial) over byte strings.
 //
-// We use zlib's implementation rather than our own table: it is well kept, fast (slice-by-N) and
-// the same function every MQTT peer can reproduce with any standard CRC-32 routine.
+// The standard CRC-32 that every MQTT peer can reproduce with any routine (zlib's crc32, Python's
+// zlib.crc32). Computed with Intel's ISA-L (carry-less multiply, ~10x zlib's speed); combined
+// with zlib's crc32_combine.
 #pragma once
 
 #include <cstdint>

@@ -13,9 +13,19 @@ Result<std::unique_ptr<DeviceMirror>> DeviceMirror::Create(pb::QuantizedModel mo
   return std::unique_ptr<DeviceMirror>(new DeviceMirror(config, std::move(clean)));
 }
 
-Status DeviceMirror::Set(pb::QuantizedModel model) {
-  R2F_ASSIGN_OR_RETURN(clean_, accel::Accelerator::Create(std::move(model), config_));
-  return Status::Ok();
+void DeviceMirror::Set(pb::QuantizedModel model) {
+  pending_ = std::move(model);
+  stale_ = true;
+}
+
+Result<accel::Accelerator*> DeviceMirror::Clean() {
+  if (stale_) {
+    // From a copy, so that model() is still there if the build fails.
+    R2F_ASSIGN_OR_RETURN(clean_, accel::Accelerator::Create(pending_, config_));
+    pending_.Clear();
+    stale_ = false;
+  }
+  return clean_.get();
 }
 
 Result<double> DeviceMirror::TmrOverhead(const accel::TmrConfig& tmr, int batch) const {

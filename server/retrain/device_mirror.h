@@ -1,5 +1,6 @@
 // The server's mirror of one device: the model the device runs (as this server last deployed
-// and the device acknowledged it) and a fault-free simulator of that model. The retraining loop
+// and the device acknowledged it) and a fault-free simulator of that model, built when first
+// needed. The retraining loop
 // rebuilds increment-encoded layers with the simulator (server/retrain/reconstruct.h) and costs
 // the TMR protection set with the device's accelerator geometry; this class is the one owner of
 // both, so they can never describe different models.
@@ -19,12 +20,15 @@ class DeviceMirror {
   static Result<std::unique_ptr<DeviceMirror>> Create(pb::QuantizedModel model,
                                                       const accel::AcceleratorConfig& config);
 
-  // The device now runs `model` (after an acknowledged deployModel).
-  Status Set(pb::QuantizedModel model);
+  // The device now runs `model` (after an acknowledged deployModel, so the device has validated
+  // it). Its simulator is built on the first Clean(): DRM's replies need none, and building one
+  // (validating and packing every layer) cost DRM ~1 ms per iteration.
+  void Set(pb::QuantizedModel model);
 
-  const pb::QuantizedModel& model() const { return clean_->model(); }
-  // The clean simulator of model(): no faults, no TMR.
-  accel::Accelerator& clean() { return *clean_; }
+  const pb::QuantizedModel& model() const { return stale_ ? pending_ : clean_->model(); }
+  // The clean simulator of model(): no faults, no TMR. An error only if model() fails the
+  // simulator's validation, which the device, running the same code, would have refused.
+  Result<accel::Accelerator*> Clean();
 
   // r = 2 * sum_{i in S} O_i / sum_i O_i of the protection set of `tmr` (every MAC layer for
   // layer-wise TMR), with O_i the cycles of layer i for one batch of `batch` images.
@@ -35,7 +39,9 @@ class DeviceMirror {
       : config_(config), clean_(std::move(clean)) {}
 
   accel::AcceleratorConfig config_;
-  std::unique_ptr<accel::Accelerator> clean_;
+  std::unique_ptr<accel::Accelerator> clean_;  // of model() unless stale_
+  pb::QuantizedModel pending_;                 // model() while stale_
+  bool stale_ = false;
 };
 
 }  // namespace r2f

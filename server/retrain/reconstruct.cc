@@ -16,21 +16,25 @@ double SecondsSince(std::chrono::steady_clock::time_point t) {
 
 // What the reply holds, checked against the model before anything is decoded.
 struct ReplyLayers {
+  const pb::Graph* graph = nullptr;   // the model's
+  std::vector<uint32_t> mac_ids;      // its MAC layers' node ids, in graph order
   std::vector<EncodedLayer> encoded;  // per MAC layer
   accel::ImageBatch images;           // the reply's inputs
   bool need_clean = false;            // some layer is an increment
 };
 
 // Checks the reply against `model` and shapes out->layers (one tensor per MAC layer).
-Result<ReplyLayers> CheckReply(const pb::DataReply& reply, const accel::Accelerator& model,
+Result<ReplyLayers> CheckReply(const pb::DataReply& reply, const pb::QuantizedModel& qm,
                                Reconstruction* out) {
-  const pb::QuantizedModel& qm = model.model();
   if (reply.model_version() != qm.model_version()) {
     return Status::InvalidArgument("data reply was computed with model version " +
                                    std::to_string(reply.model_version()) + ", server holds " +
                                    std::to_string(qm.model_version()));
   }
-  const std::vector<uint32_t>& macs = model.mac_layers();
+  ReplyLayers r;
+  r.graph = &qm.graph();
+  r.mac_ids = MacLayerIds(qm.graph());
+  const std::vector<uint32_t>& macs = r.mac_ids;
   if (reply.layers_size() != static_cast<int>(macs.size())) {
     return Status::InvalidArgument("data reply has " + std::to_string(reply.layers_size()) +
                                    " layers, the model " + std::to_string(macs.size()));
@@ -46,7 +50,6 @@ Result<ReplyLayers> CheckReply(const pb::DataReply& reply, const accel::Accelera
     return Status::InvalidArgument("data reply: unknown increment reference " +
                                    std::to_string(reply.reference()));
   }
-  ReplyLayers r;
   out->layers.resize(macs.size());
   r.encoded.resize(macs.size());
   for (size_t i = 0; i < macs.size(); ++i) {
@@ -83,10 +86,9 @@ Result<ReplyLayers> CheckReply(const pb::DataReply& reply, const accel::Accelera
   return r;
 }
 
-std::string LayerContext(const accel::Accelerator& model, size_t i) {
-  const uint32_t id = model.mac_layers()[i];
-  return "data reply: layer " + std::to_string(id) + " '" + model.model().graph().nodes(id).name() +
-         "'";
+std::string LayerContext(const ReplyLayers& r, size_t i) {
+  const uint32_t id = r.mac_ids[i];
+  return "data reply: layer " + std::to_string(id) + " '" + r.graph->nodes(id).name() + "'";
 }
 
 // Layer-local reference: an increment is y - f_l(x_l) with x_l the faulty chain's own input to
@@ -101,12 +103,12 @@ Status RebuildLocal(const ReplyLayers& r, accel::Accelerator& model, Reconstruct
     const auto t0 = std::chrono::steady_clock::now();
     accel::Int8Tensor& t = out->layers[i];
     if (static_cast<size_t>(n) != t.data.size()) {
-      return Status::Internal(LayerContext(model, i) + ": the clean run has " + std::to_string(n) +
+      return Status::Internal(LayerContext(r, i) + ": the clean run has " + std::to_string(n) +
                               " values, expected " + std::to_string(t.data.size()));
     }
     // In place: raw layers ignore the base, increment layers add to it.
     R2F_RETURN_IF_ERROR(
-        Decode(r.encoded[i], output, output, t.data.size()).WithContext(LayerContext(model, i)));
+        Decode(r.encoded[i], output, output, t.data.size()).WithContext(LayerContext(r, i)));
     std::copy(output, output + n, t.data.begin());
     decode_s += SecondsSince(t0);
     return Status::Ok();
@@ -120,12 +122,15 @@ Status RebuildLocal(const ReplyLayers& r, accel::Accelerator& model, Reconstruct
 
 // Chain reference (the paper's): every increment is against the clean chain g of the received
 // inputs, one clean forward for all layers.
-Status RebuildChain(const ReplyLayers& r, accel::Accelerator& model, Reconstruction* out) {
+Status RebuildChain(const ReplyLayers& r, const CleanSimulator& clean_simulator,
+                    Reconstruction* out) {
   accel::InferenceResult clean;
   if (r.need_clean) {
+    R2F_ASSIGN_OR_RETURN(accel::Accelerator * simulator, clean_simulator());
     auto start = std::chrono::steady_clock::now();
-    R2F_ASSIGN_OR_RETURN(clean, model.Infer(r.images, accel::FaultConfig{}, accel::TmrConfig{}, 0,
-                                            /*keep_layer_outputs=*/true));
+    R2F_ASSIGN_OR_RETURN(clean,
+                         simulator->Infer(r.images, accel::FaultConfig{}, accel::TmrConfig{}, 0,
+                                          /*keep_layer_outputs=*/true));
     out->recompute_seconds = SecondsSince(start);
   }
   auto start = std::chrono::steady_clock::now();
@@ -133,8 +138,8 @@ Status RebuildChain(const ReplyLayers& r, accel::Accelerator& model, Reconstruct
     accel::Int8Tensor& t = out->layers[i];
     const int8_t* base =
         IsIncrement(r.encoded[i].encoding) ? clean.layer_outputs[i].data.data() : nullptr;
-    R2F_RETURN_IF_ERROR(Decode(r.encoded[i], base, t.data.data(), t.data.size())
-                            .WithContext(LayerContext(model, i)));
+    R2F_RETURN_IF_ERROR(
+        Decode(r.encoded[i], base, t.data.data(), t.data.size()).WithContext(LayerContext(r, i)));
   }
   out->decode_seconds = SecondsSince(start);
   return Status::Ok();
@@ -153,14 +158,22 @@ EncodedLayer EncodedLayerOf(const pb::EncodedLayer& layer) {
 }
 
 Result<Reconstruction> ReconstructLayers(const pb::DataReply& reply, accel::Accelerator& model) {
+  return ReconstructLayers(reply, model.model(),
+                           [&model]() -> Result<accel::Accelerator*> { return &model; });
+}
+
+Result<Reconstruction> ReconstructLayers(const pb::DataReply& reply,
+                                         const pb::QuantizedModel& model,
+                                         const CleanSimulator& clean) {
   Reconstruction out;
   R2F_ASSIGN_OR_RETURN(ReplyLayers r, CheckReply(reply, model, &out));
   const bool local =
       reply.reference() == pb::REFERENCE_LOCAL || reply.reference() == pb::REFERENCE_LOCAL_EXACT;
   if (r.need_clean && local) {
-    R2F_RETURN_IF_ERROR(RebuildLocal(r, model, &out));
+    R2F_ASSIGN_OR_RETURN(accel::Accelerator * simulator, clean());
+    R2F_RETURN_IF_ERROR(RebuildLocal(r, *simulator, &out));
   } else {
-    R2F_RETURN_IF_ERROR(RebuildChain(r, model, &out));
+    R2F_RETURN_IF_ERROR(RebuildChain(r, clean, &out));
   }
   // The device's checksum of its true outputs: a layer whose rebuild differs (the approximate
   // local reference where a vote failed, or damage we did not catch) is counted.

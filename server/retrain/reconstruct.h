@@ -8,6 +8,7 @@
 // one clean pass (Accelerator::InferWithOverrides). Torch-free.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "accel_sim/accelerator.h"
@@ -35,5 +36,13 @@ EncodedLayer EncodedLayerOf(const pb::EncodedLayer& layer);
 
 // `model` must be the model the reply was computed with (reply.model_version is checked).
 Result<Reconstruction> ReconstructLayers(const pb::DataReply& reply, accel::Accelerator& model);
+
+// The same with the simulator asked for only when some layer is an increment: `clean` returns
+// the fault-free simulator of `model` (DeviceMirror::Clean) and is not called for a reply of raw
+// layers only (DRM), which needs no clean pass.
+using CleanSimulator = std::function<Result<accel::Accelerator*>()>;
+Result<Reconstruction> ReconstructLayers(const pb::DataReply& reply,
+                                         const pb::QuantizedModel& model,
+                                         const CleanSimulator& clean);
 
 }  // namespace r2f

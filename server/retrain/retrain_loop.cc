@@ -231,7 +231,9 @@ Status RetrainLoop::RunIteration(int64_t it) {
   t.modelled(Stage::kCodec) = t.measured(Stage::kCodec) = reply.codec_seconds();
 
   // Decompression on the server: the clean recompute and the decoding.
-  R2F_ASSIGN_OR_RETURN(Reconstruction recon, ReconstructLayers(reply, mirror_->clean()));
+  R2F_ASSIGN_OR_RETURN(Reconstruction recon, ReconstructLayers(reply, mirror_->model(), [this] {
+                         return mirror_->Clean();
+                       }));
   const double server_codec = recon.recompute_seconds + recon.decode_seconds;
   t.modelled(Stage::kCodec) += server_codec;
   t.measured(Stage::kCodec) += server_codec;
@@ -247,7 +249,7 @@ Status RetrainLoop::RunIteration(int64_t it) {
   (void)ack;
   std::map<std::string, double> extra;
   AddCallRecords(&t, &extra);
-  R2F_RETURN_IF_ERROR(mirror_->Set(std::move(next)));
+  mirror_->Set(std::move(next));
   CountRebuild(reply, recon.mismatched_layers);
   // The iteration's wall time (validation excluded: it has its own line), to set against
   // FP + BP + codec: what the framework adds.

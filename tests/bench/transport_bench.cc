@@ -15,13 +15,17 @@
 // tiny request, a 12 MiB reply chunked at 128 KiB (the default) or 1 MiB. Counter reply_MBps.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "common/base/checksum.h"
+#include "common/base/malloc_policy.h"
+#include "common/net/tcp_nodelay.h"
 #include "common/net/transport.h"
 #include "mqtt/async_client.h"
 #include "tests/support/mosquitto_fixture.h"
@@ -183,6 +187,112 @@ void BM_ReplyGoodput(benchmark::State& state) {
   (*device)->Stop();
 }
 
+// BM_CallLatency/<reply KiB>/<tuned>: one Call with a tiny request and a reply of the given size
+// (0, 16, and 2048: DRM's ResNet18 reply is 1.9 MB), the cost per call that every deployModel
+// and getData pays; <tuned> 1 runs the broker with the project's allocator settings
+// (tests/support/mosquitto_fixture.h, configs/mosquitto/README), 0 with glibc's defaults.
+// BM_PlainPahoLatency: the floor under it, the reply's bytes alone as 16 QoS-1 publishes of
+// 128 KiB from one plain Paho client to another through the tuned broker, Nagle off on both,
+// timed from the first publish to the last delivery. Counter median_us.
+double MedianMicros(std::vector<double> us) {
+  if (us.empty()) return 0;
+  std::sort(us.begin(), us.end());
+  return us[us.size() / 2];
+}
+
+void BM_CallLatency(benchmark::State& state) {
+  const size_t reply_bytes = static_cast<size_t>(state.range(0)) << 10;
+  const std::string payload = RandomBytes(reply_bytes);
+  testing::MosquittoBroker::Options broker_options;
+  broker_options.tuned_malloc = state.range(1) == 1;
+  testing::MosquittoBroker broker(broker_options);
+  if (!broker.Start()) {
+    state.SkipWithError(("mosquitto did not start: " + broker.Log()).c_str());
+    return;
+  }
+  auto device = Transport::Connect(Options(broker, TransportOptions::Role::kDevice));
+  auto server = Transport::Connect(Options(broker, TransportOptions::Role::kServer));
+  if (!device.ok() || !server.ok()) {
+    state.SkipWithError("transport did not connect");
+    return;
+  }
+  const Status served = (*device)->Serve([&](const Message&) -> Result<Message> {
+    Message reply;
+    reply.kind = pb::MSG_DATA;
+    reply.payload = payload;
+    return reply;
+  });
+  if (!served.ok()) {
+    state.SkipWithError(served.ToString().c_str());
+    return;
+  }
+  std::vector<double> us;
+  for (auto _ : state) {
+    Message request;
+    request.kind = pb::MSG_GET_DATA;
+    request.job_id = "bench";
+    request.payload = "x";
+    const auto t0 = Clock::now();
+    auto reply = (*server)->Call("bench-dev", std::move(request), std::chrono::seconds(30), 1);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (!reply.ok() || reply->payload.size() != reply_bytes) {
+      state.SkipWithError(reply.ok() ? "wrong reply" : reply.status().ToString().c_str());
+      return;
+    }
+    state.SetIterationTime(s);
+    us.push_back(s * 1e6);
+  }
+  state.counters["median_us"] = MedianMicros(us);
+  (*server)->Stop();
+  (*device)->Stop();
+}
+
+void BM_PlainPahoLatency(benchmark::State& state) {
+  constexpr size_t kChunks = 16;
+  const std::string chunk = RandomBytes(kDefaultChunkBytes);
+  testing::MosquittoBroker broker;
+  if (!broker.Start()) {
+    state.SkipWithError(("mosquitto did not start: " + broker.Log()).c_str());
+    return;
+  }
+  auto sub = PlainClient(broker.uri(), "bench-sub");
+  auto pub = PlainClient(broker.uri(), "bench-pub");
+  sub->subscribe("bench/raw", 1)->wait();
+  DisableNagleTowards({BrokerPort(broker.uri())});
+  std::vector<double> us;
+  for (auto _ : state) {
+    std::vector<mqtt::delivery_token_ptr> tokens;
+    const auto t0 = Clock::now();
+    for (size_t i = 0; i < kChunks; ++i) {
+      tokens.push_back(pub->publish("bench/raw", chunk.data(), chunk.size(), 1, false));
+    }
+    for (size_t i = 0; i < kChunks; ++i) {
+      mqtt::const_message_ptr m;
+      if (!sub->try_consume_message_for(&m, std::chrono::seconds(30)) || !m) {
+        state.SkipWithError("a plain publish was not delivered");
+        return;
+      }
+    }
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    for (auto& t : tokens) t->wait();
+    state.SetIterationTime(s);
+    us.push_back(s * 1e6);
+  }
+  state.counters["median_us"] = MedianMicros(us);
+  try {
+    sub->disconnect()->wait();
+    pub->disconnect()->wait();
+  } catch (const mqtt::exception&) {
+  }
+}
+
+BENCHMARK(BM_CallLatency)
+    ->ArgsProduct({{0, 16, 2048}, {1, 0}})
+    ->Iterations(200)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PlainPahoLatency)->Iterations(200)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
 BENCHMARK(BM_ReplyGoodput)
     ->ArgsProduct({{12}, {128, 1024}})
     ->Iterations(20)
@@ -194,4 +304,11 @@ BENCHMARK(BM_Goodput)->Arg(64)->Iterations(3)->UseManualTime()->Unit(benchmark::
 }  // namespace
 }  // namespace r2f
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  r2f::KeepFreedMemoryForReuse();  // as the daemons run (malloc_policy.h)
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
