@@ -275,4 +275,6 @@ Result<std::unique_ptr<Accelerator>> Accelerator::Create(pb::QuantizedModel mode
   return std::unique_ptr<Accelerator>(new AcceleratorImpl(std::move(compiled), config));
 }
 
+Status Accelerator::Validate(pb::QuantizedModel* model) { return CompiledModel::Check(model); }
+
 }  // namespace r2f::accel

@@ -92,6 +92,9 @@ class CompiledModel {
   // Validates and prepares `model`. Errors name the node or layer and what is wrong, e.g.
   // "layer 12 'layer2.0.conv1': expected 4608 weights, got 100".
   static Result<std::unique_ptr<CompiledModel>> Compile(pb::QuantizedModel model);
+  // The same checks without preparing the kernels (no weight copies, transposes or packing):
+  // OK exactly when Compile would succeed. *model gets its output shapes filled in.
+  static Status Check(pb::QuantizedModel* model);
 
   // The model as given, with output shapes filled in.
   const pb::QuantizedModel& model() const { return model_; }
@@ -104,7 +107,9 @@ class CompiledModel {
 
  private:
   CompiledModel() = default;
-  Status Build();
+  Status FormatAndShapes();    // the format version, then shape inference of the graph
+  Status Build(bool kernels);  // the other checks; with `kernels` also what the kernels read
+  void PrepareKernels(const std::vector<int>& quantized_layer);
 
   pb::QuantizedModel model_;
   std::vector<NodeInfo> nodes_;

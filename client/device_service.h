@@ -81,13 +81,18 @@ class DeviceService {
  private:
   DeviceService(DeviceServiceOptions options, Dataset train, Dataset test);
   void Restore();
-  // Accelerator::Create plus the check that the model's input fits the device's data.
+  // A version >= 1, Accelerator::Create, and an input that fits the device's data.
   // By value: a deploy moves the model it built from a delta in (a copy costs ~0.3 ms).
   Result<std::unique_ptr<accel::Accelerator>> Instantiate(pb::QuantizedModel model) const;
-  // Replaces the running model by `accelerator`'s (already validated), saving it first: as
-  // `delta` applied to the saved model when given, else whole.
+  // Exactly what Instantiate would refuse, without the build (Accelerator::Validate; fills in
+  // the graph's output shapes).
+  Status CheckRunnable(pb::QuantizedModel* model) const;
+  static Status CheckVersion(const pb::QuantizedModel& model);
+  Status CheckFitsData(const pb::QuantizedModel& model) const;
+  // Replaces the running model by `accelerator`'s (already validated), saving it first unless
+  // `saved`: as `delta` applied to the saved model when given, else whole.
   Status Install(std::unique_ptr<accel::Accelerator> accelerator, const pb::WeightDelta* delta,
-                 std::string* detail);
+                 std::string* detail, bool saved = false);
   // Handle() without the logging and the debug delay; *samples gets getData's sample count.
   Result<Message> Dispatch(const Message& request, size_t* samples);
   Status CheckProtection(const pb::SetAIoTModeRequest& request) const;

@@ -84,12 +84,21 @@ Status DeviceStateStore::SaveModel(const pb::QuantizedModel& model) {
   return Status::Ok();
 }
 
+bool DeviceStateStore::NextDeltaAppends() const {
+  if (!persistent()) return false;
+  std::error_code ec;
+  return journal_records_ + 1 < kCompactEvery && std::filesystem::exists(model_path(), ec);
+}
+
 Status DeviceStateStore::SaveDelta(const pb::WeightDelta& delta, const pb::QuantizedModel& result) {
   if (!persistent()) return Status::Ok();
-  std::error_code ec;
-  if (journal_records_ + 1 >= kCompactEvery || !std::filesystem::exists(model_path(), ec)) {
-    return SaveModel(result);
-  }
+  if (!NextDeltaAppends()) return SaveModel(result);
+  const Status appended = AppendDelta(delta);
+  if (appended.ok()) return appended;
+  return SaveModel(result).ok() ? Status::Ok() : appended;
+}
+
+Status DeviceStateStore::AppendDelta(const pb::WeightDelta& delta) {
   R2F_RETURN_IF_ERROR(OpenJournal());
   const std::string payload = delta.SerializeAsString();
   std::string record;
@@ -105,8 +114,7 @@ Status DeviceStateStore::SaveDelta(const pb::WeightDelta& delta, const pb::Quant
     if (n <= 0) {
       Status st = Errno("cannot append to", journal_path());
       CloseJournal();
-      // A partial record would hide every later one from replay: start over from a whole model.
-      return SaveModel(result).ok() ? Status::Ok() : st;
+      return st;
     }
     p += n;
     left -= static_cast<size_t>(n);

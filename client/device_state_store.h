@@ -38,8 +38,14 @@ class DeviceStateStore {
   // The whole model; empties the journal.
   Status SaveModel(const pb::QuantizedModel& model);
   // `delta` took the saved model to `result`: appended to the journal, or, every kCompactEvery
-  // deltas, `result` saved whole instead.
+  // deltas (or when no whole model is saved), `result` saved whole instead. When the append
+  // fails, `result` is saved whole: a partial record would hide every later one from replay.
   Status SaveDelta(const pb::WeightDelta& delta, const pb::QuantizedModel& result);
+  // SaveDelta in two steps, for a caller that wants the append to wait on the disk while it
+  // does other work: whether SaveDelta would append, and the append alone (then, if it fails,
+  // SaveModel of the result).
+  bool NextDeltaAppends() const;
+  Status AppendDelta(const pb::WeightDelta& delta);
   Status SaveMode(const pb::SetAIoTModeRequest& mode) const;
 
   // NotFound when nothing was saved; Corruption naming the file when it does not parse;

@@ -13,16 +13,16 @@ Result<std::unique_ptr<DeviceMirror>> DeviceMirror::Create(pb::QuantizedModel mo
   return std::unique_ptr<DeviceMirror>(new DeviceMirror(config, std::move(clean)));
 }
 
-void DeviceMirror::Set(pb::QuantizedModel model) {
-  pending_ = std::move(model);
+Status DeviceMirror::Set(pb::QuantizedModel model) {
+  R2F_RETURN_IF_ERROR(InferShapes(model.mutable_graph()));
+  model_ = std::move(model);
   stale_ = true;
+  return Status::Ok();
 }
 
 Result<accel::Accelerator*> DeviceMirror::Clean() {
   if (stale_) {
-    // From a copy, so that model() is still there if the build fails.
-    R2F_ASSIGN_OR_RETURN(clean_, accel::Accelerator::Create(pending_, config_));
-    pending_.Clear();
+    R2F_ASSIGN_OR_RETURN(clean_, accel::Accelerator::Create(model_, config_));
     stale_ = false;
   }
   return clean_.get();

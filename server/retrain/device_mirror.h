@@ -21,11 +21,13 @@ class DeviceMirror {
                                                       const accel::AcceleratorConfig& config);
 
   // The device now runs `model` (after an acknowledged deployModel, so the device has validated
-  // it). Its simulator is built on the first Clean(): DRM's replies need none, and building one
-  // (validating and packing every layer) cost DRM ~1 ms per iteration.
-  void Set(pb::QuantizedModel model);
+  // it). Its output shapes are inferred now (a rebuild reads them); its simulator is built on
+  // the first Clean(): DRM's replies need none, and building one (validating and packing every
+  // layer) cost DRM ~1 ms per iteration.
+  Status Set(pb::QuantizedModel model);
 
-  const pb::QuantizedModel& model() const { return stale_ ? pending_ : clean_->model(); }
+  // Stays valid across Clean() (a rebuild holds it while it asks for the simulator).
+  const pb::QuantizedModel& model() const { return model_; }
   // The clean simulator of model(): no faults, no TMR. An error only if model() fails the
   // simulator's validation, which the device, running the same code, would have refused.
   Result<accel::Accelerator*> Clean();
@@ -36,11 +38,11 @@ class DeviceMirror {
 
  private:
   DeviceMirror(const accel::AcceleratorConfig& config, std::unique_ptr<accel::Accelerator> clean)
-      : config_(config), clean_(std::move(clean)) {}
+      : config_(config), clean_(std::move(clean)), model_(clean_->model()) {}
 
   accel::AcceleratorConfig config_;
-  std::unique_ptr<accel::Accelerator> clean_;  // of model() unless stale_
-  pb::QuantizedModel pending_;                 // model() while stale_
+  std::unique_ptr<accel::Accelerator> clean_;  // of model_ unless stale_
+  pb::QuantizedModel model_;
   bool stale_ = false;
 };
 

@@ -249,7 +249,7 @@ Status RetrainLoop::RunIteration(int64_t it) {
   (void)ack;
   std::map<std::string, double> extra;
   AddCallRecords(&t, &extra);
-  mirror_->Set(std::move(next));
+  R2F_RETURN_IF_ERROR(mirror_->Set(std::move(next)));
   CountRebuild(reply, recon.mismatched_layers);
   // The iteration's wall time (validation excluded: it has its own line), to set against
   // FP + BP + codec: what the framework adds.

@@ -36,16 +36,31 @@ class CompileTest : public ::testing::Test {
     }
     return -1;
   }
-  // Compiles and returns the error message ("" if it compiled).
+  // Compiles and returns the error message ("" if it compiled). The check without kernels
+  // (Accelerator::Validate, what a device runs before it saves a weight delta) must say the
+  // same, in every test of this file.
   std::string Error() {
     auto r = CompiledModel::Compile(model_);
-    return r.ok() ? "" : r.status().message();
+    const std::string compiled = r.ok() ? "" : r.status().message();
+    pb::QuantizedModel copy = model_;
+    const Status checked = Accelerator::Validate(&copy);
+    EXPECT_EQ(checked.ok() ? "" : checked.message(), compiled);
+    return compiled;
   }
   pb::Graph graph_;
   pb::QuantizedModel model_;
 };
 
 TEST_F(CompileTest, AcceptsAWellFormedModel) {
+  EXPECT_EQ(Error(), "");
+  // Validate hands the model back whole (it moves it in and out).
+  pb::QuantizedModel checked = model_;
+  ASSERT_TRUE(Accelerator::Validate(&checked).ok());
+  ASSERT_EQ(checked.layers_size(), model_.layers_size());
+  for (int i = 0; i < checked.layers_size(); ++i) {
+    EXPECT_EQ(checked.layers(i).SerializeAsString(), model_.layers(i).SerializeAsString());
+  }
+  EXPECT_EQ(checked.input_lut(), model_.input_lut());
   auto r = CompiledModel::Compile(model_);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)->mac_layer_ids(), MacLayerIds(graph_));

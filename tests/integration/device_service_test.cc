@@ -230,6 +230,31 @@ TEST_F(DeviceServiceTest, WeightDeltaAppliesOnlyToItsBaseAndChecksTheCrc) {
   EXPECT_NE(ack->detail().find("nothing changed"), std::string::npos) << ack->detail();
 }
 
+// A delta is checked before it is saved (the journal's append then overlaps the build): one
+// whose result the simulator refuses is refused naming the layer, and never reaches the state a
+// restart reads. Deltas that apply are saved: a restart runs the last one.
+TEST_F(DeviceServiceTest, ADeltaToAModelTheDeviceCannotRunIsRefusedAndNotSaved) {
+  Deploy();
+  const pb::QuantizedModel v2 = testing::Retrained(Model(), 2);
+  pb::DeployModelRequest to_v2;
+  *to_v2.mutable_delta() = MakeWeightDelta(Model(), v2).value();
+  ASSERT_TRUE(service_->DeployModel(to_v2).ok());
+
+  pb::QuantizedModel v3 = testing::Retrained(v2, 3);
+  v3.mutable_layers(0)->set_bias(0, 2147483000);  // could overflow the int32 accumulator
+  pb::DeployModelRequest to_v3;
+  *to_v3.mutable_delta() = MakeWeightDelta(v2, v3).value();
+  ExpectError(service_->DeployModel(to_v3).status(), Status::Code::kInvalidArgument,
+              "model version 3 rejected");
+  EXPECT_EQ(service_->model_version(), 2u);
+
+  service_.reset();
+  service_ = MakeService();
+  EXPECT_EQ(service_->model_version(), 2u);
+  ASSERT_NE(service_->deployed_model(), nullptr);
+  EXPECT_EQ(service_->deployed_model()->SerializeAsString(), v2.SerializeAsString());
+}
+
 TEST_F(DeviceServiceTest, GetDataErrorsNameTheProblem) {
   ExpectError(service_->GetData(Request(pb::MODE_INFERENCE, {0})).status(), Status::Code::kNotFound,
               "no model deployed");
