@@ -97,7 +97,7 @@ set_tcp_nodelay true
 user root
 CONF
   # glibc would give back the pages of every relayed chunk (configs/mosquitto/README).
-  GLIBC_TUNABLES="${GLIBC_TUNABLES:-$BROKER_MALLOC_TUNABLES}" \
+  GLIBC_TUNABLES="${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}$BROKER_MALLOC_TUNABLES" \
     mosquitto -c "$dir/mosquitto.conf" > "$dir/mosquitto.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 50); do

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <exception>
 #include <limits>
 
 namespace r2f::accel {
@@ -338,19 +339,28 @@ void CompiledModel::PrepareKernels(const std::vector<int>& quantized_layer) {
     return mac_layers_[a].weight_count() > mac_layers_[b].weight_count();
   });
   const int n = static_cast<int>(order.size());
+  // An exception must not leave an OpenMP region (that terminates the process): the first one
+  // (an allocation failing) is kept and thrown after it, to the caller as before.
+  std::exception_ptr failure;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int j = 0; j < n; ++j) {
-    MacLayer& L = mac_layers_[order[j]];
-    const pb::QuantizedLayer& q = model_.layers(quantized_layer[order[j]]);
-    L.weights.assign(q.weights().begin(), q.weights().end());
-    L.weights_t.resize(L.weights.size());
-    TransposeGroups(L);
-    if (L.direct_kernel) continue;
-    for (int g = 0; g < L.groups; ++g) {
-      L.packed.push_back(PackWeights(
-          L.weights.data() + static_cast<int64_t>(g) * L.group_out_c * L.k, L.group_out_c, L.k));
+    try {
+      MacLayer& L = mac_layers_[order[j]];
+      const pb::QuantizedLayer& q = model_.layers(quantized_layer[order[j]]);
+      L.weights.assign(q.weights().begin(), q.weights().end());
+      L.weights_t.resize(L.weights.size());
+      TransposeGroups(L);
+      if (L.direct_kernel) continue;
+      for (int g = 0; g < L.groups; ++g) {
+        L.packed.push_back(PackWeights(
+            L.weights.data() + static_cast<int64_t>(g) * L.group_out_c * L.k, L.group_out_c, L.k));
+      }
+    } catch (...) {
+#pragma omp critical(r2f_prepare_kernels_failure)
+      if (!failure) failure = std::current_exception();
     }
   }
+  if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace r2f::accel

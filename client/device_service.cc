@@ -328,13 +328,25 @@ Result<pb::Ack> DeviceService::DeployModel(const pb::DeployModelRequest& request
   R2F_RETURN_IF_ERROR(CheckRunnable(&model));
   std::future<Status> append =
       std::async(std::launch::async, [this, &delta] { return store_.AppendDelta(delta); });
-  Result<std::unique_ptr<accel::Accelerator>> accelerator = Instantiate(std::move(model));
+  Result<std::unique_ptr<accel::Accelerator>> accelerator =
+      Status::Internal("the build did not run");
+  try {
+    accelerator = Instantiate(std::move(model));
+  } catch (const std::exception& e) {  // out of memory: the daemon goes on with its model
+    accelerator = Status::ResourceExhausted(std::string("building the model: ") + e.what());
+  }
   const Status appended = append.get();
-  // Only a failed allocation gets here: the saved delta leads to a valid model, which the
-  // device runs after a restart; the server learns the version from every reply.
-  if (!accelerator.ok()) return accelerator.status();
+  if (!accelerator.ok()) {
+    // The device goes on with the model it has, so a restart must find that one too.
+    if (appended.ok()) {
+      const Status undone = store_.DropLastDelta();
+      if (!undone.ok()) GetLogger("device")->error("deployModel: {}", undone.ToString());
+    }
+    return accelerator.status();
+  }
   if (!appended.ok()) {
-    // A partial record would hide every later one from replay: start over from a whole model.
+    // The journal is as it was before (AppendDelta cuts a failed record off): start over from
+    // the whole model.
     R2F_RETURN_IF_ERROR(store_.SaveModel((*accelerator)->model()).WithContext(appended.message()));
   }
   R2F_RETURN_IF_ERROR(Install(std::move(accelerator).value(), nullptr, &detail, /*saved=*/true));

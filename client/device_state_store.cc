@@ -78,6 +78,8 @@ Status DeviceStateStore::SaveModel(const pb::QuantizedModel& model) {
   // do not match), but they would only cost time, so the journal goes.
   CloseJournal();
   journal_records_ = 0;
+  last_record_at_ = -1;
+  journal_damaged_ = false;
   if (::unlink(journal_path().c_str()) != 0 && errno != ENOENT) {
     return Errno("cannot remove", journal_path());
   }
@@ -85,7 +87,7 @@ Status DeviceStateStore::SaveModel(const pb::QuantizedModel& model) {
 }
 
 bool DeviceStateStore::NextDeltaAppends() const {
-  if (!persistent()) return false;
+  if (!persistent() || journal_damaged_) return false;
   std::error_code ec;
   return journal_records_ + 1 < kCompactEvery && std::filesystem::exists(model_path(), ec);
 }
@@ -99,7 +101,10 @@ Status DeviceStateStore::SaveDelta(const pb::WeightDelta& delta, const pb::Quant
 }
 
 Status DeviceStateStore::AppendDelta(const pb::WeightDelta& delta) {
+  if (!NextDeltaAppends()) return Status::FailedPrecondition("the next save must be a whole model");
   R2F_RETURN_IF_ERROR(OpenJournal());
+  const off_t start = ::lseek(journal_fd_, 0, SEEK_END);
+  if (start < 0) return Errno("cannot seek in", journal_path());
   const std::string payload = delta.SerializeAsString();
   std::string record;
   record.reserve(kRecordHeader + payload.size());
@@ -108,20 +113,46 @@ Status DeviceStateStore::AppendDelta(const pb::WeightDelta& delta) {
   record += payload;
   const char* p = record.data();
   size_t left = record.size();
-  while (left > 0) {
+  Status failed;
+  while (left > 0 && failed.ok()) {
     const ssize_t n = ::write(journal_fd_, p, left);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      Status st = Errno("cannot append to", journal_path());
-      CloseJournal();
-      return st;
+      failed = Errno("cannot append to", journal_path());
+      break;
     }
     p += n;
     left -= static_cast<size_t>(n);
   }
-  if (::fdatasync(journal_fd_) != 0) return Errno("cannot sync", journal_path());
+  if (failed.ok() && ::fdatasync(journal_fd_) != 0) failed = Errno("cannot sync", journal_path());
+  if (!failed.ok()) {
+    // A partial record would hide every later one from replay, and a whole one that was never
+    // acknowledged would be run after a restart: either way it goes.
+    (void)TruncateJournal(start);
+    return failed;
+  }
+  last_record_at_ = start;
   ++journal_records_;
   return Status::Ok();
+}
+
+Status DeviceStateStore::DropLastDelta() {
+  if (last_record_at_ < 0) return Status::FailedPrecondition("no appended record to take back");
+  const off_t at = last_record_at_;
+  last_record_at_ = -1;
+  R2F_RETURN_IF_ERROR(TruncateJournal(at));
+  --journal_records_;
+  return Status::Ok();
+}
+
+Status DeviceStateStore::TruncateJournal(off_t size) {
+  if (journal_fd_ >= 0 && ::ftruncate(journal_fd_, size) == 0 && ::fdatasync(journal_fd_) == 0) {
+    return Status::Ok();
+  }
+  Status st = Errno("cannot cut back", journal_path());
+  journal_damaged_ = true;
+  CloseJournal();
+  return st;
 }
 
 Status DeviceStateStore::SaveMode(const pb::SetAIoTModeRequest& mode) const {

@@ -16,6 +16,8 @@
 // apply is Corruption.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 
@@ -43,9 +45,13 @@ class DeviceStateStore {
   Status SaveDelta(const pb::WeightDelta& delta, const pb::QuantizedModel& result);
   // SaveDelta in two steps, for a caller that wants the append to wait on the disk while it
   // does other work: whether SaveDelta would append, and the append alone (then, if it fails,
-  // SaveModel of the result).
+  // SaveModel of the result). A failed append leaves the journal as it was (the partial record
+  // is cut off again; if even that fails, the next save is a whole model).
   bool NextDeltaAppends() const;
   Status AppendDelta(const pb::WeightDelta& delta);
+  // Takes back the record the last AppendDelta wrote (the caller could not install its model
+  // after all), so that a restart does not run a model that was never acknowledged.
+  Status DropLastDelta();
   Status SaveMode(const pb::SetAIoTModeRequest& mode) const;
 
   // NotFound when nothing was saved; Corruption naming the file when it does not parse;
@@ -62,10 +68,14 @@ class DeviceStateStore {
  private:
   Status OpenJournal();
   void CloseJournal();
+  // Cuts the journal back to `size` bytes and syncs it; on failure the next save is whole.
+  Status TruncateJournal(off_t size);
 
   std::string dir_;
   int journal_fd_ = -1;
-  int journal_records_ = 0;  // records in the journal since the last whole model
+  int journal_records_ = 0;       // records in the journal since the last whole model
+  off_t last_record_at_ = -1;     // where the last appended record starts (DropLastDelta)
+  bool journal_damaged_ = false;  // the journal could not be repaired: save whole next
 };
 
 }  // namespace r2f

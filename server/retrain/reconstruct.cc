@@ -16,6 +16,7 @@ double SecondsSince(std::chrono::steady_clock::time_point t) {
 
 // What the reply holds, checked against the model before anything is decoded.
 struct ReplyLayers {
+  uint64_t model_version = 0;
   const pb::Graph* graph = nullptr;   // the model's
   std::vector<uint32_t> mac_ids;      // its MAC layers' node ids, in graph order
   std::vector<EncodedLayer> encoded;  // per MAC layer
@@ -32,6 +33,7 @@ Result<ReplyLayers> CheckReply(const pb::DataReply& reply, const pb::QuantizedMo
                                    std::to_string(qm.model_version()));
   }
   ReplyLayers r;
+  r.model_version = qm.model_version();
   r.graph = &qm.graph();
   r.mac_ids = MacLayerIds(qm.graph());
   const std::vector<uint32_t>& macs = r.mac_ids;
@@ -86,6 +88,19 @@ Result<ReplyLayers> CheckReply(const pb::DataReply& reply, const pb::QuantizedMo
   return r;
 }
 
+// The simulator `clean` returns, checked against the model the reply was checked with.
+Result<accel::Accelerator*> SimulatorFor(const ReplyLayers& r, const CleanSimulator& clean) {
+  R2F_ASSIGN_OR_RETURN(accel::Accelerator * simulator, clean());
+  if (simulator->model().model_version() != r.model_version ||
+      simulator->mac_layers() != r.mac_ids) {
+    return Status::Internal("rebuild: the clean simulator is of model version " +
+                            std::to_string(simulator->model().model_version()) +
+                            ", the reply was checked against version " +
+                            std::to_string(r.model_version));
+  }
+  return simulator;
+}
+
 std::string LayerContext(const ReplyLayers& r, size_t i) {
   const uint32_t id = r.mac_ids[i];
   return "data reply: layer " + std::to_string(id) + " '" + r.graph->nodes(id).name() + "'";
@@ -126,7 +141,7 @@ Status RebuildChain(const ReplyLayers& r, const CleanSimulator& clean_simulator,
                     Reconstruction* out) {
   accel::InferenceResult clean;
   if (r.need_clean) {
-    R2F_ASSIGN_OR_RETURN(accel::Accelerator * simulator, clean_simulator());
+    R2F_ASSIGN_OR_RETURN(accel::Accelerator * simulator, SimulatorFor(r, clean_simulator));
     auto start = std::chrono::steady_clock::now();
     R2F_ASSIGN_OR_RETURN(clean,
                          simulator->Infer(r.images, accel::FaultConfig{}, accel::TmrConfig{}, 0,
@@ -170,7 +185,7 @@ Result<Reconstruction> ReconstructLayers(const pb::DataReply& reply,
   const bool local =
       reply.reference() == pb::REFERENCE_LOCAL || reply.reference() == pb::REFERENCE_LOCAL_EXACT;
   if (r.need_clean && local) {
-    R2F_ASSIGN_OR_RETURN(accel::Accelerator * simulator, clean());
+    R2F_ASSIGN_OR_RETURN(accel::Accelerator * simulator, SimulatorFor(r, clean));
     R2F_RETURN_IF_ERROR(RebuildLocal(r, *simulator, &out));
   } else {
     R2F_RETURN_IF_ERROR(RebuildChain(r, clean, &out));

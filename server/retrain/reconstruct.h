@@ -38,8 +38,9 @@ EncodedLayer EncodedLayerOf(const pb::EncodedLayer& layer);
 Result<Reconstruction> ReconstructLayers(const pb::DataReply& reply, accel::Accelerator& model);
 
 // The same with the simulator asked for only when some layer is an increment: `clean` returns
-// the fault-free simulator of `model` (DeviceMirror::Clean) and is not called for a reply of raw
-// layers only (DRM), which needs no clean pass.
+// the fault-free simulator of `model` (DeviceMirror::Clean; Internal if it is of another version
+// or graph) and is not called for a reply of raw layers only (DRM), which needs no clean pass.
+// `model` must have its output shapes inferred (InferShapes; DeviceMirror::Set does it).
 using CleanSimulator = std::function<Result<accel::Accelerator*>()>;
 Result<Reconstruction> ReconstructLayers(const pb::DataReply& reply,
                                          const pb::QuantizedModel& model,

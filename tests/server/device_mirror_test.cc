@@ -135,6 +135,12 @@ TEST(DeviceMirrorTest, ARebuildThroughTheMirrorUsesTheModelSetLast) {
       EXPECT_EQ(recon->layers[m].data, direct->layers[m].data) << "layer " << m;
     }
   }
+  // A simulator of another model than the one the reply was checked against is refused.
+  auto mismatched =
+      ReconstructLayers(Reply(next, true), next.model,
+                        [&]() -> Result<accel::Accelerator*> { return first.device.get(); });
+  ASSERT_FALSE(mismatched.ok());
+  EXPECT_EQ(mismatched.status().code(), Status::Code::kInternal) << mismatched.status().ToString();
 }
 
 }  // namespace

@@ -33,8 +33,8 @@ namespace r2f::testing {
 // broker relaying megabytes took a page fault per 4 KiB it moved: a 1.9 MB reply spent ~3 ms
 // more in Mosquitto (docs/protocol.md, "The broker's allocator"). Same values as the daemons'
 // own policy (common/base/malloc_policy.h).
-inline constexpr char kBrokerMallocTunables[] =
-    "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456";
+inline const std::string kBrokerMallocTunables =
+    "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456";
 
 class MosquittoBroker {
  public:
@@ -175,10 +175,19 @@ class MosquittoBroker {
     // The allocator settings the project's brokers run with (configs/mosquitto/README), unless
     // the environment has its own.
     std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
-    if (options_.tuned_malloc && getenv("GLIBC_TUNABLES") == nullptr) {
-      env.push_back(kBrokerMallocTunables);
+    const std::string tunables_var = "GLIBC_TUNABLES=";
+    std::string inherited;  // the environment's own tunables, kept
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string var = *e;
+      if (var.rfind(tunables_var, 0) == 0) {
+        inherited = var.substr(tunables_var.size());
+      } else {
+        env.push_back(var);
+      }
     }
+    std::string tunables = inherited;
+    if (options_.tuned_malloc) tunables += (tunables.empty() ? "" : ":") + kBrokerMallocTunables;
+    if (!tunables.empty()) env.push_back(tunables_var + tunables);
     std::vector<char*> envp;
     for (std::string& e : env) envp.push_back(e.data());
     envp.push_back(nullptr);
