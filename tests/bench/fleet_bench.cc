@@ -17,15 +17,17 @@
 //                          wall_over_work = iteration wall / (FP + BP + codec) (target
 //                          <= 1.25), deploy_ms (a weight delta, target <= 5) and
 //                          getdata_transport_ms (target <= 15), medians over the iterations
-//                          of the steady state (and of the warm-up, suffix _warmup).
+//                          of the steady state (and of the warm-up, suffix _warmup); also
+//                          the device's part of both calls and server_rest_ms, the server's
+//                          time outside BP, codec and the calls.
 // The machine and its CPU are in the JSON context (--benchmark_context is added).
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <future>
 #include <map>
@@ -293,7 +295,8 @@ void BM_RetrainIterationBody(benchmark::State& state) {
   }
   const std::vector<std::string> lines = NonEmptyLines(bed.dir().File("run-it/dev-1/stages.jsonl"));
   auto report = [&](size_t from, size_t to, const std::string& suffix) {
-    std::vector<double> wall, work, deploy, getdata_transport, getdata_device;
+    std::vector<double> wall, work, deploy, deploy_device, getdata_transport, getdata_device,
+        server_rest;
     for (size_t i = from; i < std::min(to, lines.size()); ++i) {
       Result<Json> j = ParseJson(lines[i], "stage line " + std::to_string(i + 1));
       if (!j.ok()) throw std::runtime_error(j.status().ToString());
@@ -302,8 +305,13 @@ void BM_RetrainIterationBody(benchmark::State& state) {
       wall.push_back(x.value("wall_s", 0.0));
       work.push_back(m.value("fp", 0.0) + m.value("bp", 0.0) + m.value("codec", 0.0));
       deploy.push_back(x.value("deploy_device_s", 0.0) + x.value("deploy_transport_s", 0.0));
+      deploy_device.push_back(x.value("deploy_device_s", 0.0));
       getdata_transport.push_back(x.value("getdata_transport_s", 0.0));
       getdata_device.push_back(x.value("getdata_device_s", 0.0));
+      // The server's own time outside BP, the codec and the two calls (the weight delta,
+      // parsing the reply, the stage line): the wall minus everything measured.
+      server_rest.push_back(wall.back() - m.value("bp", 0.0) - m.value("codec", 0.0) -
+                            getdata_device.back() - getdata_transport.back() - deploy.back());
     }
     if (wall.empty()) throw std::runtime_error("no stage lines from " + std::to_string(from));
     state.counters["wall_ms" + suffix] = 1e3 * Median(wall);
@@ -312,6 +320,8 @@ void BM_RetrainIterationBody(benchmark::State& state) {
     state.counters["deploy_ms" + suffix] = 1e3 * Median(deploy);
     state.counters["getdata_transport_ms" + suffix] = 1e3 * Median(getdata_transport);
     state.counters["getdata_device_ms" + suffix] = 1e3 * Median(getdata_device);
+    state.counters["deploy_device_ms" + suffix] = 1e3 * Median(deploy_device);
+    state.counters["server_rest_ms" + suffix] = 1e3 * Median(server_rest);
   };
   report(kSteadyFrom, lines.size(), "");
   report(5, 60, "_warmup");
