@@ -252,13 +252,10 @@ Result<pb::Ack> DeviceService::SetAIoTMode(const pb::SetAIoTModeRequest& request
   return MakeAck(pb::MSG_SET_AIOT_MODE, detail);
 }
 
-Status DeviceService::Install(std::unique_ptr<accel::Accelerator> accelerator,
-                              const pb::WeightDelta* delta, std::string* detail, bool saved) {
+Status DeviceService::Install(std::unique_ptr<accel::Accelerator> accelerator, std::string* detail,
+                              bool saved) {
   // Durable before the Ack: a device killed right after it restarts with this model.
-  if (!saved) {
-    R2F_RETURN_IF_ERROR(delta != nullptr ? store_.SaveDelta(*delta, accelerator->model())
-                                         : store_.SaveModel(accelerator->model()));
-  }
+  if (!saved) R2F_RETURN_IF_ERROR(store_.SaveModel(accelerator->model()));
   if (accelerator_) accelerator->AdoptBuffers(*accelerator_);
   std::swap(accelerator_, accelerator);
   if (mode_.tmr() == pb::TMR_PARTIAL && !CheckProtection(mode_).ok()) {
@@ -294,7 +291,7 @@ Result<pb::Ack> DeviceService::DeployModel(const pb::DeployModelRequest& request
     R2F_ASSIGN_OR_RETURN(std::unique_ptr<accel::Accelerator> accelerator, Instantiate(model));
     detail = "deployed model version " + std::to_string(model.model_version()) + " (" +
              std::to_string(bytes) + " bytes)";
-    R2F_RETURN_IF_ERROR(Install(std::move(accelerator), nullptr, &detail));
+    R2F_RETURN_IF_ERROR(Install(std::move(accelerator), &detail));
     return MakeAck(pb::MSG_DEPLOY_MODEL, detail);
   }
   if (!request.has_delta()) {
@@ -315,10 +312,10 @@ Result<pb::Ack> DeviceService::DeployModel(const pb::DeployModelRequest& request
   detail = "applied weight delta " + std::to_string(delta.base_version()) + " -> " +
            std::to_string(delta.new_version()) + " (" + std::to_string(delta.layers_size()) +
            " layer(s) changed)";
-  if (!store_.NextDeltaAppends()) {
+  if (!store_.NextDeltaAppends()) {  // every kCompactEvery deltas: the model is saved whole
     R2F_ASSIGN_OR_RETURN(std::unique_ptr<accel::Accelerator> accelerator,
                          Instantiate(std::move(model)));
-    R2F_RETURN_IF_ERROR(Install(std::move(accelerator), &delta, &detail));
+    R2F_RETURN_IF_ERROR(Install(std::move(accelerator), &detail));
     return MakeAck(pb::MSG_DEPLOY_MODEL, detail);
   }
   // The journal's append waits on the disk (its fdatasync took 0.5-0.8 ms of every deploy in
@@ -349,7 +346,7 @@ Result<pb::Ack> DeviceService::DeployModel(const pb::DeployModelRequest& request
     // the whole model.
     R2F_RETURN_IF_ERROR(store_.SaveModel((*accelerator)->model()).WithContext(appended.message()));
   }
-  R2F_RETURN_IF_ERROR(Install(std::move(accelerator).value(), nullptr, &detail, /*saved=*/true));
+  R2F_RETURN_IF_ERROR(Install(std::move(accelerator).value(), &detail, /*saved=*/true));
   return MakeAck(pb::MSG_DEPLOY_MODEL, detail);
 }
 

@@ -89,10 +89,10 @@ class DeviceService {
   Status CheckRunnable(pb::QuantizedModel* model) const;
   static Status CheckVersion(const pb::QuantizedModel& model);
   Status CheckFitsData(const pb::QuantizedModel& model) const;
-  // Replaces the running model by `accelerator`'s (already validated), saving it first unless
-  // `saved`: as `delta` applied to the saved model when given, else whole.
-  Status Install(std::unique_ptr<accel::Accelerator> accelerator, const pb::WeightDelta* delta,
-                 std::string* detail, bool saved = false);
+  // Replaces the running model by `accelerator`'s (already validated), saving it whole first
+  // unless `saved` (a weight delta's journal record already holds it).
+  Status Install(std::unique_ptr<accel::Accelerator> accelerator, std::string* detail,
+                 bool saved = false);
   // Handle() without the logging and the debug delay; *samples gets getData's sample count.
   Result<Message> Dispatch(const Message& request, size_t* samples);
   Status CheckProtection(const pb::SetAIoTModeRequest& request) const;

@@ -141,50 +141,85 @@ void BM_Goodput(benchmark::State& state) {
   (*device)->Stop();
 }
 
-void BM_ReplyGoodput(benchmark::State& state) {
-  const size_t bytes = static_cast<size_t>(state.range(0)) << 20;
-  const size_t chunk = static_cast<size_t>(state.range(1)) << 10;
-  const std::string payload = RandomBytes(bytes);
-  testing::MosquittoBroker broker;
-  if (!broker.Start()) {
-    state.SkipWithError(("mosquitto did not start: " + broker.Log()).c_str());
-    return;
+// A broker, a device transport that answers every request with `payload`, and a server
+// transport that calls it: the set-up of the benchmarks of a getData-shaped call.
+class ReplyBed {
+ public:
+  ReplyBed(std::string payload, size_t chunk_bytes, bool tuned_malloc)
+      : payload_(std::move(payload)), broker_(BrokerOptions(tuned_malloc)) {
+    if (!broker_.Start()) {
+      error_ = "mosquitto did not start: " + broker_.Log();
+      return;
+    }
+    auto device =
+        Transport::Connect(Options(broker_, TransportOptions::Role::kDevice, chunk_bytes));
+    auto server =
+        Transport::Connect(Options(broker_, TransportOptions::Role::kServer, chunk_bytes));
+    if (!device.ok() || !server.ok()) {
+      error_ = "transport did not connect";
+      return;
+    }
+    device_ = std::move(device).value();
+    server_ = std::move(server).value();
+    const Status served = device_->Serve([this](const Message&) -> Result<Message> {
+      Message reply;
+      reply.kind = pb::MSG_DATA;
+      reply.payload = payload_;
+      return reply;
+    });
+    if (!served.ok()) error_ = served.ToString();
   }
-  auto device = Transport::Connect(Options(broker, TransportOptions::Role::kDevice, chunk));
-  auto server = Transport::Connect(Options(broker, TransportOptions::Role::kServer, chunk));
-  if (!device.ok() || !server.ok()) {
-    state.SkipWithError("transport did not connect");
-    return;
+  ~ReplyBed() {
+    if (server_) server_->Stop();
+    if (device_) device_->Stop();
   }
-  const Status served = (*device)->Serve([&](const Message&) -> Result<Message> {
-    Message reply;
-    reply.kind = pb::MSG_DATA;
-    reply.payload = payload;
-    return reply;
-  });
-  if (!served.ok()) {
-    state.SkipWithError(served.ToString().c_str());
-    return;
-  }
-  double total_s = 0;
-  for (auto _ : state) {
+  // Why the set-up failed; empty when it did not.
+  const std::string& error() const { return error_; }
+
+  // One call with a tiny request: its wall time in seconds, or why it failed.
+  Result<double> TimedCall(std::chrono::seconds timeout) {
     Message request;
     request.kind = pb::MSG_GET_DATA;
     request.job_id = "bench";
     request.payload = "x";
     const auto t0 = Clock::now();
-    auto reply = (*server)->Call("bench-dev", std::move(request), std::chrono::seconds(300), 1);
+    auto reply = server_->Call("bench-dev", std::move(request), timeout, 1);
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (!reply.ok() || reply->payload.size() != bytes) {
-      state.SkipWithError(reply.ok() ? "wrong reply" : reply.status().ToString().c_str());
+    if (!reply.ok()) return reply.status();
+    if (reply->payload.size() != payload_.size()) return Status::Corruption("wrong reply");
+    return s;
+  }
+
+ private:
+  static testing::MosquittoBroker::Options BrokerOptions(bool tuned_malloc) {
+    testing::MosquittoBroker::Options o;
+    o.tuned_malloc = tuned_malloc;
+    return o;
+  }
+  std::string payload_;
+  testing::MosquittoBroker broker_;
+  std::unique_ptr<Transport> device_, server_;
+  std::string error_;
+};
+
+void BM_ReplyGoodput(benchmark::State& state) {
+  const size_t bytes = static_cast<size_t>(state.range(0)) << 20;
+  ReplyBed bed(RandomBytes(bytes), static_cast<size_t>(state.range(1)) << 10, true);
+  if (!bed.error().empty()) {
+    state.SkipWithError(bed.error().c_str());
+    return;
+  }
+  double total_s = 0;
+  for (auto _ : state) {
+    Result<double> s = bed.TimedCall(std::chrono::seconds(300));
+    if (!s.ok()) {
+      state.SkipWithError(s.status().ToString().c_str());
       return;
     }
-    state.SetIterationTime(s);
-    total_s += s;
+    state.SetIterationTime(*s);
+    total_s += *s;
   }
   state.counters["reply_MBps"] = static_cast<double>(bytes) * state.iterations() / 1e6 / total_s;
-  (*server)->Stop();
-  (*device)->Stop();
 }
 
 // BM_CallLatency/<reply KiB>/<tuned>: one Call with a tiny request and a reply of the given size
@@ -201,50 +236,23 @@ double MedianMicros(std::vector<double> us) {
 }
 
 void BM_CallLatency(benchmark::State& state) {
-  const size_t reply_bytes = static_cast<size_t>(state.range(0)) << 10;
-  const std::string payload = RandomBytes(reply_bytes);
-  testing::MosquittoBroker::Options broker_options;
-  broker_options.tuned_malloc = state.range(1) == 1;
-  testing::MosquittoBroker broker(broker_options);
-  if (!broker.Start()) {
-    state.SkipWithError(("mosquitto did not start: " + broker.Log()).c_str());
-    return;
-  }
-  auto device = Transport::Connect(Options(broker, TransportOptions::Role::kDevice));
-  auto server = Transport::Connect(Options(broker, TransportOptions::Role::kServer));
-  if (!device.ok() || !server.ok()) {
-    state.SkipWithError("transport did not connect");
-    return;
-  }
-  const Status served = (*device)->Serve([&](const Message&) -> Result<Message> {
-    Message reply;
-    reply.kind = pb::MSG_DATA;
-    reply.payload = payload;
-    return reply;
-  });
-  if (!served.ok()) {
-    state.SkipWithError(served.ToString().c_str());
+  ReplyBed bed(RandomBytes(static_cast<size_t>(state.range(0)) << 10), kDefaultChunkBytes,
+               state.range(1) == 1);
+  if (!bed.error().empty()) {
+    state.SkipWithError(bed.error().c_str());
     return;
   }
   std::vector<double> us;
   for (auto _ : state) {
-    Message request;
-    request.kind = pb::MSG_GET_DATA;
-    request.job_id = "bench";
-    request.payload = "x";
-    const auto t0 = Clock::now();
-    auto reply = (*server)->Call("bench-dev", std::move(request), std::chrono::seconds(30), 1);
-    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (!reply.ok() || reply->payload.size() != reply_bytes) {
-      state.SkipWithError(reply.ok() ? "wrong reply" : reply.status().ToString().c_str());
+    Result<double> s = bed.TimedCall(std::chrono::seconds(30));
+    if (!s.ok()) {
+      state.SkipWithError(s.status().ToString().c_str());
       return;
     }
-    state.SetIterationTime(s);
-    us.push_back(s * 1e6);
+    state.SetIterationTime(*s);
+    us.push_back(*s * 1e6);
   }
   state.counters["median_us"] = MedianMicros(us);
-  (*server)->Stop();
-  (*device)->Stop();
 }
 
 void BM_PlainPahoLatency(benchmark::State& state) {
