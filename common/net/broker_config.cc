@@ -127,6 +127,10 @@ Status ParseBrokerConfig(ConfigMap& section, TransportOptions* out) {
     section.Fail("key_file", "a client key needs its certificate (cert_file)");
   }
   out->tls_verify_hostname = section.GetBool("verify_hostname", out->tls_verify_hostname);
+  out->chunk_bytes =
+      static_cast<size_t>(section.GetInt("chunk_kib", static_cast<int64_t>(out->chunk_bytes >> 10),
+                                         kMinChunkKib, kMaxChunkKib))
+      << 10;
   return section.Finish();
 }
 

@@ -54,6 +54,7 @@ pb::Envelope Chunker::Chunk(uint32_t index, uint64_t sent_unix_ms) const {
   env.set_sent_unix_ms(sent_unix_ms);
   env.set_lease_id(m.lease_id);
   env.set_handler_us(m.handler_us);
+  env.set_queued_us(m.queued_us);
   return env;
 }
 

@@ -216,6 +216,7 @@ bool DeviceEndpoint::Enqueue(Work w) {
                    session_->client_id(), work_.size(), Describe(w.request));
       return false;
     }
+    w.enqueued = Clock::now();
     work_.push_back(std::move(w));
   }
   work_cv_.notify_one();
@@ -247,7 +248,7 @@ void DeviceEndpoint::WorkerLoop() {
     }
     switch (w.type) {
       case Work::Type::kHandle: {
-        auto reply = std::make_shared<const Message>(RunHandler(w.request));
+        auto reply = std::make_shared<const Message>(RunHandler(w.request, w.enqueued));
         // "Busy, try later" is not an answer to keep: the retry runs the handler again.
         const bool cacheable =
             reply->kind != pb::MSG_ERROR || !IsRetryable(DecodeErrorReply(reply->payload).code());
@@ -282,9 +283,11 @@ Message DeviceEndpoint::ErrorReply(const Message& request_header, const Status& 
   return reply;
 }
 
-Message DeviceEndpoint::RunHandler(const Message& request) {
+Message DeviceEndpoint::RunHandler(const Message& request, Clock::time_point enqueued) {
   const auto start = Clock::now();
   Message reply = RunHandlerUntimed(request);
+  reply.queued_us = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(start - enqueued).count());
   reply.handler_us = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
   return reply;

@@ -57,8 +57,9 @@ class DeviceEndpoint : public MqttSession::Listener {
     Type type = Type::kHandle;
     Message request;  // kHandle: the whole request; otherwise its header (kind, job, id)
     uint32_t request_crc32 = 0;
-    std::shared_ptr<const Message> reply;  // kResend
-    Status error;                          // kError
+    std::shared_ptr<const Message> reply;     // kResend
+    Status error;                             // kError
+    MqttSession::Clock::time_point enqueued;  // kHandle: when the request joined the queue
   };
 
   void RejectRequest(const std::string& job_id, uint64_t request_id, pb::MessageKind kind,
@@ -66,7 +67,8 @@ class DeviceEndpoint : public MqttSession::Listener {
   void OnRequest(Message request);
   bool Enqueue(Work w);
   void WorkerLoop();
-  Message RunHandler(const Message& request);  // with Message::handler_us set
+  // With Message::handler_us and queued_us (the wait since `enqueued`) set.
+  Message RunHandler(const Message& request, MqttSession::Clock::time_point enqueued);
   Message RunHandlerUntimed(const Message& request);
   Message ErrorReply(const Message& request_header, const Status& s) const;
   void SendReply(const Message& reply, pb::MessageKind request_kind);

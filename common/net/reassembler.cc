@@ -248,6 +248,7 @@ Result<std::optional<Message>> Reassembler::Complete(std::map<MessageKey, Partia
   msg.device_id = key.device_id;
   msg.lease_id = p.lease_id;
   msg.handler_us = p.handler_us;
+  msg.queued_us = p.queued_us;
   const uint64_t expected_size = p.payload_size;
   const uint32_t expected_crc = p.payload_crc32;
   if (p.bytes != expected_size) {
@@ -313,6 +314,7 @@ Result<std::optional<Message>> Reassembler::Add(pb::Envelope env) {
     p.payload_crc32 = env.payload_crc32();
     p.lease_id = env.lease_id();
     p.handler_us = env.handler_us();
+    p.queued_us = env.queued_us();
     p.overhead = overhead;
     p.chunks.resize(env.chunk_count());
     p.chunk_crcs.resize(env.chunk_count());

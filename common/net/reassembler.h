@@ -126,6 +126,7 @@ class Reassembler {
     uint32_t payload_crc32 = 0;
     uint64_t lease_id = 0;
     uint64_t handler_us = 0;  // from the first chunk seen: tracing only, not checked
+    uint64_t queued_us = 0;   // the same
     std::vector<std::optional<std::string>> chunks;
     std::vector<uint32_t> chunk_crcs;
     uint32_t received = 0;

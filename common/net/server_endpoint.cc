@@ -88,7 +88,8 @@ Status ServerEndpoint::ValidateCall(const std::string& device_id, const Message&
 }
 
 Result<Message> ServerEndpoint::Call(const std::string& device_id, Message request,
-                                     milliseconds timeout, int attempts) {
+                                     milliseconds timeout, int attempts,
+                                     const std::function<void()>& on_sent) {
   R2F_RETURN_IF_ERROR(ValidateCall(device_id, request, timeout, attempts));
   R2F_RETURN_IF_ERROR(Watch(device_id, timeout));
   {
@@ -113,7 +114,7 @@ Result<Message> ServerEndpoint::Call(const std::string& device_id, Message reque
     }
   }
   const uint64_t id = request.request_id;
-  Result<Message> r = CallValidated(device_id, std::move(request), timeout, attempts);
+  Result<Message> r = CallValidated(device_id, std::move(request), timeout, attempts, on_sent);
   std::lock_guard<std::mutex> l(pending_mu_);
   pending_.erase(id);
   return r;
@@ -138,7 +139,8 @@ ServerEndpoint::Verdict ServerEndpoint::JudgeError(const Status& error, int atte
 }
 
 Result<Message> ServerEndpoint::CallValidated(const std::string& device_id, Message request,
-                                              milliseconds timeout, int attempts) {
+                                              milliseconds timeout, int attempts,
+                                              const std::function<void()>& on_sent) {
   const std::string what = Describe(request);
   const std::string topic = DeviceTopic(o_.topic_prefix, device_id, TopicLeaf::kCmd);
   std::shared_ptr<Pending> pending;
@@ -159,6 +161,7 @@ Result<Message> ServerEndpoint::CallValidated(const std::string& device_id, Mess
     uint64_t online = online_epoch_[device_id];
     l.unlock();
     Status sent = session_->Publish(topic, request, deadline);
+    if (attempt == 1 && on_sent) on_sent();
     l.lock();
     if (!sent.ok()) {
       spdlog::warn("transport {}: {}", session_->client_id(), sent.ToString());

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,7 +36,8 @@ class ServerEndpoint : public MqttSession::Listener {
 
   // Transport::Call (common/net/transport.h).
   Result<Message> Call(const std::string& device_id, Message request,
-                       std::chrono::milliseconds timeout, int attempts);
+                       std::chrono::milliseconds timeout, int attempts,
+                       const std::function<void()>& on_sent);
   // Subscribes to the device's reply topics (once; Call does it itself). Unwatch undoes it;
   // replies of an unwatched device no longer reach this server.
   Status Watch(const std::string& device_id, std::chrono::milliseconds timeout);
@@ -62,7 +64,8 @@ class ServerEndpoint : public MqttSession::Listener {
   enum class Verdict { kDone, kRetry, kRetryAfterBackoff };
 
   Result<Message> CallValidated(const std::string& device_id, Message request,
-                                std::chrono::milliseconds timeout, int attempts);
+                                std::chrono::milliseconds timeout, int attempts,
+                                const std::function<void()>& on_sent);
   // What to do with an MSG_ERROR reply of attempt `attempt`.
   Verdict JudgeError(const Status& error, int attempt, int attempts);
   Status ValidateCall(const std::string& device_id, const Message& request,

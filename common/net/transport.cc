@@ -163,9 +163,10 @@ void Transport::Stop() {
 }
 
 Result<Message> Transport::Call(const std::string& device_id, Message request,
-                                std::chrono::milliseconds timeout, int attempts) {
+                                std::chrono::milliseconds timeout, int attempts,
+                                const std::function<void()>& on_sent) {
   if (!parts_->server) return Status::InvalidArgument("Call needs the server role");
-  return parts_->server->Call(device_id, std::move(request), timeout, attempts);
+  return parts_->server->Call(device_id, std::move(request), timeout, attempts, on_sent);
 }
 
 Status Transport::Watch(const std::string& device_id) {

@@ -161,8 +161,14 @@ class Transport {
   // (damage in transit) is retried at once and ResourceExhausted / Unavailable (the device is
   // busy or full for now) after a back-off, while attempts remain; DeadlineExceeded after the
   // last attempt, naming the last problem seen.
+  //
+  // `on_sent`, if given, runs once, on the calling thread, as soon as the first attempt's
+  // request has been handed to the broker (or failed to be): a request another thread sends
+  // after it reaches the device behind this one (one connection, QoS 1, one topic), unless
+  // this one has to be resent.
   Result<Message> Call(const std::string& device_id, Message request,
-                       std::chrono::milliseconds timeout, int attempts = 3);
+                       std::chrono::milliseconds timeout, int attempts = 3,
+                       const std::function<void()>& on_sent = {});
   // Subscribes to a device's replies now (Call does it on first use) / stops receiving them.
   Status Watch(const std::string& device_id);
   void Unwatch(const std::string& device_id);

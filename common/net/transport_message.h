@@ -26,6 +26,7 @@ struct Message {
   std::string device_id;    // the device this conversation is with (target or source)
   uint64_t lease_id = 0;    // requests: the device lease the server holds (0: none)
   uint64_t handler_us = 0;  // replies: the device's handler time (Envelope.handler_us)
+  uint64_t queued_us = 0;  // replies: the request's wait in the device's queue (Envelope.queued_us)
 };
 
 // Server -> device kinds (sent on .../cmd): every valid kind except UNSPECIFIED and the reply and

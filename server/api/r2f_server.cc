@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <future>
+#include <mutex>
 
 #include "common/base/logging.h"
 #include "common/codec/weight_delta.h"
@@ -21,7 +23,7 @@ double SecondsSince(Clock::time_point start) {
 // Bytes one attempt of `message` puts on the wire: the serialised envelopes of all its chunks
 // (what ModelledSeconds expects). Computed from the chunk layout instead of building the
 // envelopes: every chunk header is taken as large as the last one's with the widest checksums,
-// so this is an upper bound that is exact to a few bytes per 128 KiB chunk.
+// so this is an upper bound that is exact to a few bytes per chunk.
 uint64_t WireBytes(const Message& message, size_t chunk_bytes) {
   using google::protobuf::io::CodedOutputStream;
   const uint64_t n = message.payload.size();
@@ -133,8 +135,8 @@ Result<R2fServer::LinkOfCall> R2fServer::LinkFor(const std::string& device) {
 
 Result<Message> R2fServer::Exchange(const std::string& device, pb::MessageKind kind,
                                     std::string payload,
-                                    std::optional<std::chrono::milliseconds> timeout,
-                                    int attempts) {
+                                    std::optional<std::chrono::milliseconds> timeout, int attempts,
+                                    const std::function<void()>& on_sent) {
   Message request;
   request.kind = kind;
   request.job_id = options_.job_id;
@@ -163,11 +165,12 @@ Result<Message> R2fServer::Exchange(const std::string& device, pb::MessageKind k
   const auto t0 = Clock::now();
   Result<Message> reply =
       transport_->Call(device, std::move(request), timeout.value_or(options_.call_timeout),
-                       attempts > 0 ? attempts : options_.attempts);
+                       attempts > 0 ? attempts : options_.attempts, on_sent);
   rec.measured_s = SecondsSince(t0);
   rec.retries = transport_->stats().retries - retries_before;
   if (reply.ok()) {
     rec.device_s = static_cast<double>(reply->handler_us) * 1e-6;
+    rec.device_queue_s = static_cast<double>(reply->queued_us) * 1e-6;
     rec.uplink_bytes = WireBytes(*reply, options_.transport.chunk_bytes);
     rec.modelled_uplink_s = ModelledSeconds(link.spec, Direction::kUplink, rec.uplink_bytes);
     if (link.uplink) {
@@ -183,10 +186,11 @@ Result<Message> R2fServer::Exchange(const std::string& device, pb::MessageKind k
   auto log = GetLogger("server");
   log->log(rec.status.ok() ? spdlog::level::debug : spdlog::level::warn,
            "{} {} request={}: down {} (modelled {:.3f} s), up {} (modelled {:.3f} s) on {}; "
-           "measured {:.4f} s (device {:.4f} s, transport {:.4f} s){}{}{}",
+           "measured {:.4f} s (device {:.4f} s, queued {:.4f} s, transport {:.4f} s){}{}{}",
            KindName(kind), device, rec.request_id, ReadableBytes(rec.downlink_bytes),
            rec.modelled_downlink_s, ReadableBytes(rec.uplink_bytes), rec.modelled_uplink_s,
-           link.spec.name, rec.measured_s, rec.device_s, rec.measured_s - rec.device_s,
+           link.spec.name, rec.measured_s, rec.device_s, rec.device_queue_s,
+           rec.measured_s - rec.device_s - rec.device_queue_s,
            rec.throttle_s > 0 ? fmt::format(", throttled {:.3f} s", rec.throttle_s) : "",
            rec.retries > 0 ? fmt::format(", {} retries", rec.retries) : "",
            rec.status.ok() ? "" : "; failed: " + rec.status.ToString());
@@ -219,9 +223,11 @@ Status R2fServer::setAIoTMode(const std::string& device, pb::AIoTMode mode,
 }
 
 Result<pb::Ack> R2fServer::SendDeploy(const std::string& device,
-                                      const pb::DeployModelRequest& request) {
+                                      const pb::DeployModelRequest& request,
+                                      const std::function<void()>& on_sent) {
   R2F_ASSIGN_OR_RETURN(Message reply,
-                       Exchange(device, pb::MSG_DEPLOY_MODEL, request.SerializeAsString()));
+                       Exchange(device, pb::MSG_DEPLOY_MODEL, request.SerializeAsString(),
+                                std::nullopt, 0, on_sent));
   pb::Ack ack;
   if (!ack.ParseFromString(reply.payload)) {
     return Status::Corruption("deployModel: device '" + device + "' sent an unreadable Ack");
@@ -232,6 +238,48 @@ Result<pb::Ack> R2fServer::SendDeploy(const std::string& device,
 
 Result<pb::Ack> R2fServer::deployModel(const std::string& device, const pb::QuantizedModel& model,
                                        bool as_delta_if_possible) {
+  return Deploy(device, model, as_delta_if_possible, {});
+}
+
+Result<R2fServer::DeployedData> R2fServer::deployModelThenGetData(
+    const std::string& device, const pb::QuantizedModel& model, bool as_delta_if_possible,
+    const pb::GetDataRequest& request) {
+  std::promise<void> sent;
+  std::future<void> deploy_sent = sent.get_future();
+  std::once_flag once;
+  auto signal_sent = [&] { std::call_once(once, [&] { sent.set_value(); }); };
+  std::future<Result<pb::Ack>> deploy = std::async(std::launch::async, [&] {
+    Result<pb::Ack> ack = Deploy(device, model, as_delta_if_possible, signal_sent);
+    signal_sent();  // also when it failed before sending anything
+    return ack;
+  });
+  deploy_sent.wait();
+  Result<pb::DataReply> data = getData(device, request);
+  Result<pb::Ack> ack = deploy.get();
+  if (!ack.ok()) return ack.status();
+  DeployedData out;
+  out.ack = std::move(ack).value();
+  if (data.ok() && data->model_version() == model.model_version()) {
+    out.data = std::move(data).value();
+    return out;
+  }
+  GetLogger("server")->debug("getData {}: {}; asking again now that version {} is deployed", device,
+                             data.ok()
+                                 ? "answered by version " + std::to_string(data->model_version())
+                                 : data.status().ToString(),
+                             model.model_version());
+  out.overtaken = true;
+  R2F_ASSIGN_OR_RETURN(out.data, getData(device, request));
+  if (out.data.model_version() != model.model_version()) {
+    return Status::Internal("getData: device '" + device + "' answered with model version " +
+                            std::to_string(out.data.model_version()) + " after acknowledging " +
+                            std::to_string(model.model_version()));
+  }
+  return out;
+}
+
+Result<pb::Ack> R2fServer::Deploy(const std::string& device, const pb::QuantizedModel& model,
+                                  bool as_delta_if_possible, const std::function<void()>& on_sent) {
   if (model.model_version() == 0) {
     return Status::InvalidArgument("deployModel: model_version must be >= 1 (0 means no model)");
   }
@@ -255,7 +303,7 @@ Result<pb::Ack> R2fServer::deployModel(const std::string& device, const pb::Quan
     pb::DeployModelRequest request;
     *request.mutable_delta() = std::move(*delta);
     if (request.ByteSizeLong() < model.ByteSizeLong()) {
-      ack = SendDeploy(device, request);
+      ack = SendDeploy(device, request, on_sent);
       if (!ack.ok() && !IsTransportFailure(ack.status())) {
         log->warn(
             "deployModel {}: the device refused the weight delta ({}); sending the whole "
@@ -268,7 +316,7 @@ Result<pb::Ack> R2fServer::deployModel(const std::string& device, const pb::Quan
     if (IsTransportFailure(ack.status())) return ack.status();
     pb::DeployModelRequest request;
     *request.mutable_model() = model;
-    ack = SendDeploy(device, request);
+    ack = SendDeploy(device, request, on_sent);
   }
   if (!ack.ok()) return ack.status();
   if (ack->model_version() != model.model_version()) {

@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -72,6 +73,7 @@ struct CallRecord {
   double modelled_uplink_s = 0;    // 0 when there was no reply
   double measured_s = 0;           // wall time of the MQTT exchange, retries included
   double device_s = 0;             // of which the device's handler ran (its reply says)
+  double device_queue_s = 0;       // and the request waited for the device to finish another
   double throttle_s = 0;           // time spent waiting in the throttles
   uint64_t retries = 0;            // transport retries during the call (approximate when
                                    // several threads call at once)
@@ -101,6 +103,23 @@ class R2fServer {
   // Table I #3. request.mode must be the device's mode. The reply answers exactly the requested
   // samples, in order (checked).
   Result<pb::DataReply> getData(const std::string& device, const pb::GetDataRequest& request);
+
+  // Table I #2, then #3 without waiting for #2's Ack: the getData request goes out as soon as
+  // the deploy request is on its way. The device handles requests in arrival order, so it
+  // runs them back to back, and the round trip between them (the Ack travelling back, the
+  // request travelling out) is saved. The data is accepted only if its model_version is
+  // `model`'s; where it is not (the deploy was resent, or refused and sent again whole, so
+  // getData overtook it) getData is asked again once the deploy is acknowledged. Fails if the
+  // deploy fails, as deployModel would, or if the second getData does.
+  struct DeployedData {
+    pb::Ack ack;
+    pb::DataReply data;
+    bool overtaken = false;  // getData had to be asked again
+  };
+  Result<DeployedData> deployModelThenGetData(const std::string& device,
+                                              const pb::QuantizedModel& model,
+                                              bool as_delta_if_possible,
+                                              const pb::GetDataRequest& request);
 
   // Fleet coordination (docs/fleet.md): asks `device` for the lease that lets this server alone
   // drive it for `duration` (renewed by every later request). When granted, every later request
@@ -149,10 +168,15 @@ class R2fServer {
   Result<LinkOfCall> LinkFor(const std::string& device);
   // One request/reply over MQTT with its record and log line; the call's timeout and attempts
   // are the options' unless given.
+  // `on_sent` as in Transport::Call.
   Result<Message> Exchange(const std::string& device, pb::MessageKind kind, std::string payload,
                            std::optional<std::chrono::milliseconds> timeout = std::nullopt,
-                           int attempts = 0);
-  Result<pb::Ack> SendDeploy(const std::string& device, const pb::DeployModelRequest& request);
+                           int attempts = 0, const std::function<void()>& on_sent = {});
+  Result<pb::Ack> SendDeploy(const std::string& device, const pb::DeployModelRequest& request,
+                             const std::function<void()>& on_sent);
+  // deployModel, calling `on_sent` when its first request has been sent.
+  Result<pb::Ack> Deploy(const std::string& device, const pb::QuantizedModel& model,
+                         bool as_delta_if_possible, const std::function<void()>& on_sent);
   void NoteVersion(const std::string& device, uint64_t version, const pb::Ack* ack);
 
   R2fServerOptions options_;

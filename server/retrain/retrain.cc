@@ -31,29 +31,32 @@ Result<RetrainResult> RunRetrain(const RetrainConfig& config, bool resume) {
 }
 
 std::string RetrainSummaryJson(const RetrainConfig& c, const RetrainResult& r) {
-  const Json json = {{"config", c.source},
-                     {"device", c.session.device_id},
-                     {"method", RetrainMethodName(c.method)},
-                     {"threshold_policy", ThresholdPolicyName(c.policy)},
-                     // DRM runs no reference.
-                     {"reference", c.method == RetrainMethod::kDrm
-                                       ? "none"
-                                       : accel::TrainingReferenceName(
-                                             accel::TrainingReferenceFromProto(c.reference))},
-                     {"similarity_threshold", c.similarity_threshold},
-                     {"link", c.session.link.spec.name},
-                     {"batch_size", c.batch_size},
-                     {"iterations", r.iterations},
-                     {"resumed_from", r.resumed_from},
-                     {"protected_layers", c.session.tmr.protected_layers},
-                     {"increment_layers", r.increment_layers},
-                     {"accuracy_before", AccuracyJson(r.before)},
-                     {"accuracy_after", AccuracyJson(r.after)},
-                     {"eval_device", c.EvalDevice()},
-                     {"tmr_overhead", r.tmr_overhead},
-                     {"final_model_version", r.final_model_version},
-                     {"served_by", r.served_by},
-                     {"timing", TimingSummaryJson(r.timing)}};
+  const Json json = {
+      {"config", c.source},
+      {"device", c.session.device_id},
+      {"method", RetrainMethodName(c.method)},
+      {"threshold_policy", ThresholdPolicyName(c.policy)},
+      // DRM runs no reference.
+      {"reference",
+       c.method == RetrainMethod::kDrm
+           ? "none"
+           : accel::TrainingReferenceName(accel::TrainingReferenceFromProto(c.reference))},
+      {"similarity_threshold", c.similarity_threshold},
+      {"link", c.session.link.spec.name},
+      {"batch_size", c.batch_size},
+      {"iterations", r.iterations},
+      {"resumed_from", r.resumed_from},
+      {"protected_layers", c.session.tmr.protected_layers},
+      {"increment_layers", r.increment_layers},
+      {"accuracy_before", AccuracyJson(r.before)},
+      {"accuracy_after", AccuracyJson(r.after)},
+      {"eval_device", c.EvalDevice()},
+      {"tmr_overhead", r.tmr_overhead},
+      {"final_model_version", r.final_model_version},
+      {"served_by", r.served_by},
+      {"pipeline",
+       {{"enabled", c.pipeline}, {"prefetched", r.prefetched}, {"overtaken", r.overtaken}}},
+      {"timing", TimingSummaryJson(r.timing)}};
   Json out = json;
   if (c.reference == pb::REFERENCE_LOCAL_EXACT || c.verify_rebuild) {
     out["rebuild"] = {{"patched_elements", r.rebuild.patched_elements},

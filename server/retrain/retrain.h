@@ -44,6 +44,9 @@ struct RetrainResult {
   struct {
     int64_t patched_elements = 0, disagreeing_layers = 0, mismatched_layers = 0;
   } rebuild;
+  // run.pipeline: getData requests sent right behind a deploy, and those that overtook it (the
+  // deploy was resent or refused first) and were asked again.
+  int64_t prefetched = 0, overtaken = 0;
   TimingTotals timing;
   std::vector<uint32_t> increment_layers;  // offline policy: the layers sent as increments
   uint64_t final_model_version = 0;

@@ -72,6 +72,7 @@ void ParseRetrainSections(ConfigMap& map, RetrainConfig* out) {
   if (c.run_dir.empty()) r.Fail("dir", "must not be empty");
   c.checkpoint_every =
       static_cast<int>(r.GetInt("checkpoint_every", c.checkpoint_every, 0, INT32_MAX));
+  c.pipeline = r.GetBool("pipeline", c.pipeline);
 }
 
 Result<RetrainConfig> LoadRetrainConfig(const std::string& path) {

@@ -57,7 +57,11 @@ struct RetrainConfig {
   std::string eval_device_id;
   // Run directory, checkpoints
   std::string run_dir = "runs/retrain";
-  int checkpoint_every = 50;   // iterations; 0 = only at the end
+  int checkpoint_every = 50;  // iterations; 0 = only at the end
+  // Send each iteration's getData right behind the previous deploy instead of after its Ack
+  // (R2fServer::deployModelThenGetData): the same requests, results and model files, one round
+  // trip less per iteration (docs/retraining.md, "Pipelined calls").
+  bool pipeline = true;
   int64_t max_iterations = 0;  // stop early (tests); 0 = all
 
   // The device Base and retrained accuracy are measured on.

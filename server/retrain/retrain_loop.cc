@@ -209,12 +209,22 @@ pb::GetDataRequest RetrainLoop::IterationRequest(int64_t it) {
   return req;
 }
 
+bool RetrainLoop::ValidatesAfter(int64_t it) const {
+  return validating_ && ((it + 1) % c_.validation.every == 0 || it + 1 == total_);
+}
+
 Status RetrainLoop::RunIteration(int64_t it) {
   const auto start = Clock::now();
   const std::string& device = c_.session.device_id;
   IterationTiming t;
   t.iteration = it;
-  R2F_ASSIGN_OR_RETURN(pb::DataReply reply, server_.getData(device, IterationRequest(it)));
+  pb::DataReply reply;
+  if (prefetched_) {  // asked for behind the previous deploy (run.pipeline)
+    reply = std::move(*prefetched_);
+    prefetched_.reset();
+  } else {
+    R2F_ASSIGN_OR_RETURN(reply, server_.getData(device, IterationRequest(it)));
+  }
   // A device that predates the layer-local reference ignores the field and runs the chain;
   // the reconstruction would still be right, but the run would not be what was asked for.
   if (c_.method == RetrainMethod::kAprm && reply.reference() != c_.reference) {
@@ -245,8 +255,7 @@ Status RetrainLoop::RunIteration(int64_t it) {
     R2F_ASSIGN_OR_RETURN(step, trainer_->Step(reply.inputs(), reply.labels(), recon.layers));
     R2F_ASSIGN_OR_RETURN(next, trainer_->Export(mirror_->model().model_version() + 1));
   }
-  R2F_ASSIGN_OR_RETURN(pb::Ack ack, server_.deployModel(device, next, c_.session.deploy_as_delta));
-  (void)ack;
+  R2F_RETURN_IF_ERROR(DeployAndPrefetch(it, next));
   std::map<std::string, double> extra;
   AddCallRecords(&t, &extra);
   R2F_RETURN_IF_ERROR(mirror_->Set(std::move(next)));
@@ -263,7 +272,7 @@ Status RetrainLoop::RunIteration(int64_t it) {
     extra["disagreeing_layers"] = double(reply.disagreeing_layers());
   }
   if (c_.verify_rebuild) extra["mismatched_layers"] = recon.mismatched_layers;
-  if (validating_ && ((it + 1) % c_.validation.every == 0 || it + 1 == total_)) {
+  if (ValidatesAfter(it)) {
     R2F_RETURN_IF_ERROR(Validate(it, &t));
     extra["validation_top1"] = keeper_.last_top1();
   }
@@ -344,8 +353,33 @@ Status RetrainLoop::Validate(int64_t it, IterationTiming* t) {
 
 // The calls of this iteration: bytes and modelled link times, and per call kind the device's
 // handler time and the rest of the call's wall time (the transport's) as extra fields.
+// The next getData goes right behind the deploy unless the run ends or validates first (the
+// validation runs on the device between the two).
+Status RetrainLoop::DeployAndPrefetch(int64_t it, const pb::QuantizedModel& next) {
+  const std::string& device = c_.session.device_id;
+  if (!c_.pipeline || it + 1 >= total_ || ValidatesAfter(it)) {
+    return server_.deployModel(device, next, c_.session.deploy_as_delta).status();
+  }
+  // The calls so far are this iteration's; the getData calls from here on the next one's.
+  for (CallRecord& r : server_.TakeRecords(device)) call_records_.push_back(std::move(r));
+  R2F_ASSIGN_OR_RETURN(R2fServer::DeployedData both,
+                       server_.deployModelThenGetData(device, next, c_.session.deploy_as_delta,
+                                                      IterationRequest(it + 1)));
+  for (CallRecord& r : server_.TakeRecords(device)) {
+    (r.kind == pb::MSG_GET_DATA ? next_records_ : call_records_).push_back(std::move(r));
+  }
+  prefetched_ = std::move(both.data);
+  ++state_.prefetched;
+  state_.overtaken += both.overtaken;
+  return Status::Ok();
+}
+
 void RetrainLoop::AddCallRecords(IterationTiming* t, std::map<std::string, double>* extra) {
-  for (const CallRecord& r : server_.TakeRecords(c_.session.device_id)) {
+  std::vector<CallRecord> records = std::move(call_records_);
+  call_records_ = std::move(next_records_);  // a prefetched getData: the next iteration's
+  next_records_.clear();
+  for (CallRecord& r : server_.TakeRecords(c_.session.device_id)) records.push_back(std::move(r));
+  for (const CallRecord& r : records) {
     t->uplink_bytes += r.uplink_bytes;
     t->downlink_bytes += r.downlink_bytes;
     t->modelled(Stage::kUplink) += r.modelled_uplink_s;
@@ -357,7 +391,9 @@ void RetrainLoop::AddCallRecords(IterationTiming* t, std::map<std::string, doubl
                              : r.kind == pb::MSG_DEPLOY_MODEL ? "deploy"
                                                               : "other";
     (*extra)[call + "_device_s"] += r.device_s;
-    (*extra)[call + "_transport_s"] += r.measured_s - r.device_s;
+    (*extra)[call + "_transport_s"] += r.measured_s - r.device_s - r.device_queue_s;
+    // A getData sent behind a deploy (run.pipeline) waits on the device while it deploys.
+    (*extra)[call + "_queued_s"] += r.device_queue_s;
   }
 }
 
@@ -420,6 +456,12 @@ Status RetrainLoop::Finish() {
       final_model = kept_model_;
     }
   }
+  if (state_.overtaken > 0) {
+    log->info("{}: {} of {} getData requests sent behind a deploy overtook it and were asked again",
+              c_.session.device_id, state_.overtaken, state_.prefetched);
+  }
+  result_.prefetched = state_.prefetched;
+  result_.overtaken = state_.overtaken;
   if (validating_) {
     result_.validation = keeper_;
     log->info("{}: do no harm: {}", c_.session.device_id, keeper_.Reason());

@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "common/base/status.h"
 #include "common/link/stage_timer.h"
 #include "r2f.pb.h"
+#include "server/api/r2f_server_api.h"
 #include "server/retrain/device_mirror.h"
 #include "server/retrain/do_no_harm.h"
 #include "server/retrain/progress.h"
@@ -21,7 +23,6 @@
 namespace r2f {
 
 class HilTrainer;
-class R2fServer;
 
 class RetrainLoop {
  public:
@@ -44,6 +45,10 @@ class RetrainLoop {
   void CountRebuild(const pb::DataReply& reply, int mismatched_layers);
   Status RunIteration(int64_t it);
   pb::GetDataRequest IterationRequest(int64_t it);
+  bool ValidatesAfter(int64_t it) const;
+  // Deploys iteration it's model; with run.pipeline, iteration it + 1's getData follows right
+  // behind it (R2fServer::deployModelThenGetData) and its reply is kept in prefetched_.
+  Status DeployAndPrefetch(int64_t it, const pb::QuantizedModel& next);
   void AddCallRecords(IterationTiming* t, std::map<std::string, double>* extra);
   Status Checkpoint(int64_t it);
   void ReportProgress(int64_t it, double uplink_bytes);
@@ -74,6 +79,11 @@ class RetrainLoop {
   int64_t total_ = 0;            // iterations of the run
   std::vector<uint32_t> order_;  // the epoch's sample order
   int order_epoch_ = -1;
+
+  // Run.pipeline: the next iteration's getData reply, fetched behind this iteration's deploy.
+  std::optional<pb::DataReply> prefetched_;
+  // The records of this iteration's calls taken so far, and of the next one's (its getData).
+  std::vector<CallRecord> call_records_, next_records_;
 
   std::chrono::steady_clock::time_point started_;
   double loss_avg_ = -1;

@@ -33,8 +33,9 @@ std::string StateYaml(const CheckpointState& s) {
      << "\nkept_model_version: " << s.kept_model_version
      << "\npatched_elements: " << s.patched_elements
      << "\ndisagreeing_layers: " << s.disagreeing_layers
-     << "\nmismatched_layers: " << s.mismatched_layers
-     << "\nvalidation_held_out: " << s.validation_held_out << "\n";
+     << "\nmismatched_layers: " << s.mismatched_layers << "\nprefetched: " << s.prefetched
+     << "\novertaken: " << s.overtaken << "\nvalidation_held_out: " << s.validation_held_out
+     << "\n";
   return os.str();
 }
 
@@ -62,6 +63,8 @@ Result<CheckpointState> ReadState(const std::string& path) {
   s.patched_elements = map.GetInt("patched_elements", 0, 0, INT64_MAX);
   s.disagreeing_layers = map.GetInt("disagreeing_layers", 0, 0, INT64_MAX);
   s.mismatched_layers = map.GetInt("mismatched_layers", 0, 0, INT64_MAX);
+  s.prefetched = map.GetInt("prefetched", 0, 0, INT64_MAX);
+  s.overtaken = map.GetInt("overtaken", 0, 0, INT64_MAX);
   s.validation_held_out = map.GetInt("validation_held_out", 0, 0, INT64_MAX);
   R2F_RETURN_IF_ERROR(map.Finish());
   return s;

@@ -13,7 +13,8 @@
 //   BM_FleetThroughput/N   N devices on one server, DRM, HSPA held to real time: iterations per
 //                          second of the fleet in its steady state, efficiency = speed-up / N
 //                          (target >= 0.75 at N = 8), server CPU use and RSS per job.
-//   BM_RetrainIteration/M  one device on loopback, DRM (0) or APRM exact (1), 150 iterations:
+//   BM_RetrainIteration/M/P/C  one device on loopback, DRM (M 0) or APRM exact (1), run.pipeline
+//                          off or on (P), broker.chunk_kib C, 150 iterations:
 //                          wall_over_work = iteration wall / (FP + BP + codec) (target
 //                          <= 1.25), deploy_ms (a weight delta, target <= 5) and
 //                          getdata_transport_ms (target <= 15), medians over the iterations
@@ -47,27 +48,37 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The broker section of every config: its address, and the chunk size unless 0 (the default).
+std::string BrokerYaml(const std::string& uri, int chunk_kib) {
+  std::string y = "broker: {uri: '" + uri + "'";
+  if (chunk_kib > 0) y += ", chunk_kib: " + std::to_string(chunk_kib);
+  return y + "}\n";
+}
+
 // The demo device with BER and seed of its own, on the full data set.
-std::string DeviceConfig(int k, const std::string& uri, const std::string& state_dir,
+std::string DeviceConfig(int k, const std::string& uri, int chunk_kib, const std::string& state_dir,
                          const std::string& log) {
   std::ostringstream y;
-  y << "device_id: dev-" << k << "\nbroker: {uri: '" << uri << "'}\n"
-    << "data:\n  train: {format: idx, dir: " << kFashionMnistDir << ", split: train}\n"
+  y << "device_id: dev-" << k << "\n"
+    << BrokerYaml(uri, chunk_kib) << "data:\n  train: {format: idx, dir: " << kFashionMnistDir
+    << ", split: train}\n"
     << "  test: {format: idx, dir: " << kFashionMnistDir << ", split: test}\n"
     << "fault: {ber: " << 2e-5 * k << ", seed: " << 10 + k << "}\n"
     << "state_dir: '" << state_dir << "'\nlog: {level: info, file: '" << log << "'}\n";
   return y.str();
 }
 
-// A broker and `n` device daemons dev-1 .. dev-n, serving once constructed.
+// A broker and `n` device daemons dev-1 .. dev-n, serving once constructed; chunk_kib as in
+// BrokerYaml.
 class Bed {
  public:
-  explicit Bed(int n) {
+  explicit Bed(int n, int chunk_kib = 0) : chunk_kib_(chunk_kib) {
     if (!broker_.Start()) throw std::runtime_error("mosquitto did not start: " + broker_.Log());
     for (int k = 1; k <= n; ++k) {
       const std::string cfg = dir_.File("dev-" + std::to_string(k) + ".yaml");
       const std::string log = dir_.File("dev-" + std::to_string(k) + ".log");
-      WriteFile(cfg, DeviceConfig(k, broker_.uri(), dir_.File("state-" + std::to_string(k)), log));
+      WriteFile(cfg, DeviceConfig(k, broker_.uri(), chunk_kib,
+                                  dir_.File("state-" + std::to_string(k)), log));
       auto c = std::make_unique<ClientProcess>(cfg, log);
       if (!c->Start()) throw std::runtime_error("r2f_client did not start");
       devices_.push_back(std::move(c));
@@ -80,8 +91,10 @@ class Bed {
   }
   const MosquittoBroker& broker() const { return broker_; }
   const TempDir& dir() const { return dir_; }
+  int chunk_kib() const { return chunk_kib_; }
 
  private:
+  int chunk_kib_;
   TempDir dir_;
   MosquittoBroker broker_;
   std::vector<std::unique_ptr<ClientProcess>> devices_;
@@ -143,9 +156,10 @@ void BM_EvalPairOverAloneBody(benchmark::State& state) {
 // A fleet config for `devices` of the bed.
 FleetConfig BenchFleet(const Bed& bed, const std::vector<std::string>& devices,
                        const std::string& name, bool throttle, int iterations,
-                       const std::string& method = "{mode: drm}") {
+                       const std::string& method = "{mode: drm}", bool pipeline = true) {
   std::ostringstream y;
-  y << "job_id: " << name << "\nbroker: {uri: '" << bed.broker().uri() << "'}\n"
+  y << "job_id: " << name << "\n"
+    << BrokerYaml(bed.broker().uri(), bed.chunk_kib())
     << "link: {preset: " << (throttle ? "hspa" : "ieee802154g")
     << ", throttle: " << (throttle ? "true" : "false") << "}\n"
     << "model: {pretrain_config: configs/pretrain/resnet18.yaml}\n"
@@ -153,7 +167,8 @@ FleetConfig BenchFleet(const Bed& bed, const std::vector<std::string>& devices,
     << "train: {samples: 4800, batch_size: 16, max_iterations: " << iterations << "}\n"
     << "eval: {images: 100, batch_size: 100, before: false}\n"
     << "validation: {enabled: false}\n"  // final models compared as trained (no do no harm)
-    << "run: {dir: '" << bed.dir().File("run-" + name) << "', checkpoint_every: 0}\n"
+    << "run: {dir: '" << bed.dir().File("run-" + name)
+    << "', checkpoint_every: 0, pipeline: " << (pipeline ? "true" : "false") << "}\n"
     << "call: {timeout_s: 120, attempts: 3}\n"
     << "fleet:\n  devices: [";
   for (size_t i = 0; i < devices.size(); ++i) y << (i ? ", " : "") << devices[i];
@@ -270,11 +285,14 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// One device on loopback, no throttle: a short real retraining (DRM, or APRM with the exact
-// reference) through the broker and the daemon, its stages.jsonl read back. Medians over the
-// iterations of the steady state: the iteration's wall time against the device's FP, the
-// server's BP and the codec (both ends), the deployModel call of a weight delta, and the part of
-// the getData call that is transport (the call's wall time minus the device's handler time).
+// BM_RetrainIteration/<method>/<pipeline>/<chunk KiB>: one device on loopback, no throttle: a
+// short real retraining (method 0: DRM, 1: APRM with the exact reference) through the broker and
+// the daemon, with run.pipeline off or on and the given broker.chunk_kib on both ends, its
+// stages.jsonl read back. Medians over the iterations of the steady state: the iteration's wall
+// time against the device's FP, the server's BP and the codec (both ends), the deployModel call
+// of a weight delta, and the part of the getData call that is transport (the call's wall time
+// minus the device's handler time and, pipelined, minus the time the request waited on the
+// device while it deployed: getdata_queued_ms).
 //
 // The steady state starts when the device's reply cache (64 replies, common/net/transport.h) is
 // full: until then every reply is held, so the next one is built on fresh pages, and the page
@@ -282,21 +300,24 @@ double Median(std::vector<double> v) {
 // iterations 6-60 are reported with the suffix _warmup.
 void BM_RetrainIterationBody(benchmark::State& state) {
   const bool exact = state.range(0) == 1;
-  state.SetLabel(exact ? "aprm_exact" : "drm");
-  Bed bed(1);
+  const bool pipeline = state.range(1) == 1;
+  const int chunk_kib = static_cast<int>(state.range(2));
+  state.SetLabel(std::string(exact ? "aprm_exact" : "drm") + (pipeline ? " pipelined" : "") +
+                 " chunk " + std::to_string(chunk_kib) + " KiB");
+  Bed bed(1, chunk_kib);
   constexpr int kIterations = 150;
   constexpr size_t kSteadyFrom = 80;
   for (auto _ : state) {
     Result<FleetResult> r =
         RunFleet(BenchFleet(bed, Devices(1, 1), "it", false, kIterations,
-                            exact ? "{mode: aprm, reference: exact}" : "{mode: drm}"),
+                            exact ? "{mode: aprm, reference: exact}" : "{mode: drm}", pipeline),
                  true);
     if (!r.ok()) throw std::runtime_error(r.status().ToString());
   }
   const std::vector<std::string> lines = NonEmptyLines(bed.dir().File("run-it/dev-1/stages.jsonl"));
   auto report = [&](size_t from, size_t to, const std::string& suffix) {
     std::vector<double> wall, work, deploy, deploy_device, getdata_transport, getdata_device,
-        server_rest;
+        getdata_queued, server_rest;
     for (size_t i = from; i < std::min(to, lines.size()); ++i) {
       Result<Json> j = ParseJson(lines[i], "stage line " + std::to_string(i + 1));
       if (!j.ok()) throw std::runtime_error(j.status().ToString());
@@ -308,10 +329,14 @@ void BM_RetrainIterationBody(benchmark::State& state) {
       deploy_device.push_back(x.value("deploy_device_s", 0.0));
       getdata_transport.push_back(x.value("getdata_transport_s", 0.0));
       getdata_device.push_back(x.value("getdata_device_s", 0.0));
+      getdata_queued.push_back(x.value("getdata_queued_s", 0.0));
       // The server's own time outside BP, the codec and the two calls (the weight delta,
-      // parsing the reply, the stage line): the wall minus everything measured.
+      // parsing the reply, the stage line): the wall minus everything measured. Pipelined, the
+      // deploy runs inside the getData call (as its queued time) but for its request's way out,
+      // which is then counted here.
       server_rest.push_back(wall.back() - m.value("bp", 0.0) - m.value("codec", 0.0) -
-                            getdata_device.back() - getdata_transport.back() - deploy.back());
+                            getdata_device.back() - getdata_transport.back() -
+                            getdata_queued.back() - (pipeline ? 0.0 : deploy.back()));
     }
     if (wall.empty()) throw std::runtime_error("no stage lines from " + std::to_string(from));
     state.counters["wall_ms" + suffix] = 1e3 * Median(wall);
@@ -320,6 +345,7 @@ void BM_RetrainIterationBody(benchmark::State& state) {
     state.counters["deploy_ms" + suffix] = 1e3 * Median(deploy);
     state.counters["getdata_transport_ms" + suffix] = 1e3 * Median(getdata_transport);
     state.counters["getdata_device_ms" + suffix] = 1e3 * Median(getdata_device);
+    state.counters["getdata_queued_ms" + suffix] = 1e3 * Median(getdata_queued);
     state.counters["deploy_device_ms" + suffix] = 1e3 * Median(deploy_device);
     state.counters["server_rest_ms" + suffix] = 1e3 * Median(server_rest);
   };
@@ -341,9 +367,15 @@ void BM_BytesPerServer(benchmark::State& s) { Guarded<BM_BytesPerServerBody>(s);
 void BM_FleetThroughput(benchmark::State& s) { Guarded<BM_FleetThroughputBody>(s); }
 void BM_RetrainIteration(benchmark::State& s) { Guarded<BM_RetrainIterationBody>(s); }
 
+// DRM with 128 KiB chunks and no pipeline (the earlier defaults), each of the two defaults
+// alone, both; APRM exact without and with the pipeline.
 BENCHMARK(BM_RetrainIteration)
-    ->Arg(0)
-    ->Arg(1)
+    ->Args({0, 0, 128})
+    ->Args({0, 0, 512})
+    ->Args({0, 1, 128})
+    ->Args({0, 1, 512})
+    ->Args({1, 0, 512})
+    ->Args({1, 1, 512})
     ->Iterations(1)
     ->Unit(benchmark::kSecond)
     ->UseRealTime();

@@ -5,14 +5,14 @@
 //
 //   ./build/bin/r2f_transport_bench      # 64 MiB, 3 iterations
 //
-// Per iteration: (1) Transport::Call of a 64 MiB MSG_DEPLOY_MODEL request, chunked at 128 KiB
-// with CRCs and reassembly, to a device whose handler checks the payload's CRC and acks; timed
-// from Call to the ack. (2) The same bytes as one QoS-1 publish from one Paho client to another,
-// timed from publish to delivery. Counters (MB = 1e6 bytes): transport_MBps, unchunked_MBps and
-// ratio = transport / unchunked. The benchmark's own time is the transport's.
+// Per iteration: (1) Transport::Call of a 64 MiB MSG_DEPLOY_MODEL request, chunked at 512 KiB
+// (the default) with CRCs and reassembly, to a device whose handler checks the payload's CRC and
+// acks; timed from Call to the ack. (2) The same bytes as one QoS-1 publish from one Paho client to
+// another, timed from publish to delivery. Counters (MB = 1e6 bytes): transport_MBps,
+// unchunked_MBps and ratio = transport / unchunked. The benchmark's own time is the transport's.
 //
 // BM_ReplyGoodput/12/<KiB>: the shape of a getData call (MobileNetV2's DRM reply is ~11 MB): a
-// tiny request, a 12 MiB reply chunked at 128 KiB (the default) or 1 MiB. Counter reply_MBps.
+// tiny request, a 12 MiB reply chunked at 128 KiB or 1 MiB. Counter reply_MBps.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -222,10 +222,12 @@ void BM_ReplyGoodput(benchmark::State& state) {
   state.counters["reply_MBps"] = static_cast<double>(bytes) * state.iterations() / 1e6 / total_s;
 }
 
-// BM_CallLatency/<reply KiB>/<tuned>: one Call with a tiny request and a reply of the given size
-// (0, 16, and 2048: DRM's ResNet18 reply is 1.9 MB), the cost per call that every deployModel
-// and getData pays; <tuned> 1 runs the broker with the project's allocator settings
-// (tests/support/mosquitto_fixture.h, configs/mosquitto/README), 0 with glibc's defaults.
+// BM_CallLatency/<reply KiB>/<tuned>/<chunk KiB>: one Call with a tiny request and a reply of the
+// given size (0, 16, and 2048: DRM's ResNet18 reply is 1.9 MB), the cost per call that every
+// deployModel and getData pays; <tuned> 1 runs the broker with the project's allocator settings
+// (tests/support/mosquitto_fixture.h, configs/mosquitto/README), 0 with glibc's defaults;
+// <chunk KiB> is the chunk size of both ends (broker.chunk_kib): the default, and for the 2 MiB
+// reply the sizes around it.
 // BM_PlainPahoLatency: the floor under it, the reply's bytes alone as 16 QoS-1 publishes of
 // 128 KiB from one plain Paho client to another through the tuned broker, Nagle off on both,
 // timed from the first publish to the last delivery. Counter median_us.
@@ -236,8 +238,8 @@ double MedianMicros(std::vector<double> us) {
 }
 
 void BM_CallLatency(benchmark::State& state) {
-  ReplyBed bed(RandomBytes(static_cast<size_t>(state.range(0)) << 10), kDefaultChunkBytes,
-               state.range(1) == 1);
+  ReplyBed bed(RandomBytes(static_cast<size_t>(state.range(0)) << 10),
+               static_cast<size_t>(state.range(2)) << 10, state.range(1) == 1);
   if (!bed.error().empty()) {
     state.SkipWithError(bed.error().c_str());
     return;
@@ -295,7 +297,12 @@ void BM_PlainPahoLatency(benchmark::State& state) {
 }
 
 BENCHMARK(BM_CallLatency)
-    ->ArgsProduct({{0, 16, 2048}, {1, 0}})
+    ->ArgsProduct({{0, 16, 2048}, {1, 0}, {kDefaultChunkBytes >> 10}})
+    ->Iterations(200)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_CallLatency)
+    ->ArgsProduct({{2048}, {1}, {128, 256, 1024, 2048}})
     ->Iterations(200)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);

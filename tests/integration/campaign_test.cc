@@ -62,6 +62,7 @@ struct CampaignPlan {
   uint64_t seed = 1;
   int iterations = 12;
   int checkpoint_every = 3;
+  bool pipeline = true;  // run.pipeline
   std::string method = "{mode: aprm, threshold_policy: offline, similarity_threshold: 0.6}";
   double ber = 2e-4;
   FaultRates rates;             // background rate per PUBLISH
@@ -236,7 +237,8 @@ class CampaignTest : public ::testing::Test {
       << "train: {samples: " << 16 * p.iterations << ", batch_size: 16, lr: 0.01, seed: 3}\n"
       << "eval: {images: 32, batch_size: 32}\n"
       << "validation: {enabled: false}\n"  // final models compared as trained (no do no harm)
-      << "run: {dir: '" << dir_.File(name) << "', checkpoint_every: " << p.checkpoint_every << "}\n"
+      << "run: {dir: '" << dir_.File(name) << "', checkpoint_every: " << p.checkpoint_every
+      << ", pipeline: " << (p.pipeline ? "true" : "false") << "}\n"
       << "call: {timeout_s: " << p.call_timeout_s << ", attempts: " << p.call_attempts << "}\n";
     const std::string path = dir_.File(name + ".yaml");
     WriteFile(path, y.str());
@@ -543,67 +545,102 @@ TEST_F(CampaignTest, RetrainingSurvivesKillsAndMessageFaultsWithTheSameModel) {
 // the stale request is placed deterministically: the device delays every reply
 // (debug.handler_delay_ms), and a stale whole-model deploy of version 1 is published while the
 // device holds its reply to the deploy of version 3, so it runs right after it, before the
-// getData of the next iteration.
-TEST_F(CampaignTest, StaleDeployIsNeverTrainedOnAndTheResumedRunEndsWithTheSameModel) {
+// getData of the next iteration. That takes run.pipeline off: pipelined, that getData request is
+// already waiting on the device when the stale deploy arrives (the next test).
+class StaleDeployTest : public CampaignTest {
+ protected:
+  // Runs the plan's reference, then the plan with the stale deploy; the first server process's
+  // exit code.
+  void RunWithStaleDeploy(const CampaignPlan& p, std::optional<int>* exit_code) {
+    proxy_ = std::make_unique<FaultProxy>(broker_->port(), 1, &Classify);
+    ASSERT_TRUE(proxy_->Start());
+    CampaignReport report;
+    ASSERT_NO_FATAL_FAILURE(RunReference(p, &report));
+    std::filesystem::create_directories(dir_.File("camp"));
+    ASSERT_NO_FATAL_FAILURE(StartDevice("camp", p, /*handler_delay_ms=*/700));
+    ServerProcess first(SpawnServer(WriteServerConfig("camp", p), false, Log()));
+    ASSERT_GT(first.pid(), 0);
+    // Deploys executed so far: Base evaluation (v1), training start (v1 again), iteration 0
+    // (v2), iteration 1 (v3).
+    const bool in_window = WaitUntil(
+        [&] {
+          int n = 0;
+          for (const std::string& line : NonEmptyLines(dir_.File("camp/client.log"))) {
+            n += line.find("MSG_DEPLOY_MODEL") != std::string::npos &&
+                 line.find("executed; replying after") != std::string::npos;
+          }
+          return n >= 4;
+        },
+        std::chrono::seconds(120));
+    Message stale;
+    stale.kind = pb::MSG_DEPLOY_MODEL;
+    stale.device_id = kDeviceId;
+    stale.job_id = "camp-camp";
+    stale.request_id = 77;
+    pb::DeployModelRequest request;
+    *request.mutable_model() = TestModel();
+    stale.payload = request.SerializeAsString();
+    auto chunks = SplitIntoChunks(stale, kDefaultChunkBytes);
+    ASSERT_TRUE(chunks.ok());
+    for (const pb::Envelope& e : *chunks) {
+      ASSERT_TRUE(MosquittoPub(broker_->port(), "r2f/v1/" + std::string(kDeviceId) + "/cmd",
+                               e.SerializeAsString(), dir_.File("stale.bin")));
+    }
+    ASSERT_TRUE(in_window) << ReadFile(dir_.File("camp/client.log"));
+    *exit_code = first.Exited(/*block=*/true);
+    EXPECT_NE(ReadFile(dir_.File("camp/client.log")).find("request=77"), std::string::npos)
+        << "the stale deploy never ran";
+  }
+  std::string Log() const { return dir_.File("camp/server.log"); }
+  bool EndedWithTheReferenceModel() const {
+    return ReadFile(dir_.File("camp/model.pb")) == ReadFile(dir_.File("ref/model.pb"));
+  }
+};
+
+TEST_F(StaleDeployTest, StaleDeployIsNeverTrainedOnAndTheResumedRunEndsWithTheSameModel) {
+  CampaignPlan p;
+  p.iterations = 4;
+  p.checkpoint_every = 2;
+  p.pipeline = false;
+  p.method = "{mode: aprm, threshold_policy: adaptive, similarity_threshold: 0.5}";
+  p.call_timeout_s = 20;
+  std::optional<int> code;
+  ASSERT_NO_FATAL_FAILURE(RunWithStaleDeploy(p, &code));
+  EXPECT_TRUE(code && *code > 0) << "the run went on although the device ran a stale model";
+  EXPECT_NE(ReadFile(Log()).find("computed with model version 1, server holds 3"),
+            std::string::npos)
+      << Tail(ReadFile(Log()), 3000);
+  // Iteration 2 had not been trained on: the checkpoint after iteration 1 is where it resumes.
+  EXPECT_EQ(NonEmptyLines(dir_.File("camp/stages.jsonl")).size(), 2u);
+
+  ServerProcess resumed(SpawnServer(WriteServerConfig("camp", p), true, Log()));
+  ASSERT_GT(resumed.pid(), 0);
+  ASSERT_EQ(resumed.Exited(/*block=*/true), 0) << Tail(ReadFile(Log()), 6000);
+  client_->Terminate();
+  EXPECT_EQ(NonEmptyLines(dir_.File("camp/stages.jsonl")).size(), 4u);
+  EXPECT_TRUE(EndedWithTheReferenceModel()) << "the resumed run ended with another model";
+}
+
+// The same stale deploy with run.pipeline: iteration 2's getData request went out right behind
+// the deploy of version 3 and is answered by version 3 before the stale deploy runs. The next
+// weight delta (3 -> 4) is refused by the device, which now holds version 1; the whole model
+// follows, and iteration 3's getData, already behind the refused delta, is answered by version
+// 1: the server sees the version, asks again and trains on version 4's data. The run ends on
+// its own with the undisturbed run's model.
+TEST_F(StaleDeployTest, PipelinedRunAsksAgainAfterAStaleDeployAndEndsWithTheSameModel) {
   CampaignPlan p;
   p.iterations = 4;
   p.checkpoint_every = 2;
   p.method = "{mode: aprm, threshold_policy: adaptive, similarity_threshold: 0.5}";
   p.call_timeout_s = 20;
-  proxy_ = std::make_unique<FaultProxy>(broker_->port(), 1, &Classify);
-  ASSERT_TRUE(proxy_->Start());
-  CampaignReport report;
-  ASSERT_NO_FATAL_FAILURE(RunReference(p, &report));
-
-  std::filesystem::create_directories(dir_.File("camp"));
-  ASSERT_NO_FATAL_FAILURE(StartDevice("camp", p, /*handler_delay_ms=*/700));
-  const std::string config = WriteServerConfig("camp", p);
-  const std::string log = dir_.File("camp/server.log");
-  ServerProcess first(SpawnServer(config, false, log));
-  ASSERT_GT(first.pid(), 0);
-  // Deploys executed so far: Base evaluation (v1), training start (v1 again), iteration 0 (v2),
-  // iteration 1 (v3).
-  const bool in_window = WaitUntil(
-      [&] {
-        int n = 0;
-        for (const std::string& line : NonEmptyLines(dir_.File("camp/client.log"))) {
-          n += line.find("MSG_DEPLOY_MODEL") != std::string::npos &&
-               line.find("executed; replying after") != std::string::npos;
-        }
-        return n >= 4;
-      },
-      std::chrono::seconds(120));
-  Message stale;
-  stale.kind = pb::MSG_DEPLOY_MODEL;
-  stale.device_id = kDeviceId;
-  stale.job_id = "camp-camp";
-  stale.request_id = 77;
-  pb::DeployModelRequest request;
-  *request.mutable_model() = TestModel();
-  stale.payload = request.SerializeAsString();
-  auto chunks = SplitIntoChunks(stale, kDefaultChunkBytes);
-  ASSERT_TRUE(chunks.ok());
-  for (const pb::Envelope& e : *chunks) {
-    ASSERT_TRUE(MosquittoPub(broker_->port(), "r2f/v1/" + std::string(kDeviceId) + "/cmd",
-                             e.SerializeAsString(), dir_.File("stale.bin")));
-  }
-  ASSERT_TRUE(in_window) << ReadFile(dir_.File("camp/client.log"));
-  const std::optional<int> code = first.Exited(/*block=*/true);
-  EXPECT_TRUE(code && *code > 0) << "the run went on although the device ran a stale model";
-  EXPECT_NE(ReadFile(dir_.File("camp/client.log")).find("request=77"), std::string::npos)
-      << "the stale deploy never ran";
-  EXPECT_NE(ReadFile(log).find("computed with model version 1, server holds 3"), std::string::npos)
-      << Tail(ReadFile(log), 3000);
-  // Iteration 2 had not been trained on: the checkpoint after iteration 1 is where it resumes.
-  EXPECT_EQ(NonEmptyLines(dir_.File("camp/stages.jsonl")).size(), 2u);
-
-  ServerProcess resumed(SpawnServer(config, true, log));
-  ASSERT_GT(resumed.pid(), 0);
-  ASSERT_EQ(resumed.Exited(/*block=*/true), 0) << Tail(ReadFile(log), 6000);
+  std::optional<int> code;
+  ASSERT_NO_FATAL_FAILURE(RunWithStaleDeploy(p, &code));
+  EXPECT_EQ(code, std::optional<int>(0)) << Tail(ReadFile(Log()), 6000);
   client_->Terminate();
+  EXPECT_NE(ReadFile(Log()).find("overtook it and were asked again"), std::string::npos)
+      << Tail(ReadFile(Log()), 3000);
   EXPECT_EQ(NonEmptyLines(dir_.File("camp/stages.jsonl")).size(), 4u);
-  EXPECT_TRUE(ReadFile(dir_.File("camp/model.pb")) == ReadFile(dir_.File("ref/model.pb")))
-      << "the resumed run ended with another model";
+  EXPECT_TRUE(EndedWithTheReferenceModel()) << "the run ended with another model";
 }
 
 // The closing numbers of docs/fault_campaign.md; run by hand:

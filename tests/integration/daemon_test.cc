@@ -238,6 +238,69 @@ TEST_F(TableIApiTest, EveryCallOverTheBroker) {
   }
 }
 
+// deployModelThenGetData: the getData request goes out behind the deploy's, and the data is
+// the new model's. When another server replaced the model in between, the device refuses the
+// weight delta and the whole model follows, so the getData request overtakes it and is answered
+// by the other model: it is asked again, and the data is still the new model's.
+TEST_F(TableIApiTest, GetDataBehindADeployRunsOnTheDeployedModel) {
+  testing::DeviceYamlOptions o;
+  o.ber = 1e-4;
+  ASSERT_NO_FATAL_FAILURE(StartClient(o));
+  ASSERT_NO_FATAL_FAILURE(ConnectServer());
+  const pb::QuantizedModel v1 = testing::TestModel();
+  ASSERT_TRUE(server_->setAIoTMode(kDevice, pb::MODE_INFERENCE, {}).ok());
+  ASSERT_TRUE(server_->deployModel(kDevice, v1).ok());
+  server_->TakeRecords();
+
+  const Dataset test = LoadDataset(testing::TestSplit("test")).value();
+  const uint64_t first = 8, count = 16;
+  accel::ImageBatch batch{test.image(first), static_cast<int>(count), {}};
+  for (uint64_t i = 0; i < count; ++i) batch.sample_ids.push_back(first + i);
+  accel::FaultConfig faults;
+  faults.ber = o.ber;
+  faults.seed = o.seed;
+  auto logits_of = [&](const pb::QuantizedModel& m, uint64_t tag) {
+    return AsString(Local(m)->Infer(batch, faults, {}, tag, false).value().logits.data);
+  };
+
+  const pb::QuantizedModel v2 = testing::Retrained(v1, 2);
+  auto both = server_->deployModelThenGetData(kDevice, v2, true,
+                                              DataRequest(pb::MODE_INFERENCE, first, count, 3));
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  EXPECT_EQ(both->ack.model_version(), 2u);
+  EXPECT_NE(both->ack.detail().find("applied weight delta 1 -> 2"), std::string::npos);
+  EXPECT_FALSE(both->overtaken);
+  EXPECT_EQ(both->data.model_version(), 2u);
+  EXPECT_EQ(both->data.logits(), logits_of(v2, 3));
+  EXPECT_NE(both->data.logits(), logits_of(v1, 3)) << "v1 and v2 must answer differently";
+  std::vector<CallRecord> records = server_->TakeRecords();
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].kind + records[1].kind, pb::MSG_DEPLOY_MODEL + pb::MSG_GET_DATA);
+
+  {  // Another server deploys a model of its own.
+    R2fServerOptions other = ServerOptions();
+    other.transport.client_id = "other-server";
+    auto second = R2fServer::Connect(other);
+    ASSERT_TRUE(second.ok()) << second.status().ToString();
+    ASSERT_TRUE((*second)->deployModel(kDevice, testing::Retrained(v1, 7), false).ok());
+  }
+  const pb::QuantizedModel v3 = testing::Retrained(v1, 3);
+  both = server_->deployModelThenGetData(kDevice, v3, true,
+                                         DataRequest(pb::MODE_INFERENCE, first, count, 4));
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  EXPECT_EQ(both->ack.model_version(), 3u);
+  EXPECT_TRUE(both->overtaken);
+  EXPECT_EQ(both->data.model_version(), 3u);
+  EXPECT_EQ(both->data.logits(), logits_of(v3, 4));
+  // The refused delta, the whole model, the getData answered by version 7 and the one asked
+  // again.
+  records = server_->TakeRecords();
+  int get_data = 0;
+  for (const CallRecord& r : records) get_data += r.kind == pb::MSG_GET_DATA;
+  EXPECT_EQ(get_data, 2);
+  EXPECT_EQ(records.size(), 4u);
+}
+
 // With link.throttle the calls take as long as their bytes need on the link: a 180 KB model on
 // a 800 kbit/s downlink (100 kB/s) waits about 1.6 s beyond the 16 KiB burst.
 TEST_F(TableIApiTest, ThrottleHoldsCallsToTheLinkRate) {

@@ -35,6 +35,7 @@ TEST_F(JunkTest, PartialMessagesAndGarbageDoNotDelayTheNextEvaluation) {
   junk.connect()->wait();
   const std::string cmd = DeviceTopic("r2f/v1", kDevice, TopicLeaf::kCmd);
   constexpr uint64_t kPayload = 60ull << 20;
+  constexpr size_t kJunkChunkBytes = 128 * 1024;  // any chunk size is accepted; these stay small
   std::vector<mqtt::delivery_token_ptr> sent;
   for (uint64_t i = 0; i < 300; ++i) {
     pb::Envelope env;
@@ -43,10 +44,10 @@ TEST_F(JunkTest, PartialMessagesAndGarbageDoNotDelayTheNextEvaluation) {
     env.set_job_id("junk");
     env.set_request_id(1000 + i);
     env.set_kind(pb::MSG_DEPLOY_MODEL);
-    env.set_chunk_count(static_cast<uint32_t>(kPayload / kDefaultChunkBytes));
+    env.set_chunk_count(static_cast<uint32_t>(kPayload / kJunkChunkBytes));
     env.set_payload_size(kPayload);
     env.set_payload_crc32(7);
-    env.set_chunk(std::string(kDefaultChunkBytes, 'j'));
+    env.set_chunk(std::string(kJunkChunkBytes, 'j'));
     env.set_chunk_crc32(Crc32(env.chunk()));
     const std::string bytes = env.SerializeAsString();
     sent.push_back(junk.publish(cmd, bytes.data(), bytes.size(), 1, false));

@@ -27,7 +27,7 @@ class RetrainTest : public DaemonTest {
   std::string WriteConfig(const std::string& name, const std::string& method,
                           const std::string& run_dir, int samples = 160,
                           const std::string& validation = "{enabled: false}",
-                          const std::string& lr = "0.01") {
+                          const std::string& lr = "0.01", const std::string& run_extra = "") {
     const std::string model_path = dir_.File("model.pb");
     if (!std::filesystem::exists(model_path))
       WriteFile(model_path, TestModel().SerializeAsString());
@@ -40,7 +40,7 @@ class RetrainTest : public DaemonTest {
       << "train: {samples: " << samples << ", batch_size: 16, lr: " << lr << ", seed: 3}\n"
       << "validation: " << validation << "\n"
       << "eval: {images: 64, batch_size: 64}\n"
-      << "run: {dir: '" << run_dir << "', checkpoint_every: 3}\n"
+      << "run: {dir: '" << run_dir << "', checkpoint_every: 3" << run_extra << "}\n"
       << "call: {timeout_s: 30, attempts: 3}\n";
     const std::string path = dir_.File(name + ".yaml");
     WriteFile(path, y.str());
@@ -97,6 +97,43 @@ TEST_F(RetrainTest, DrmAndAprmRunEndToEndAndAprmSendsLessAtBerZero) {
       << "APRM " << totals[1].uplink_bytes << " B vs DRM " << totals[0].uplink_bytes << " B";
   EXPECT_EQ(totals[0].modelled_s[StageIndex(Stage::kTmr)], 0.0) << "DRM runs no reference chain";
   EXPECT_GT(totals[1].modelled_s[StageIndex(Stage::kTmr)], 0.0);
+}
+
+// run.pipeline sends each getData right behind the previous deploy: the run must train on the
+// same data and end with the same model as one that waits for every Ack, and its stage lines
+// show the requests that waited on the device while it deployed.
+TEST_F(RetrainTest, PipelinedCallsEndWithTheSameModelAsSequentialOnes) {
+  DeviceYamlOptions device;
+  device.ber = 2e-4;
+  ASSERT_NO_FATAL_FAILURE(StartClient(device));
+  std::string models[2];
+  for (int pipelined = 0; pipelined < 2; ++pipelined) {
+    const std::string run = dir_.File("pipeline" + std::to_string(pipelined));
+    auto config = LoadRetrainConfig(WriteConfig("p" + std::to_string(pipelined), "{mode: drm}", run,
+                                                96, "{enabled: false}", "0.01",
+                                                pipelined ? "" : ", pipeline: false"));
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    EXPECT_EQ(config->pipeline, pipelined == 1);
+    auto result = RunRetrain(*config, false);
+    ASSERT_TRUE(result.ok()) << result.status().ToString() << client_->Log();
+    EXPECT_EQ(result->final_model_version, 7u);
+    models[pipelined] = ReadFile(run + "/model.pb");
+    const std::vector<std::string> lines = NonEmptyLines(run + "/stages.jsonl");
+    ASSERT_EQ(lines.size(), 6u);
+    for (const std::string& line : lines) {
+      const Json extra = ParseJson(line, "stage line").value()["extra"];
+      EXPECT_TRUE(extra.contains("getdata_device_s")) << "an iteration without its getData";
+      EXPECT_TRUE(extra.contains("deploy_device_s")) << "an iteration without its deploy";
+    }
+    // Iterations 1-5 asked for behind the deploy of the one before; the first and the last
+    // deploy have nothing behind them.
+    EXPECT_EQ(result->prefetched, pipelined ? 5 : 0);
+    EXPECT_EQ(result->overtaken, 0);
+    const Json summary = ParseJson(ReadFile(run + "/summary.json"), "summary").value();
+    EXPECT_EQ(summary["pipeline"]["prefetched"], result->prefetched);
+  }
+  ASSERT_FALSE(models[0].empty());
+  EXPECT_TRUE(models[0] == models[1]) << "pipelining changed the trained model";
 }
 
 int WaitExit(pid_t pid) {

@@ -507,8 +507,9 @@ TEST_F(TransportTest, DISABLED_Goodput64MiB) {
     return v[v.size() / 2];
   };
   std::cout << "goodput 64 MiB, 3 runs each (MB = 1e6 bytes)\n"
-            << "  transport, chunked 128 KiB, CRC + reassembly, request->ack: median "
-            << mbps(median(chunked)) << " MB/s, best " << mbps(best(chunked)) << " MB/s\n"
+            << "  transport, chunked " << (kDefaultChunkBytes >> 10)
+            << " KiB, CRC + reassembly, request->ack: median " << mbps(median(chunked))
+            << " MB/s, best " << mbps(best(chunked)) << " MB/s\n"
             << "  plain Paho, one unchunked QoS-1 publish, publish->delivery: median "
             << mbps(median(raw_times)) << " MB/s, best " << mbps(best(raw_times)) << " MB/s\n"
             << "  ratio chunked/unchunked (median): " << median(raw_times) / median(chunked)

@@ -24,13 +24,22 @@ TEST(BrokerConfigTest, ReadsConnectionFieldsAndChecksThem) {
   EXPECT_EQ(o.broker_uri, "ssl://broker.example:8883");
   EXPECT_EQ(o.password, "s3cret");
   EXPECT_EQ(o.ca_file, dir.File("ca.pem"));
+  EXPECT_EQ(o.chunk_bytes, kDefaultChunkBytes);  // not given: the default
+
+  auto sized = ConfigMap::LoadString("broker: {uri: 'tcp://h:1883', chunk_kib: 128}\n", "c.yaml");
+  ASSERT_TRUE(sized.ok());
+  ConfigMap sized_broker = sized->Section("broker");
+  ASSERT_TRUE(ParseBrokerConfig(sized_broker, &o).ok());
+  EXPECT_EQ(o.chunk_bytes, 128u * 1024);
 
   for (const auto& [yaml, text] : std::vector<std::pair<std::string, std::string>>{
            {"broker: {uri: 'localhost:1883'}\n", "expected scheme://host:port"},
            {"broker: {uri: 'http://h:1883'}\n", "scheme must be tcp, ssl, ws or wss"},
            {"broker: {uri: 'tcp://h:99999'}\n", "port must be in [1, 65535]"},
            {"broker: {uri: 'tcp://h:1883', cert_file: /nonexistent.pem}\n",
-            "key 'broker.cert_file': cannot read file '/nonexistent.pem'"}}) {
+            "key 'broker.cert_file': cannot read file '/nonexistent.pem'"},
+           {"broker: {uri: 'tcp://h:1883', chunk_kib: 8}\n", "broker.chunk_kib"},
+           {"broker: {uri: 'tcp://h:1883', chunk_kib: 20000}\n", "broker.chunk_kib"}}) {
     auto m = ConfigMap::LoadString(yaml, "client.yaml");
     ASSERT_TRUE(m.ok());
     ConfigMap section = m->Section("broker");
