@@ -1,5 +1,8 @@
 #include "common/net/chunker.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
 #include <algorithm>
 #include <limits>
 #include <string>
@@ -36,7 +39,7 @@ Result<Chunker> Chunker::Create(const Message& message, size_t chunk_bytes) {
   return Chunker(message, chunk_bytes, std::move(crcs), whole);
 }
 
-pb::Envelope Chunker::Chunk(uint32_t index, uint64_t sent_unix_ms) const {
+pb::Envelope Chunker::Header(uint32_t index, uint64_t sent_unix_ms) const {
   const Message& m = *message_;
   pb::Envelope env;
   env.set_protocol_version(kProtocolVersion);
@@ -48,14 +51,41 @@ pb::Envelope Chunker::Chunk(uint32_t index, uint64_t sent_unix_ms) const {
   env.set_chunk_count(chunk_count_);
   env.set_payload_size(m.payload.size());
   env.set_payload_crc32(payload_crc32_);
-  const std::string_view bytes = ChunkBytes(m, chunk_bytes_, index);
   env.set_chunk_crc32(chunk_crcs_[index]);
-  env.set_chunk(bytes.data(), bytes.size());
   env.set_sent_unix_ms(sent_unix_ms);
   env.set_lease_id(m.lease_id);
   env.set_handler_us(m.handler_us);
   env.set_queued_us(m.queued_us);
   return env;
+}
+
+pb::Envelope Chunker::Chunk(uint32_t index, uint64_t sent_unix_ms) const {
+  pb::Envelope env = Header(index, sent_unix_ms);
+  const std::string_view bytes = ChunkBytes(*message_, chunk_bytes_, index);
+  env.set_chunk(bytes.data(), bytes.size());
+  return env;
+}
+
+std::string Chunker::SerializedChunk(uint32_t index, uint64_t sent_unix_ms) const {
+  using google::protobuf::internal::WireFormatLite;
+  using google::protobuf::io::CodedOutputStream;
+  const pb::Envelope header = Header(index, sent_unix_ms);
+  const std::string_view bytes = ChunkBytes(*message_, chunk_bytes_, index);
+  std::string out;
+  // Protobuf parsers take fields in any order, so the chunk can follow the header's fields:
+  // serialising a message with a 512 KiB bytes field would copy it twice (into the message,
+  // then into the string) and zero the string first.
+  out.reserve(header.ByteSizeLong() + 16 + bytes.size());
+  header.AppendToString(&out);
+  if (bytes.empty()) return out;  // proto3 leaves an empty field out
+  const uint32_t tag = WireFormatLite::MakeTag(pb::Envelope::kChunkFieldNumber,
+                                               WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+  uint8_t prefix[16];
+  uint8_t* end = CodedOutputStream::WriteVarint32ToArray(tag, prefix);
+  end = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(bytes.size()), end);
+  out.append(reinterpret_cast<const char*>(prefix), static_cast<size_t>(end - prefix));
+  out.append(bytes.data(), bytes.size());
+  return out;
 }
 
 Result<std::vector<pb::Envelope>> SplitIntoChunks(const Message& message, size_t chunk_bytes) {

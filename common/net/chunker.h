@@ -31,8 +31,13 @@ class Chunker {
 
   // Envelope `index` (< chunk_count()), complete with header, checksums and chunk bytes.
   pb::Envelope Chunk(uint32_t index, uint64_t sent_unix_ms = 0) const;
+  // The same envelope serialised, with its chunk bytes copied once (straight from the message,
+  // after the header fields): what the transport publishes. Parses to Chunk(index).
+  std::string SerializedChunk(uint32_t index, uint64_t sent_unix_ms = 0) const;
 
  private:
+  pb::Envelope Header(uint32_t index, uint64_t sent_unix_ms) const;  // Chunk() without the bytes
+
   Chunker(const Message& message, size_t chunk_bytes, std::vector<uint32_t> chunk_crcs,
           uint32_t crc)
       : message_(&message),

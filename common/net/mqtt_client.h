@@ -45,10 +45,11 @@ class MqttClient {
   // certificate is not trusted); Unavailable when the broker could not be reached in time.
   virtual Status Connect(std::chrono::milliseconds timeout) = 0;
   // Hands one message to the client. ResourceExhausted when its outgoing buffer is full (the
-  // caller waits and tries again); Unavailable for other failures.
+  // caller waits and tries again with the same payload); Unavailable for other failures. The
+  // payload is shared, not copied: the client may hold it until the message is sent.
   virtual Result<std::unique_ptr<Delivery>> Publish(const std::string& topic,
-                                                    const std::string& payload, int qos,
-                                                    bool retained) = 0;
+                                                    std::shared_ptr<const std::string> payload,
+                                                    int qos, bool retained) = 0;
   // Subscribes without waiting; `done(ok)` runs on the client's thread when the broker answers.
   virtual void Subscribe(const std::vector<std::string>& filters, int qos,
                          std::function<void(bool ok)> done) = 0;

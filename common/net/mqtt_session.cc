@@ -323,7 +323,7 @@ Status MqttSession::Publish(const std::string& topic, const Message& m,
       R2F_RETURN_IF_ERROR(AwaitDelivery(*window.front(), deadline, what(i)));
       window.pop_front();
     }
-    const std::string bytes = chunker.Chunk(i, sent_ms).SerializeAsString();
+    const auto bytes = std::make_shared<const std::string>(chunker.SerializedChunk(i, sent_ms));
     for (;;) {
       if (stopping_) return Status::Unavailable(what(i) + ": transport stopped");
       Result<std::unique_ptr<MqttClient::Delivery>> d =
@@ -348,7 +348,8 @@ Status MqttSession::Publish(const std::string& topic, const Message& m,
 Status MqttSession::PublishRetained(const std::string& topic, const std::string& bytes,
                                     milliseconds wait) {
   R2F_ASSIGN_OR_RETURN(std::unique_ptr<MqttClient::Delivery> d,
-                       client_->Publish(topic, bytes, o_.qos, /*retained=*/true));
+                       client_->Publish(topic, std::make_shared<const std::string>(bytes), o_.qos,
+                                        /*retained=*/true));
   if (wait.count() == 0) return Status::Ok();
   Result<bool> done = d->Wait(wait);
   if (!done.ok()) return done.status();

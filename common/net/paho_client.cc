@@ -95,8 +95,9 @@ class PahoMqttClient : public MqttClient {
   Status Init();
   void SetHandlers(Handlers handlers) override { handlers_ = std::move(handlers); }
   Status Connect(milliseconds timeout) override;
-  Result<std::unique_ptr<Delivery>> Publish(const std::string& topic, const std::string& payload,
-                                            int qos, bool retained) override;
+  Result<std::unique_ptr<Delivery>> Publish(const std::string& topic,
+                                            std::shared_ptr<const std::string> payload, int qos,
+                                            bool retained) override;
   void Subscribe(const std::vector<std::string>& filters, int qos,
                  std::function<void(bool)> done) override;
   void Unsubscribe(const std::vector<std::string>& filters) override;
@@ -393,12 +394,13 @@ Status PahoMqttClient::Connect(milliseconds timeout) {
   }
 }
 
-Result<std::unique_ptr<MqttClient::Delivery>> PahoMqttClient::Publish(const std::string& topic,
-                                                                      const std::string& payload,
-                                                                      int qos, bool retained) {
+Result<std::unique_ptr<MqttClient::Delivery>> PahoMqttClient::Publish(
+    const std::string& topic, std::shared_ptr<const std::string> payload, int qos, bool retained) {
   try {
-    return std::unique_ptr<Delivery>(
-        new PahoDelivery(Client()->publish(topic, payload.data(), payload.size(), qos, retained)));
+    // A binary_ref shares the payload: Paho C copies it once into its own buffer, and the C++
+    // layer makes no copy of its own (as it does for a pointer and a length).
+    return std::unique_ptr<Delivery>(new PahoDelivery(
+        Client()->publish(topic, mqtt::binary_ref(std::move(payload)), qos, retained)));
   } catch (const mqtt::exception& e) {
     if (e.get_return_code() == MQTTASYNC_MAX_BUFFERED_MESSAGES) {
       return Status::ResourceExhausted("Paho's outgoing buffer is full");

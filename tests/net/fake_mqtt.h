@@ -243,9 +243,10 @@ class FakeMqttClient : public MqttClient {
     broker_->Connect(id_);
     return Status::Ok();
   }
-  Result<std::unique_ptr<Delivery>> Publish(const std::string& topic, const std::string& payload,
-                                            int, bool retained) override {
-    broker_->Publish(topic, payload, retained);
+  Result<std::unique_ptr<Delivery>> Publish(const std::string& topic,
+                                            std::shared_ptr<const std::string> payload, int,
+                                            bool retained) override {
+    broker_->Publish(topic, *payload, retained);
     return std::unique_ptr<Delivery>(new Done);
   }
   void Subscribe(const std::vector<std::string>& filters, int,
