@@ -24,7 +24,9 @@ class MqttClient {
   struct Handlers {
     std::function<void()> connected;  // after every successful (re)connect
     std::function<void(const std::string& cause)> connection_lost;
-    std::function<void(const std::string& topic, std::string payload)> message;
+    // The payload is shared with the client, not copied (a chunk is up to 16 MiB).
+    std::function<void(const std::string& topic, std::shared_ptr<const std::string> payload)>
+        message;
   };
 
   // One publish on its way to the broker.

@@ -64,7 +64,7 @@ Status MqttSession::Start(Listener* listener, std::vector<std::string> filters) 
   MqttClient::Handlers handlers;
   handlers.connected = [this] { OnConnected(); };
   handlers.connection_lost = [this](const std::string& cause) { OnConnectionLost(cause); };
-  handlers.message = [this](const std::string& topic, std::string payload) {
+  handlers.message = [this](const std::string& topic, std::shared_ptr<const std::string> payload) {
     OnMessage(topic, std::move(payload));
   };
   client_->SetHandlers(std::move(handlers));
@@ -189,9 +189,9 @@ bool MqttSession::connected() const {
   return connected_;
 }
 
-void MqttSession::OnMessage(const std::string& topic, std::string payload) {
+void MqttSession::OnMessage(const std::string& topic, std::shared_ptr<const std::string> payload) {
   if (stopping_) return;
-  const uint64_t size = payload.size();
+  const uint64_t size = payload->size();
   std::unique_lock<std::mutex> l(inbox_mu_);
   // Back-pressure: while the receiver is behind, the client's thread waits here and stops
   // reading the socket. The receiver never waits on the client, so this cannot deadlock; the
@@ -225,7 +225,7 @@ void MqttSession::ReceiverLoop() {
       if (!inbox_.empty()) {
         message = std::move(inbox_.front());
         inbox_.pop_front();
-        inbox_bytes_ -= message->payload.size();
+        inbox_bytes_ -= message->payload->size();
       }
     }
     inbox_space_cv_.notify_all();
@@ -261,7 +261,7 @@ void MqttSession::HandleInbound(const Inbound& message) {
     }
     return;
   }
-  Result<pb::Envelope> env = ParseEnvelope(message.payload);
+  Result<pb::Envelope> env = ParseEnvelope(*message.payload);
   if (!env.ok()) {
     // Nothing in it says which request it was, so there is nobody to reply to: log and drop.
     Count(&TransportStats::rejected);

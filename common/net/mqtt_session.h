@@ -105,11 +105,12 @@ class MqttSession {
 
  private:
   struct Inbound {
-    std::string topic, payload;
+    std::string topic;
+    std::shared_ptr<const std::string> payload;  // the client's, not a copy
   };
   void OnConnected();
   void OnConnectionLost(const std::string& cause);
-  void OnMessage(const std::string& topic, std::string payload);
+  void OnMessage(const std::string& topic, std::shared_ptr<const std::string> payload);
   void SubscribeAll();
   void ReceiverLoop();
   void Housekeeping(Clock::time_point now);

@@ -211,7 +211,9 @@ Result<std::shared_ptr<mqtt::async_client>> PahoMqttClient::NewClient() {
   });
   cli->set_message_callback([this, raw](mqtt::const_message_ptr m) {
     if (m && handlers_.message && IsCurrent(raw)) {
-      handlers_.message(m->get_topic(), m->get_payload_str());
+      const mqtt::binary_ref& payload = m->get_payload_ref();
+      handlers_.message(m->get_topic(),
+                        payload ? payload.ptr() : std::make_shared<const std::string>());
     }
   });
   return cli;

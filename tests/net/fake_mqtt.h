@@ -193,7 +193,7 @@ class FakeBroker {
         std::lock_guard<std::mutex> l(mu_);
         h = sessions_[id].handlers;
       }
-      if (h.message) h.message(topic, payload);
+      if (h.message) h.message(topic, std::make_shared<const std::string>(payload));
     });
   }
   void PostLocked(const std::string& id, std::function<void()> event) {
