@@ -247,11 +247,16 @@ Result<R2fServer::DeployedData> R2fServer::deployModelThenGetData(
   std::promise<void> sent;
   std::future<void> deploy_sent = sent.get_future();
   std::once_flag once;
-  auto signal_sent = [&] { std::call_once(once, [&] { sent.set_value(); }); };
+  const std::function<void()> signal_sent = [&] {
+    std::call_once(once, [&] { sent.set_value(); });
+  };
   std::future<Result<pb::Ack>> deploy = std::async(std::launch::async, [&] {
-    Result<pb::Ack> ack = Deploy(device, model, as_delta_if_possible, signal_sent);
-    signal_sent();  // also when it failed before sending anything
-    return ack;
+    // Also when it failed, or threw, before sending anything: nobody waits for ever.
+    struct SignalOnExit {
+      const std::function<void()>& signal;
+      ~SignalOnExit() { signal(); }
+    } on_exit{signal_sent};
+    return Deploy(device, model, as_delta_if_possible, signal_sent);
   });
   deploy_sent.wait();
   Result<pb::DataReply> data = getData(device, request);

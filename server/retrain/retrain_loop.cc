@@ -351,8 +351,6 @@ Status RetrainLoop::Validate(int64_t it, IterationTiming* t) {
   return Status::Ok();
 }
 
-// The calls of this iteration: bytes and modelled link times, and per call kind the device's
-// handler time and the rest of the call's wall time (the transport's) as extra fields.
 // The next getData goes right behind the deploy unless the run ends or validates first (the
 // validation runs on the device between the two).
 Status RetrainLoop::DeployAndPrefetch(int64_t it, const pb::QuantizedModel& next) {
@@ -374,6 +372,9 @@ Status RetrainLoop::DeployAndPrefetch(int64_t it, const pb::QuantizedModel& next
   return Status::Ok();
 }
 
+// The calls of this iteration: bytes and modelled link times, and per call kind the device's
+// handler time, the request's wait on the device and the rest of the call's wall time (the
+// transport's) as extra fields.
 void RetrainLoop::AddCallRecords(IterationTiming* t, std::map<std::string, double>* extra) {
   std::vector<CallRecord> records = std::move(call_records_);
   call_records_ = std::move(next_records_);  // a prefetched getData: the next iteration's
