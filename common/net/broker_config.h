@@ -14,8 +14,9 @@
 //     key_file: ""
 //     verify_hostname: true       # TLS: the broker's certificate must name the URI's host
 //     chunk_kib: 512              # payload bytes per MQTT publish of what this process sends;
-//                                 # the broker's message size limit must allow it (128 for
-//                                 # brokers capped at 128 KB, such as AWS IoT Core)
+//                                 # the broker's message size limit must allow it with the
+//                                 # envelope's header (127 for brokers capped at 128 KB, such
+//                                 # as AWS IoT Core)
 //
 // At most one of password, password_file and password_env may be given (docs/security.md).
 #pragma once
@@ -31,14 +32,15 @@ namespace r2f {
 
 // Largest password file read (a password is a line, not a document).
 inline constexpr size_t kMaxPasswordFileBytes = 4096;
-// chunk_kib's range: below 16 KiB a 256 MiB message would exceed the receivers' default chunk
-// count limit (TransportOptions::max_chunk_count); above 16 MiB one publish would hold the
-// connection, and the broker's memory, for most of a large message (docs/protocol.md,
-// "Chunking").
+// chunk_kib's range: below 4 KiB a 256 MiB message would exceed the receivers' default chunk
+// count limit (TransportOptions::max_chunk_count: 65536), 16 KiB leaves room; above 16 MiB one
+// publish would hold the connection, and the broker's memory, for most of a large message
+// (docs/protocol.md, "Chunking").
 inline constexpr int64_t kMinChunkKib = 16;
 inline constexpr int64_t kMaxChunkKib = 16 * 1024;
 
-// Reads the keys above into the connection fields of *out (other fields are left alone) and
+// Reads the keys above into the connection fields and chunk_bytes of *out (other fields are
+// left alone) and
 // returns section.Finish(). Checks the URI's form (scheme tcp, ssl, ws or wss, a host and a
 // port), that the TLS files exist, and resolves password_file / password_env into
 // out->password (an unreadable or empty file, or an unset or empty variable, is an error naming

@@ -1,7 +1,6 @@
 #include "common/net/chunker.h"
 
 #include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/wire_format_lite.h>
 
 #include <algorithm>
 #include <limits>
@@ -67,7 +66,6 @@ pb::Envelope Chunker::Chunk(uint32_t index, uint64_t sent_unix_ms) const {
 }
 
 std::string Chunker::SerializedChunk(uint32_t index, uint64_t sent_unix_ms) const {
-  using google::protobuf::internal::WireFormatLite;
   using google::protobuf::io::CodedOutputStream;
   const pb::Envelope header = Header(index, sent_unix_ms);
   const std::string_view bytes = ChunkBytes(*message_, chunk_bytes_, index);
@@ -77,9 +75,9 @@ std::string Chunker::SerializedChunk(uint32_t index, uint64_t sent_unix_ms) cons
   // then into the string) and zero the string first.
   out.reserve(header.ByteSizeLong() + 16 + bytes.size());
   header.AppendToString(&out);
-  if (bytes.empty()) return out;  // proto3 leaves an empty field out
-  const uint32_t tag = WireFormatLite::MakeTag(pb::Envelope::kChunkFieldNumber,
-                                               WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+  if (bytes.empty()) return out;            // proto3 leaves an empty field out
+  constexpr uint32_t kLengthDelimited = 2;  // the wire type of bytes fields
+  constexpr uint32_t tag = (pb::Envelope::kChunkFieldNumber << 3) | kLengthDelimited;
   uint8_t prefix[16];
   uint8_t* end = CodedOutputStream::WriteVarint32ToArray(tag, prefix);
   end = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(bytes.size()), end);

@@ -79,8 +79,11 @@ Status MqttSession::Start(Listener* listener, std::vector<std::string> filters) 
                                (filters_.empty() ? std::string("nothing") : *filters_.begin()));
   }
   l.unlock();
-  spdlog::info("transport {}: connected to {} ({} role)", client_id_, o_.broker_uri,
-               o_.role == TransportOptions::Role::kDevice ? "device" : "server");
+  // The chunk size is named: a broker whose message size limit is below it drops the chunks
+  // (acknowledging them at QoS 1), and the calls only time out (configs/mosquitto/r2f.conf).
+  spdlog::info("transport {}: connected to {} ({} role, chunks of {} KiB)", client_id_,
+               o_.broker_uri, o_.role == TransportOptions::Role::kDevice ? "device" : "server",
+               o_.chunk_bytes >> 10);
   return Status::Ok();
 }
 

@@ -165,7 +165,8 @@ class Transport {
   // `on_sent`, if given, runs once, on the calling thread, as soon as the first attempt's
   // request has been handed to the broker (or failed to be): a request another thread sends
   // after it reaches the device behind this one (one connection, QoS 1, one topic), unless
-  // this one has to be resent.
+  // this one has to be resent. It does not run when the call fails before sending anything
+  // (an invalid request, no subscription, the id already in flight).
   Result<Message> Call(const std::string& device_id, Message request,
                        std::chrono::milliseconds timeout, int attempts = 3,
                        const std::function<void()>& on_sent = {});

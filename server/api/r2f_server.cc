@@ -43,6 +43,9 @@ uint64_t WireBytes(const Message& message, size_t chunk_bytes) {
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count()));
+  header.set_lease_id(message.lease_id);
+  header.set_handler_us(message.handler_us);
+  header.set_queued_us(message.queued_us);
   if (n == 0) return header.ByteSizeLong();
   const uint64_t chunk_field =  // tag byte + length varint of a full chunk
       1 + CodedOutputStream::VarintSize64(std::min<uint64_t>(n, chunk_bytes));
@@ -266,19 +269,11 @@ Result<R2fServer::DeployedData> R2fServer::deployModelThenGetData(
   out.ack = std::move(ack).value();
   if (data.ok() && data->model_version() == model.model_version()) {
     out.data = std::move(data).value();
-    return out;
-  }
-  GetLogger("server")->debug("getData {}: {}; asking again now that version {} is deployed", device,
-                             data.ok()
-                                 ? "answered by version " + std::to_string(data->model_version())
-                                 : data.status().ToString(),
-                             model.model_version());
-  out.overtaken = true;
-  R2F_ASSIGN_OR_RETURN(out.data, getData(device, request));
-  if (out.data.model_version() != model.model_version()) {
-    return Status::Internal("getData: device '" + device + "' answered with model version " +
-                            std::to_string(out.data.model_version()) + " after acknowledging " +
-                            std::to_string(model.model_version()));
+  } else {
+    GetLogger("server")->debug(
+        "getData {} behind the deploy of version {}: {}", device, model.model_version(),
+        data.ok() ? "answered by version " + std::to_string(data->model_version())
+                  : data.status().ToString());
   }
   return out;
 }

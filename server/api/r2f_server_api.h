@@ -107,14 +107,14 @@ class R2fServer {
   // Table I #2, then #3 without waiting for #2's Ack: the getData request goes out as soon as
   // the deploy request is on its way. The device handles requests in arrival order, so it
   // runs them back to back, and the round trip between them (the Ack travelling back, the
-  // request travelling out) is saved. The data is accepted only if its model_version is
-  // `model`'s; where it is not (the deploy was resent, or refused and sent again whole, so
-  // getData overtook it) getData is asked again once the deploy is acknowledged. Fails if the
-  // deploy fails, as deployModel would, or if the second getData does.
+  // request travelling out) is saved. Fails if and only if the deploy fails, as deployModel
+  // would. The data is returned only if it came from `model` (its model_version); otherwise
+  // (the deploy was resent, or refused and sent again whole, so getData overtook it; or
+  // getData failed) `data` is empty and the caller asks with getData, as it would have without
+  // this call. The getData's attempt timeout includes the deploy's time on the device.
   struct DeployedData {
     pb::Ack ack;
-    pb::DataReply data;
-    bool overtaken = false;  // getData had to be asked again
+    std::optional<pb::DataReply> data;
   };
   Result<DeployedData> deployModelThenGetData(const std::string& device,
                                               const pb::QuantizedModel& model,

@@ -44,8 +44,9 @@ struct RetrainResult {
   struct {
     int64_t patched_elements = 0, disagreeing_layers = 0, mismatched_layers = 0;
   } rebuild;
-  // run.pipeline: getData requests sent right behind a deploy, and those that overtook it (the
-  // deploy was resent or refused first) and were asked again.
+  // run.pipeline: iterations trained on data asked for right behind the deploy before them, and
+  // such requests not answered by the deployed model (it was resent or refused first, or the
+  // request failed), which the next iteration asked again.
   int64_t prefetched = 0, overtaken = 0;
   TimingTotals timing;
   std::vector<uint32_t> increment_layers;  // offline policy: the layers sent as increments

@@ -222,6 +222,7 @@ Status RetrainLoop::RunIteration(int64_t it) {
   if (prefetched_) {  // asked for behind the previous deploy (run.pipeline)
     reply = std::move(*prefetched_);
     prefetched_.reset();
+    ++state_.prefetched;
   } else {
     R2F_ASSIGN_OR_RETURN(reply, server_.getData(device, IterationRequest(it)));
   }
@@ -366,9 +367,9 @@ Status RetrainLoop::DeployAndPrefetch(int64_t it, const pb::QuantizedModel& next
   for (CallRecord& r : server_.TakeRecords(device)) {
     (r.kind == pb::MSG_GET_DATA ? next_records_ : call_records_).push_back(std::move(r));
   }
+  // Without data from the new model the next iteration asks for it itself.
   prefetched_ = std::move(both.data);
-  ++state_.prefetched;
-  state_.overtaken += both.overtaken;
+  state_.overtaken += !prefetched_.has_value();
   return Status::Ok();
 }
 
@@ -386,15 +387,17 @@ void RetrainLoop::AddCallRecords(IterationTiming* t, std::map<std::string, doubl
     t->modelled(Stage::kUplink) += r.modelled_uplink_s;
     t->modelled(Stage::kDownlink) += r.modelled_downlink_s;
     // A call's wall time covers both directions; it is logged with the direction that carries
-    // its payload (the data reply up, the model down).
-    t->measured(r.kind == pb::MSG_GET_DATA ? Stage::kUplink : Stage::kDownlink) += r.measured_s;
+    // its payload (the data reply up, the model down). A getData's wait behind a deploy on the
+    // device is the deploy's time, counted with the deploy's call.
+    t->measured(r.kind == pb::MSG_GET_DATA ? Stage::kUplink : Stage::kDownlink) +=
+        r.measured_s - r.device_queue_s;
     const std::string call = r.kind == pb::MSG_GET_DATA       ? "getdata"
                              : r.kind == pb::MSG_DEPLOY_MODEL ? "deploy"
                                                               : "other";
     (*extra)[call + "_device_s"] += r.device_s;
     (*extra)[call + "_transport_s"] += r.measured_s - r.device_s - r.device_queue_s;
     // A getData sent behind a deploy (run.pipeline) waits on the device while it deploys.
-    (*extra)[call + "_queued_s"] += r.device_queue_s;
+    if (r.kind == pb::MSG_GET_DATA) (*extra)["getdata_queued_s"] += r.device_queue_s;
   }
 }
 
@@ -458,8 +461,10 @@ Status RetrainLoop::Finish() {
     }
   }
   if (state_.overtaken > 0) {
-    log->info("{}: {} of {} getData requests sent behind a deploy overtook it and were asked again",
-              c_.session.device_id, state_.overtaken, state_.prefetched);
+    log->info(
+        "{}: {} getData requests sent behind a deploy were not answered by its model (it "
+        "was resent or refused first, or the request failed) and were asked again",
+        c_.session.device_id, state_.overtaken);
   }
   result_.prefetched = state_.prefetched;
   result_.overtaken = state_.overtaken;

@@ -42,8 +42,8 @@ struct CheckpointState {
   uint64_t kept_model_version = 0;
   // The exact method's counters (summed over the iterations the checkpoint holds).
   int64_t patched_elements = 0, disagreeing_layers = 0, mismatched_layers = 0;
-  // run.pipeline: getData requests sent behind a deploy, and those answered by the model before
-  // it and asked again.
+  // run.pipeline: iterations trained on data asked for behind the deploy before them, and such
+  // requests not answered by the deployed model (asked again by the next iteration).
   int64_t prefetched = 0, overtaken = 0;
   // The validation samples held out of training when the run started (0: no do no harm); a
   // resumed run keeps them, whatever the config says now, so it trains on the same samples.

@@ -637,7 +637,7 @@ TEST_F(StaleDeployTest, PipelinedRunAsksAgainAfterAStaleDeployAndEndsWithTheSame
   ASSERT_NO_FATAL_FAILURE(RunWithStaleDeploy(p, &code));
   EXPECT_EQ(code, std::optional<int>(0)) << Tail(ReadFile(Log()), 6000);
   client_->Terminate();
-  EXPECT_NE(ReadFile(Log()).find("overtook it and were asked again"), std::string::npos)
+  EXPECT_NE(ReadFile(Log()).find("were not answered by its model"), std::string::npos)
       << Tail(ReadFile(Log()), 3000);
   EXPECT_EQ(NonEmptyLines(dir_.File("camp/stages.jsonl")).size(), 4u);
   EXPECT_TRUE(EndedWithTheReferenceModel()) << "the run ended with another model";

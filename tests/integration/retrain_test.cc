@@ -125,8 +125,8 @@ TEST_F(RetrainTest, PipelinedCallsEndWithTheSameModelAsSequentialOnes) {
       EXPECT_TRUE(extra.contains("getdata_device_s")) << "an iteration without its getData";
       EXPECT_TRUE(extra.contains("deploy_device_s")) << "an iteration without its deploy";
     }
-    // Iterations 1-5 asked for behind the deploy of the one before; the first and the last
-    // deploy have nothing behind them.
+    // Iterations 1-5 trained on data asked for behind the deploy of the one before; the first
+    // and the last deploy have nothing behind them.
     EXPECT_EQ(result->prefetched, pipelined ? 5 : 0);
     EXPECT_EQ(result->overtaken, 0);
     const Json summary = ParseJson(ReadFile(run + "/summary.json"), "summary").value();

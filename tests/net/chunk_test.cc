@@ -168,8 +168,10 @@ TEST(ChunkerTest, SerializedChunkParsesToTheEnvelope) {
       ASSERT_TRUE(c.ok());
       for (uint32_t i = 0; i < c->chunk_count(); ++i) {
         pb::Envelope parsed;
-        ASSERT_TRUE(parsed.ParseFromString(c->SerializedChunk(i, 42)));
+        const std::string serialized = c->SerializedChunk(i, 42);
+        ASSERT_TRUE(parsed.ParseFromString(serialized));
         const pb::Envelope expected = c->Chunk(i, 42);
+        EXPECT_EQ(serialized.size(), expected.ByteSizeLong()) << "the same fields, reordered";
         EXPECT_EQ(parsed.SerializeAsString(), expected.SerializeAsString())
             << size << " bytes in chunks of " << chunk << ", chunk " << i;
         EXPECT_EQ(parsed.queued_us(), 56u);
