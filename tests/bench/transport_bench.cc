@@ -202,23 +202,34 @@ class ReplyBed {
   std::string error_;
 };
 
+// The benchmark's iterations as timed calls through `bed`, each call's seconds in order; empty
+// (and the benchmark skipped with the reason) when the bed did not come up or a call failed.
+std::vector<double> TimedCalls(benchmark::State& state, ReplyBed& bed,
+                               std::chrono::seconds timeout) {
+  std::vector<double> seconds;
+  if (!bed.error().empty()) {
+    state.SkipWithError(bed.error().c_str());
+    return {};
+  }
+  for (auto _ : state) {
+    Result<double> s = bed.TimedCall(timeout);
+    if (!s.ok()) {
+      state.SkipWithError(s.status().ToString().c_str());
+      return {};
+    }
+    state.SetIterationTime(*s);
+    seconds.push_back(*s);
+  }
+  return seconds;
+}
+
 void BM_ReplyGoodput(benchmark::State& state) {
   const size_t bytes = static_cast<size_t>(state.range(0)) << 20;
   ReplyBed bed(RandomBytes(bytes), static_cast<size_t>(state.range(1)) << 10, true);
-  if (!bed.error().empty()) {
-    state.SkipWithError(bed.error().c_str());
-    return;
-  }
+  const std::vector<double> seconds = TimedCalls(state, bed, std::chrono::seconds(300));
+  if (seconds.empty()) return;
   double total_s = 0;
-  for (auto _ : state) {
-    Result<double> s = bed.TimedCall(std::chrono::seconds(300));
-    if (!s.ok()) {
-      state.SkipWithError(s.status().ToString().c_str());
-      return;
-    }
-    state.SetIterationTime(*s);
-    total_s += *s;
-  }
+  for (double s : seconds) total_s += s;
   state.counters["reply_MBps"] = static_cast<double>(bytes) * state.iterations() / 1e6 / total_s;
 }
 
@@ -240,20 +251,9 @@ double MedianMicros(std::vector<double> us) {
 void BM_CallLatency(benchmark::State& state) {
   ReplyBed bed(RandomBytes(static_cast<size_t>(state.range(0)) << 10),
                static_cast<size_t>(state.range(2)) << 10, state.range(1) == 1);
-  if (!bed.error().empty()) {
-    state.SkipWithError(bed.error().c_str());
-    return;
-  }
-  std::vector<double> us;
-  for (auto _ : state) {
-    Result<double> s = bed.TimedCall(std::chrono::seconds(30));
-    if (!s.ok()) {
-      state.SkipWithError(s.status().ToString().c_str());
-      return;
-    }
-    state.SetIterationTime(*s);
-    us.push_back(*s * 1e6);
-  }
+  std::vector<double> us = TimedCalls(state, bed, std::chrono::seconds(30));
+  if (us.empty()) return;
+  for (double& s : us) s *= 1e6;
   state.counters["median_us"] = MedianMicros(us);
 }
 
