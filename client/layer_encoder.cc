@@ -74,12 +74,6 @@ Status LayerEncoder::Encode(const LayerOutputs& layer, pb::EncodedLayer* out,
     out->set_has_output_crc32(true);
     out->set_output_crc32(Crc32(std::string_view(reinterpret_cast<const char*>(y), n)));
   }
-  auto t0 = Clock::now();
-  const double similarity = v ? Similarity(y, v, n) : 0.0;
-  stats->similarity_s = SecondsSince(t0);
-  out->set_similarity(similarity);
-
-  t0 = Clock::now();
   const pb::LayerEncodingPolicy policy = request_.policy();
   const bool exact = request_.reference() == pb::REFERENCE_LOCAL_EXACT && mask != nullptr &&
                      v != nullptr && policy != pb::ENCODE_RAW;
@@ -87,27 +81,39 @@ Status LayerEncoder::Encode(const LayerOutputs& layer, pb::EncodedLayer* out,
     return Status::Internal("disagreement mask of " + std::to_string(mask->size()) + " flags for " +
                             std::to_string(n) + " outputs");
   }
-  const bool increment =
-      v != nullptr &&
-      ((policy == pb::ENCODE_OFFLINE && increment_layers_.count(layer.node_id) > 0) ||
-       (policy == pb::ENCODE_ADAPTIVE && similarity >= request_.similarity_threshold()));
   Result<EncodedLayer> enc = Status::Internal("unset");
   if (exact) {
     // The exact method chooses per layer and batch among its exact forms (docs/retraining.md).
-    enc = EncodeExact(y, v, mask->data(), n);
-  } else if (!increment) {
-    enc = EncodeRaw(y, n, request_.lz4_raw());
-  } else if (policy == pb::ENCODE_OFFLINE) {
-    enc = EncodeIncrement(y, v, n, IncrementFormat::kSmallest);
+    // Its one pass over the layer also gives the similarity and whether the replicas
+    // disagreed anywhere, so their time is in codec_s.
+    const auto t0 = Clock::now();
+    ExactScan scan;
+    enc = EncodeExact(y, v, mask->data(), n, &scan);
+    stats->codec_s = SecondsSince(t0);
+    out->set_similarity(n == 0 ? 1.0 : static_cast<double>(scan.equal) / static_cast<double>(n));
+    stats->disagreed = scan.flagged > 0;
   } else {
-    enc = EncodeSmallest(y, v, n, request_.lz4_raw());
+    auto t0 = Clock::now();
+    const double similarity = v ? Similarity(y, v, n) : 0.0;
+    stats->similarity_s = SecondsSince(t0);
+    out->set_similarity(similarity);
+    t0 = Clock::now();
+    const bool increment =
+        v != nullptr &&
+        ((policy == pb::ENCODE_OFFLINE && increment_layers_.count(layer.node_id) > 0) ||
+         (policy == pb::ENCODE_ADAPTIVE && similarity >= request_.similarity_threshold()));
+    if (!increment) {
+      enc = EncodeRaw(y, n, request_.lz4_raw());
+    } else if (policy == pb::ENCODE_OFFLINE) {
+      enc = EncodeIncrement(y, v, n, IncrementFormat::kSmallest);
+    } else {
+      enc = EncodeSmallest(y, v, n, request_.lz4_raw());
+    }
+    stats->codec_s = SecondsSince(t0);
+    if (mask != nullptr) stats->disagreed = std::find(mask->begin(), mask->end(), 1) != mask->end();
   }
-  stats->codec_s = SecondsSince(t0);
   if (!enc.ok()) return enc.status();
-  if (mask != nullptr) {
-    stats->disagreed = std::find(mask->begin(), mask->end(), 1) != mask->end();
-    out->set_disagreed(stats->disagreed);
-  }
+  if (mask != nullptr) out->set_disagreed(stats->disagreed);
   out->set_encoding(static_cast<uint32_t>(enc->encoding));
   out->set_data(std::move(enc->bytes));
   out->set_patch(std::move(enc->patch));

@@ -38,7 +38,8 @@ class LayerEncoder {
                    google::protobuf::RepeatedPtrField<pb::EncodedLayer>* out);
 
   // Wall time of the encoding, split between the similarity and the compression in proportion
-  // to the time the threads spent in each.
+  // to the time the threads spent in each. The exact reference's codec computes the similarity
+  // in its own pass over the layer: there all of it is compression.
   double increment_seconds() const { return increment_s_; }  // similarity
   double codec_seconds() const { return codec_s_; }          // compression
   uint64_t patched() const { return patched_; }              // elements in patches

@@ -81,85 +81,108 @@ void ScatterFlaggedPortable(const uint8_t* bitmap, const int8_t* values, size_t 
   }
 }
 
-void DifferBitmapPortable(const int8_t* a, const int8_t* b, size_t n, uint8_t* bitmap) {
-  size_t i = 0;
+size_t DifferBitmapPortable(const int8_t* a, const int8_t* b, size_t n, uint8_t* bitmap) {
+  size_t count = 0, i = 0;
   for (; i + 16 <= n; i += 16) {
     const uint16_t bits = DifferBits16(a + i, b + i);
     bitmap[i / 8] = static_cast<uint8_t>(bits);
     bitmap[i / 8 + 1] = static_cast<uint8_t>(bits >> 8);
+    count += CountBits64(bits);
   }
   for (; i < n; i += 8) {
     uint8_t bits = 0;
     for (size_t j = i; j < n && j < i + 8; ++j)
       bits |= static_cast<uint8_t>((a[j] != b[j]) << (j - i));
     bitmap[i / 8] = bits;
+    count += CountBits64(bits);
   }
+  return count;
 }
 
-// Counted in byte-wide lanes over blocks of at most 255 elements: with 64-bit counters GCC
-// widens every byte four times. Cloned for AVX2 (and the baseline) and picked when the library
-// loads; AVX-512 machines take MergeFlaggedAvx512.
-__attribute__((target_clones("avx2", "default"))) MergeCounts MergeFlaggedPortable(
-    const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n, int8_t* base) {
-  MergeCounts counts;
-  for (size_t start = 0; start < n; start += 255) {
-    const size_t stop = std::min(n, start + 255);
-    uint8_t block_differ = 0, block_flagged = 0, block_zeros = 0, block_flagged_nonzero = 0;
-    for (size_t i = start; i < stop; ++i) {  // branch-free, so that it vectorises
-      const uint8_t flag = flags[i] != 0;
-      const auto keep = static_cast<uint8_t>(0u - flag);  // 0xFF where flagged
-      const auto b =
-          static_cast<int8_t>(static_cast<uint8_t>(v[i]) ^
-                              ((static_cast<uint8_t>(y[i]) ^ static_cast<uint8_t>(v[i])) & keep));
-      base[i] = b;
-      block_differ = static_cast<uint8_t>(block_differ + (y[i] != b));
-      block_flagged = static_cast<uint8_t>(block_flagged + flag);
-      block_zeros = static_cast<uint8_t>(block_zeros + (y[i] == 0));
-      block_flagged_nonzero = static_cast<uint8_t>(block_flagged_nonzero + (flag & (y[i] != 0)));
+// Sixteen elements a step, branch-free (flags are dense where this runs): the step's flags as
+// 16-bit masks from SSE2 compares. Cloned for AVX2 and the baseline and picked when the library
+// loads; AVX-512 VBMI2 machines take ScanExactVbmi2.
+__attribute__((target_clones("avx2", "default"))) ExactScan ScanExactPortable(
+    const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n, uint8_t* differ_bitmap,
+    uint8_t* flag_bitmap, int8_t* flagged_values) {
+  // Counted in locals: the int8_t stores below may alias anything, the returned struct too.
+  size_t k = 0, equal = 0, differ_count = 0, zeros = 0, flagged_nonzero = 0, run_bytes = 0;
+  uint16_t last_repeat = 0;
+  const size_t map_bytes = BitmapBytes(n);
+  for (size_t i = 0; i < n; i += 16) {
+    const size_t m = std::min<size_t>(16, n - i);
+    const int8_t *yp = y + i, *vp = v + i, *pp = y + i - (i > 0 ? 1 : 0);
+    const uint8_t* fp = flags + i;
+    // The first and the last step read from padded copies: past the end elements that count as
+    // equal, zero and unflagged, and before the layer's first element one that differs from it.
+    int8_t yb[16], vb[16], pb[16];
+    uint8_t fb[16];
+    if (m < 16 || i == 0) {
+      std::memset(yb, 0, 16);
+      std::memset(vb, 0, 16);
+      std::memset(fb, 0, 16);
+      std::memcpy(yb, yp, m);
+      std::memcpy(vb, vp, m);
+      std::memcpy(fb, fp, m);
+      pb[0] = static_cast<int8_t>(i > 0 ? y[i - 1] : yb[0] ^ 1);
+      std::memcpy(pb + 1, yb, 15);
+      yp = yb;
+      vp = vb;
+      fp = fb;
+      pp = pb;
     }
-    counts.differ += block_differ;
-    counts.flagged += block_flagged;
-    counts.zeros += block_zeros;
-    counts.flagged_nonzero += block_flagged_nonzero;
+    const auto valid = static_cast<uint16_t>(m < 16 ? (1u << m) - 1 : 0xFFFFu);
+    const uint16_t flagged = NonZeroBits16(fp);
+    const uint16_t differ_all = DifferBits16(yp, vp);
+    const auto zero =
+        static_cast<uint16_t>(~NonZeroBits16(reinterpret_cast<const uint8_t*>(yp)) & valid);
+    const auto differ = static_cast<uint16_t>(differ_all & ~flagged);
+    const auto repeat = static_cast<uint16_t>(~DifferBits16(yp, pp) & valid);
+    // Bit j: elements j-3 .. j each equal to the one before (see the AVX-512 version).
+    const auto before = [&](int d) {
+      return static_cast<uint16_t>((repeat << d) | (last_repeat >> (16 - d)));
+    };
+    const auto deep = static_cast<uint16_t>(repeat & before(1) & before(2) & before(3));
+    last_repeat = repeat;
+    for (size_t j = 0; j < 16; ++j) {  // the padding is unflagged: it never advances k
+      flagged_values[k] = yp[j];
+      k += (flagged >> j) & 1u;
+    }
+    differ_bitmap[i / 8] = static_cast<uint8_t>(differ);
+    flag_bitmap[i / 8] = static_cast<uint8_t>(flagged);
+    if (i / 8 + 1 < map_bytes) {
+      differ_bitmap[i / 8 + 1] = static_cast<uint8_t>(differ >> 8);
+      flag_bitmap[i / 8 + 1] = static_cast<uint8_t>(flagged >> 8);
+    }
+    equal += CountBits64(valid & ~differ_all);
+    differ_count += CountBits64(differ);
+    zeros += CountBits64(zero);
+    flagged_nonzero += CountBits64(flagged & ~zero);
+    run_bytes += CountBits64(deep);
   }
-  return counts;
+  return ExactScan{equal, differ_count, k, zeros, flagged_nonzero, run_bytes};
 }
 
 #if defined(R2F_X86)
-__attribute__((target("avx512f,avx512bw,popcnt"))) MergeCounts MergeFlaggedAvx512(
-    const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n, int8_t* base) {
-  MergeCounts counts;
-  for (size_t i = 0; i < n; i += 64) {
-    const __mmask64 lanes = n - i >= 64 ? ~__mmask64{0} : (~uint64_t{0}) >> (64 - (n - i));
-    const __m512i f = _mm512_maskz_loadu_epi8(lanes, flags + i);
-    const __m512i yv = _mm512_maskz_loadu_epi8(lanes, y + i);
-    const __mmask64 flagged = _mm512_test_epi8_mask(f, f);
-    const __m512i b = _mm512_mask_blend_epi8(flagged, _mm512_maskz_loadu_epi8(lanes, v + i), yv);
-    _mm512_mask_storeu_epi8(base + i, lanes, b);
-    counts.differ += static_cast<size_t>(_mm_popcnt_u64(_mm512_cmpneq_epi8_mask(yv, b)));
-    counts.flagged += static_cast<size_t>(_mm_popcnt_u64(flagged));
-    const __mmask64 zero = _mm512_testn_epi8_mask(yv, yv) & lanes;
-    counts.zeros += static_cast<size_t>(_mm_popcnt_u64(zero));
-    counts.flagged_nonzero += static_cast<size_t>(_mm_popcnt_u64(flagged & ~zero));
-  }
-  return counts;
-}
-
-__attribute__((target("avx512f,avx512bw"))) void DifferBitmapAvx512(const int8_t* a,
-                                                                    const int8_t* b, size_t n,
-                                                                    uint8_t* bitmap) {
-  size_t i = 0;
+__attribute__((target("avx512f,avx512bw,popcnt"))) size_t DifferBitmapAvx512(const int8_t* a,
+                                                                             const int8_t* b,
+                                                                             size_t n,
+                                                                             uint8_t* bitmap) {
+  size_t count = 0, i = 0;
   for (; i + 64 <= n; i += 64) {
     const __mmask64 m =
         _mm512_cmpneq_epi8_mask(_mm512_loadu_si512(a + i), _mm512_loadu_si512(b + i));
     std::memcpy(bitmap + i / 8, &m, 8);
+    count += static_cast<size_t>(_mm_popcnt_u64(m));
   }
   if (i < n) {
     const __mmask64 tail = (~uint64_t{0}) >> (64 - (n - i));
     const __mmask64 m = _mm512_cmpneq_epi8_mask(_mm512_maskz_loadu_epi8(tail, a + i),
                                                 _mm512_maskz_loadu_epi8(tail, b + i));
     std::memcpy(bitmap + i / 8, &m, BitmapBytes(n) - i / 8);
+    count += static_cast<size_t>(_mm_popcnt_u64(m));
   }
+  return count;
 }
 
 // AVX-512 VBMI2 packs and unpacks 64 bytes per instruction (vpcompressb / vpexpandb). The
@@ -185,6 +208,47 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) size_t PackFlagge
     k += static_cast<size_t>(_mm_popcnt_u64(m));
   }
   return k;
+}
+
+// ScanExact's whole step in registers: three loads, two mask stores and one compress per 64.
+__attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) ExactScan ScanExactVbmi2(
+    const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n, uint8_t* differ_bitmap,
+    uint8_t* flag_bitmap, int8_t* flagged_values) {
+  size_t k = 0, equal = 0, differ_count = 0, zeros = 0, flagged_nonzero = 0, run_bytes = 0;
+  uint64_t last_repeat = 0;
+  for (size_t i = 0; i < n; i += 64) {
+    const bool tail = n - i < 64;
+    const __mmask64 lanes = tail ? (~uint64_t{0}) >> (64 - (n - i)) : ~__mmask64{0};
+    const __m512i f = _mm512_maskz_loadu_epi8(lanes, flags + i);
+    const __m512i yv = _mm512_maskz_loadu_epi8(lanes, y + i);
+    const __m512i vv = _mm512_maskz_loadu_epi8(lanes, v + i);
+    const __mmask64 flagged = _mm512_test_epi8_mask(f, f);
+    const __mmask64 differ_all = _mm512_cmpneq_epi8_mask(yv, vv);
+    const __mmask64 differ = differ_all & ~flagged;
+    const __mmask64 zero = _mm512_testn_epi8_mask(yv, yv) & lanes;
+    // y[i - 1] for every lane. The layer's first element has none: its lane is masked off,
+    // and a masked-off lane is not read (no fault), so the address before y is never touched.
+    const __mmask64 has_previous = i == 0 ? lanes & ~__mmask64{1} : lanes;
+    const __m512i previous = _mm512_maskz_loadu_epi8(
+        has_previous, reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(y + i) - 1));
+    const __mmask64 repeat = _mm512_mask_cmpeq_epi8_mask(has_previous, yv, previous);
+    // Lane j ends four repeats in a row: bits j, j-1, j-2 and j-3 of the repeats, the lanes
+    // before this step's first coming from the last step's.
+    const auto repeats_before = [&](int d) { return (repeat << d) | (last_repeat >> (64 - d)); };
+    const __mmask64 deep = repeat & repeats_before(1) & repeats_before(2) & repeats_before(3);
+    last_repeat = repeat;
+    _mm512_storeu_si512(flagged_values + k, _mm512_maskz_compress_epi8(flagged, yv));
+    const size_t bytes = tail ? BitmapBytes(n) - i / 8 : 8;
+    std::memcpy(differ_bitmap + i / 8, &differ, bytes);
+    std::memcpy(flag_bitmap + i / 8, &flagged, bytes);
+    k += static_cast<size_t>(_mm_popcnt_u64(flagged));
+    equal += static_cast<size_t>(_mm_popcnt_u64(lanes & ~differ_all));
+    differ_count += static_cast<size_t>(_mm_popcnt_u64(differ));
+    zeros += static_cast<size_t>(_mm_popcnt_u64(zero));
+    flagged_nonzero += static_cast<size_t>(_mm_popcnt_u64(flagged & ~zero));
+    run_bytes += static_cast<size_t>(_mm_popcnt_u64(deep));
+  }
+  return ExactScan{equal, differ_count, k, zeros, flagged_nonzero, run_bytes};
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) void ExpandFlaggedVbmi2(
@@ -252,19 +316,19 @@ const char* FlagPackIsaName() {
   return HasVbmi2() ? "avx512_vbmi2" : HasAvx512bw() ? "avx512bw" : "portable";
 }
 
-MergeCounts MergeFlagged(const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n,
-                         int8_t* base) {
+ExactScan ScanExact(const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n,
+                    uint8_t* differ_bitmap, uint8_t* flag_bitmap, int8_t* flagged_values) {
 #if defined(R2F_X86)
-  if (HasAvx512bw()) return MergeFlaggedAvx512(y, v, flags, n, base);
+  if (HasVbmi2()) return ScanExactVbmi2(y, v, flags, n, differ_bitmap, flag_bitmap, flagged_values);
 #endif
-  return MergeFlaggedPortable(y, v, flags, n, base);
+  return ScanExactPortable(y, v, flags, n, differ_bitmap, flag_bitmap, flagged_values);
 }
 
-void DifferBitmap(const int8_t* a, const int8_t* b, size_t n, uint8_t* bitmap) {
+size_t DifferBitmap(const int8_t* a, const int8_t* b, size_t n, uint8_t* bitmap) {
 #if defined(R2F_X86)
   if (HasAvx512bw()) return DifferBitmapAvx512(a, b, n, bitmap);
 #endif
-  DifferBitmapPortable(a, b, n, bitmap);
+  return DifferBitmapPortable(a, b, n, bitmap);
 }
 
 void ScatterFlagged(const uint8_t* bitmap, const int8_t* values, size_t n, int8_t* out) {

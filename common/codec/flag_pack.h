@@ -27,20 +27,27 @@ void ExpandFlagged(const uint8_t* bitmap, const int8_t* values, size_t n, int8_t
 // out[i] = the next of `values` where flag i is set; other elements are left as they are.
 void ScatterFlagged(const uint8_t* bitmap, const int8_t* values, size_t n, int8_t* out);
 
-// Writes the n flags a[i] != b[i] to `bitmap` (ceil(n/8) bytes).
-void DifferBitmap(const int8_t* a, const int8_t* b, size_t n, uint8_t* bitmap);
+// Writes the n flags a[i] != b[i] to `bitmap` (ceil(n/8) bytes); returns how many are set.
+size_t DifferBitmap(const int8_t* a, const int8_t* b, size_t n, uint8_t* bitmap);
 
-struct MergeCounts {
-  size_t differ = 0;           // elements where y != base
-  size_t flagged = 0;          // elements flagged
-  size_t zeros = 0;            // elements where y == 0
+// What the exact encoder (patch_codec.h) chooses its form by, counted over one layer.
+struct ExactScan {
+  size_t equal = 0;            // y == v: the layer's similarity is equal / n
+  size_t differ = 0;           // unflagged elements where y != v: the increment's non-zeros
+  size_t flagged = 0;          // flagged elements: the patch
+  size_t zeros = 0;            // y == 0
   size_t flagged_nonzero = 0;  // flagged elements where y != 0
+  // y[i] == y[i - 1] == ... == y[i - 4]: bytes deep inside runs, which LZ4 (whose matches are
+  // 4 bytes or longer) can drop. Activations repeat little else, so raw+LZ4 of a layer is
+  // about n - run_bytes at best.
+  size_t run_bytes = 0;
 };
-// base[i] = flags[i] != 0 ? y[i] : v[i], and the counts the exact encoder chooses its form by,
-// in one pass (patch_codec.h: the increment is taken against the vote with y put in where the
-// replicas disagreed).
-MergeCounts MergeFlagged(const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n,
-                         int8_t* base);
+// The exact encoder's one pass over y, v and flags (the layer's data is read once: the encoder
+// is bound by memory): differ_bitmap gets the flags flags[i] == 0 && y[i] != v[i] (where the
+// increment is non-zero), flag_bitmap the flags flags[i] != 0 (ceil(n/8) bytes each), and
+// flagged_values the y[i] where flags[i] != 0, in order (kPackSlack bytes of slack after them).
+ExactScan ScanExact(const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n,
+                    uint8_t* differ_bitmap, uint8_t* flag_bitmap, int8_t* flagged_values);
 
 // A zero map of n values: ceil(n/8) bytes flagging the non-zero ones, then those values in
 // order. kRawZeroMap is one (over the layer), and so is the value part of a dense patch (over

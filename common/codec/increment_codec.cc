@@ -53,25 +53,12 @@ EncodedLayer EncodeIncrementLz4(const int8_t* y, const int8_t* v, size_t n) {
 }
 
 EncodedLayer EncodeIncrementSparse(const int8_t* y, const int8_t* v, size_t n) {
-  EncodedLayer layer = MakeLayer(Encoding::kIncrementSparse, n);
-  if (n == 0) return layer;
-  SparseStreamWriter stream(n);
   // The differing positions as a bitmap first (64 per instruction where AVX-512 is there), then
-  // only those visited, 64 flags per word.
+  // only those visited.
   thread_local std::vector<uint8_t> differ;
-  differ.resize(BitmapBytes(n) + 8);
-  DifferBitmap(y, v, n, differ.data());
-  std::fill(differ.begin() + static_cast<std::ptrdiff_t>(BitmapBytes(n)), differ.end(), 0);
-  for (size_t w = 0; 8 * w < n; w += 8) {
-    uint64_t bits;
-    std::memcpy(&bits, differ.data() + w, 8);
-    for (; bits != 0; bits &= bits - 1) {
-      const size_t pos = 8 * w + static_cast<size_t>(__builtin_ctzll(bits));
-      stream.Add(pos, static_cast<uint8_t>(U8(y[pos]) - U8(v[pos])));
-    }
-  }
-  layer.bytes = stream.Finish();
-  return layer;
+  differ.resize(BitmapBytes(n));
+  const size_t count = DifferBitmap(y, v, n, differ.data());
+  return EncodeIncrementSparseAt(y, v, differ.data(), count, n);
 }
 
 // out[i] = base[i] + d[i] (mod 256); out may equal base or d.
@@ -169,6 +156,16 @@ Result<EncodedLayer> EncodeIncrement(const int8_t* y, const int8_t* v, size_t n,
     }
   }
   return Status::InvalidArgument("codec: unknown increment format");
+}
+
+EncodedLayer EncodeIncrementSparseAt(const int8_t* y, const int8_t* v, const uint8_t* differ,
+                                     size_t count, size_t n) {
+  EncodedLayer layer = MakeLayer(Encoding::kIncrementSparse, n);
+  if (n == 0) return layer;
+  SparseStreamWriter stream(n);
+  stream.AddFlagged(differ, count, [y, v](size_t i) { return U8(y[i]) - U8(v[i]); });
+  layer.bytes = stream.Finish();
+  return layer;
 }
 
 Result<EncodedLayer> EncodeSmallest(const int8_t* y, const int8_t* v, size_t n, bool raw_lz4) {

@@ -82,6 +82,12 @@ Result<EncodedLayer> EncodeRawZeroMap(const int8_t* y, size_t n);
 Result<EncodedLayer> EncodeIncrement(const int8_t* y, const int8_t* v, size_t n,
                                      IncrementFormat format);
 
+// kIncrementSparse of y against v at exactly the `count` elements flagged in `differ` (a bitmap
+// of n, as DifferBitmap writes): y[i] != v[i] at each of them, and the decoder keeps its base
+// everywhere else. The exact method passes the unpatched elements that differ (patch_codec.h).
+EncodedLayer EncodeIncrementSparseAt(const int8_t* y, const int8_t* v, const uint8_t* differ,
+                                     size_t count, size_t n);
+
 // The adaptive per-batch policy: the smallest of the raw form (kRaw, or kRawLz4 when
 // `raw_lz4`) and both increment forms. Ties prefer raw, then kIncrementLz4.
 Result<EncodedLayer> EncodeSmallest(const int8_t* y, const int8_t* v, size_t n,

@@ -5,7 +5,6 @@
 #include <limits>
 #include <vector>
 
-#include "common/codec/byte_flags.h"
 #include "common/codec/flag_pack.h"
 #include "common/codec/lz4_block.h"
 #include "common/codec/sparse_stream.h"
@@ -16,19 +15,12 @@ namespace {
 
 enum PatchForm : uint8_t { kPositions = 0, kBitmap = 1 };
 
-std::string EncodePositions(const int8_t* y, const uint8_t* mask, size_t n, size_t count) {
+// A patch of the `count` values (in position order) flagged in `bitmap`, a bitmap of n.
+std::string EncodePositions(const uint8_t* bitmap, const int8_t* values, size_t n, size_t count) {
   SparseStreamWriter stream(n);
-  stream.Reserve(count);
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {  // sixteen flags at a time, visiting only the set ones
-    for (unsigned rest = NonZeroBits16(mask + i); rest != 0; rest &= rest - 1) {
-      const size_t j = i + static_cast<size_t>(__builtin_ctz(rest));
-      stream.Add(j, static_cast<uint8_t>(y[j]));
-    }
-  }
-  for (; i < n; ++i) {
-    if (mask[i] != 0) stream.Add(i, static_cast<uint8_t>(y[i]));
-  }
+  size_t k = 0;
+  stream.AddFlagged(bitmap, count,
+                    [values, &k](size_t) { return static_cast<uint8_t>(values[k++]); });
   std::string out(1, static_cast<char>(kPositions));
   out += stream.Finish();
   return out;
@@ -36,22 +28,18 @@ std::string EncodePositions(const int8_t* y, const uint8_t* mask, size_t n, size
 
 // The bitmap form: varint(n), the patch bitmap, then the zero map (flag_pack.h) of the
 // `count` patched values. Half or more of them are ReLU zeros, so they cost a bit each.
-std::string EncodeBitmap(const int8_t* y, const uint8_t* mask, size_t n, size_t count) {
-  thread_local std::vector<int8_t> patched;
-  patched.resize(count + kPackSlack);
+std::string EncodeBitmap(const uint8_t* bitmap, const int8_t* values, size_t n, size_t count) {
   std::string out(1, static_cast<char>(kBitmap));
   PutVarint32(&out, static_cast<uint32_t>(n));
-  const size_t header = out.size();
-  out.resize(header + BitmapBytes(n));
-  // `count` values: the caller counted the same mask.
-  PackFlagged(y, mask, n, reinterpret_cast<uint8_t*>(&out[header]), patched.data());
-  AppendZeroMap(patched.data(), count, &out);
+  out.append(reinterpret_cast<const char*>(bitmap), BitmapBytes(n));
+  AppendZeroMap(values, count, &out);
   return out;
 }
 
-std::string EncodePatchOfCount(const int8_t* y, const uint8_t* mask, size_t n, size_t count) {
+std::string EncodePatchOf(const uint8_t* bitmap, const int8_t* values, size_t n, size_t count) {
   if (count == 0) return std::string();
-  return count > n / 8 ? EncodeBitmap(y, mask, n, count) : EncodePositions(y, mask, n, count);
+  return count > n / 8 ? EncodeBitmap(bitmap, values, n, count)
+                       : EncodePositions(bitmap, values, n, count);
 }
 
 Status ApplyBitmap(const uint8_t* p, size_t size, int8_t* out, size_t n) {
@@ -90,10 +78,11 @@ bool Lz4MayBeSmaller(const int8_t* y, size_t n, size_t other_size) {
 }  // namespace
 
 std::string EncodePatch(const int8_t* y, const uint8_t* mask, size_t n, uint32_t* count) {
-  size_t flagged = 0;
-  for (size_t k = 0; k < n; ++k) flagged += mask[k] != 0;
+  std::vector<uint8_t> bitmap(BitmapBytes(n));
+  std::vector<int8_t> values(n + kPackSlack);
+  const size_t flagged = PackFlagged(y, mask, n, bitmap.data(), values.data());
   *count = static_cast<uint32_t>(flagged);
-  return EncodePatchOfCount(y, mask, n, flagged);
+  return EncodePatchOf(bitmap.data(), values.data(), n, flagged);
 }
 
 Status ApplyPatch(const std::string& patch, int8_t* out, size_t n) {
@@ -115,34 +104,47 @@ Status ApplyPatch(const std::string& patch, int8_t* out, size_t n) {
   }
 }
 
-Result<EncodedLayer> EncodeExact(const int8_t* y, const int8_t* v, const uint8_t* mask, size_t n) {
+Result<EncodedLayer> EncodeExact(const int8_t* y, const int8_t* v, const uint8_t* mask, size_t n,
+                                 ExactScan* scan_out) {
   if (n > kMaxLayerElements) return EncodeRaw(y, n);  // its InvalidArgument
-  // The buffer is kept per thread: a fresh 1-2 MB allocation per layer costs page faults.
-  thread_local std::vector<int8_t> base;
-  base.resize(n);
-  const MergeCounts counts = MergeFlagged(y, v, mask, n, base.data());
-  // Up to an eighth non-zero a sparse stream (~2 bytes per element) is no larger than a dense
-  // LZ4 block (each isolated literal costs LZ4 ~2 bytes too); only a denser one is worth
-  // trying both ways.
-  const IncrementFormat format =
-      counts.differ <= n / 8 ? IncrementFormat::kSparse : IncrementFormat::kSmallest;
-  const size_t zero_map_size = 5 + BitmapBytes(n) + (n - counts.zeros);  // at most; no build
+  // The buffers are kept per thread: fresh 1-2 MB allocations per layer cost page faults.
+  thread_local std::vector<uint8_t> differ, flagged;
+  thread_local std::vector<int8_t> values;
+  differ.resize(BitmapBytes(n));
+  flagged.resize(BitmapBytes(n));
+  values.resize(n + kPackSlack);
+  const ExactScan scan = ScanExact(y, v, mask, n, differ.data(), flagged.data(), values.data());
+  if (scan_out != nullptr) *scan_out = scan;
+  const size_t zero_map_size = 5 + BitmapBytes(n) + (n - scan.zeros);  // at most; no build
   // A dense patch's size is known from the counts too (the bitmap form), and each non-zero
   // increment costs about a byte at least: where raw without zeros is smaller than that, the
   // increment and the patch are not built at all (at 1e-4, the ReLU layers that go raw).
-  const bool dense_patch = counts.flagged > n / 8;
-  const size_t patch_floor = BitmapBytes(n) + BitmapBytes(counts.flagged) + counts.flagged_nonzero;
+  const bool dense_patch = scan.flagged > n / 8;
+  const size_t patch_floor = BitmapBytes(n) + BitmapBytes(scan.flagged) + scan.flagged_nonzero;
   EncodedLayer inc;
   size_t inc_size = std::numeric_limits<size_t>::max();
-  if (!dense_patch || patch_floor + counts.differ < zero_map_size) {
-    R2F_ASSIGN_OR_RETURN(inc, EncodeIncrement(y, base.data(), n, format));
-    inc.patch = EncodePatchOfCount(y, mask, n, counts.flagged);
-    inc.patched = static_cast<uint32_t>(counts.flagged);
+  if (!dense_patch || patch_floor + scan.differ < zero_map_size) {
+    // Up to an eighth non-zero a sparse stream (~2 bytes per element) is no larger than a dense
+    // LZ4 block (each isolated literal costs LZ4 ~2 bytes too); only a denser one is worth
+    // trying both ways, against the vote with y put in where the replicas disagreed.
+    if (scan.differ <= n / 8) {
+      inc = EncodeIncrementSparseAt(y, v, differ.data(), scan.differ, n);
+    } else {
+      thread_local std::vector<int8_t> base;
+      base.assign(v, v + n);
+      ScatterFlagged(flagged.data(), values.data(), n, base.data());
+      R2F_ASSIGN_OR_RETURN(inc, EncodeIncrement(y, base.data(), n, IncrementFormat::kSmallest));
+    }
+    inc.patch = EncodePatchOf(flagged.data(), values.data(), n, scan.flagged);
+    inc.patched = static_cast<uint32_t>(scan.flagged);
     inc_size = inc.bytes.size() + inc.patch.size();
   }
-  const size_t best = std::min(inc_size, zero_map_size);
-  // raw+LZ4 beats both only on long runs of zeros (whole dead channels); a sample says when.
-  if (best > n / 2 && Lz4MayBeSmaller(y, n, best)) {
+  // Raw is n bytes. raw+LZ4 beats the others only on long runs (whole dead channels): it is
+  // not tried where it could not save a 32nd of the best form even if every byte inside a run
+  // were free (a smaller gain is not worth the LZ4 pass), and elsewhere only where LZ4 of a
+  // sample predicts a win.
+  const size_t best = std::min({inc_size, zero_map_size, n});
+  if (n - scan.run_bytes < best - best / 32 && Lz4MayBeSmaller(y, n, best)) {
     R2F_ASSIGN_OR_RETURN(EncodedLayer raw_lz4, EncodeRaw(y, n, /*lz4=*/true));
     if (raw_lz4.bytes.size() < n && raw_lz4.bytes.size() <= best) return raw_lz4;
   }

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "common/base/status.h"
+#include "common/codec/flag_pack.h"
 #include "common/codec/increment_codec.h"
 
 namespace r2f {
@@ -39,7 +40,9 @@ Status ApplyPatch(const std::string& patch, int8_t* out, size_t n);
 // dense LZ4 increment when more than 1/8 of the increment is non-zero, and raw+LZ4 when the best
 // other form exceeds half the raw layer and LZ4 of an eighth of it predicts a win. Every form
 // is exact, so a skipped try costs bytes at most, never correctness. InvalidArgument for a layer
-// over kMaxLayerElements.
-Result<EncodedLayer> EncodeExact(const int8_t* y, const int8_t* v, const uint8_t* mask, size_t n);
+// over kMaxLayerElements. The layer is read once (ScanExact); its counts go to *scan if given
+// (the caller's similarity and disagreement flag come from them, without another pass).
+Result<EncodedLayer> EncodeExact(const int8_t* y, const int8_t* v, const uint8_t* mask, size_t n,
+                                 ExactScan* scan = nullptr);
 
 }  // namespace r2f

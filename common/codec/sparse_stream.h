@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -35,6 +36,35 @@ class SparseStreamWriter {
     }
     values_.push_back(static_cast<char>(value));
     next_ = position + 1;
+  }
+  // Adds (i, value_at(i)) for every i < n flagged in `bitmap` (bit i % 8 of byte i / 8; no bit
+  // past n set), in order, after any earlier pair. `count` is the number of flags: the buffers
+  // grow once, and no more pairs than that are added.
+  template <typename ValueAt>
+  void AddFlagged(const uint8_t* bitmap, size_t count, ValueAt&& value_at) {
+    const size_t gaps_at = gaps_.size(), values_at = values_.size();
+    gaps_.resize(gaps_at + 5 * count);
+    values_.resize(values_at + count);
+    char* gap_out = &gaps_[0] + gaps_at;
+    char* value_out = &values_[0] + values_at;
+    const char* const values_end = value_out + count;
+    size_t next = next_;
+    const size_t bytes = (n_ + 7) / 8;
+    for (size_t b = 0; b < bytes && value_out != values_end; b += 8) {
+      uint64_t word = 0;
+      std::memcpy(&word, bitmap + b, bytes - b < 8 ? bytes - b : 8);  // little-endian
+      for (; word != 0 && value_out != values_end; word &= word - 1) {
+        const size_t position = 8 * b + static_cast<size_t>(__builtin_ctzll(word));
+        auto gap = static_cast<uint32_t>(position - next);
+        for (; gap >= 0x80; gap >>= 7) *gap_out++ = static_cast<char>((gap & 0x7F) | 0x80);
+        *gap_out++ = static_cast<char>(gap);
+        *value_out++ = static_cast<char>(value_at(position));
+        next = position + 1;
+      }
+    }
+    gaps_.resize(static_cast<size_t>(gap_out - gaps_.data()));
+    values_.resize(static_cast<size_t>(value_out - values_.data()));
+    next_ = next;
   }
   size_t count() const { return values_.size(); }
   // The encoded stream (empty for n == 0).

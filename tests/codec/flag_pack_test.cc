@@ -74,25 +74,49 @@ TEST_P(FlagPackTest, EveryFunctionEqualsThePlainLoop) {
         EXPECT_EQ(scattered[i], d.flags[i] != 0 ? d.y[i] : d.v[i]) << "scatter " << i;
       }
 
-      // DifferBitmap and MergeFlagged.
-      std::vector<uint8_t> differ(map_bytes, 0xEE);
-      DifferBitmap(d.y.data(), d.v.data(), n, differ.data());
-      std::vector<int8_t> base(n);
-      const MergeCounts c = MergeFlagged(d.y.data(), d.v.data(), d.flags.data(), n, base.data());
-      MergeCounts want;
+      // DifferBitmap and ScanExact.
+      std::vector<uint8_t> differ(map_bytes + 1, 0xEE);
+      const size_t differing = DifferBitmap(d.y.data(), d.v.data(), n, differ.data());
+      std::vector<uint8_t> unflagged_differ(map_bytes + 1, 0xEE), flag_map(map_bytes + 1, 0xEE);
+      std::vector<int8_t> flagged_values(n + kPackSlack);
+      const ExactScan scan =
+          ScanExact(d.y.data(), d.v.data(), d.flags.data(), n, unflagged_differ.data(),
+                    flag_map.data(), flagged_values.data());
+      ExactScan want;
+      size_t want_differing = 0;
       for (size_t i = 0; i < n; ++i) {
+        const bool flagged = d.flags[i] != 0;
         EXPECT_EQ(Bit(differ, i), d.y[i] != d.v[i]) << "differ " << i;
-        const int8_t b = d.flags[i] != 0 ? d.y[i] : d.v[i];
-        EXPECT_EQ(base[i], b) << "base " << i;
-        want.differ += d.y[i] != b;
-        want.flagged += d.flags[i] != 0;
+        EXPECT_EQ(Bit(unflagged_differ, i), !flagged && d.y[i] != d.v[i]) << "scan differ " << i;
+        EXPECT_EQ(Bit(flag_map, i), flagged) << "scan flag " << i;
+        want_differing += d.y[i] != d.v[i];
+        want.equal += d.y[i] == d.v[i];
+        want.differ += !flagged && d.y[i] != d.v[i];
+        want.flagged += flagged;
         want.zeros += d.y[i] == 0;
-        want.flagged_nonzero += d.flags[i] != 0 && d.y[i] != 0;
+        want.flagged_nonzero += flagged && d.y[i] != 0;
+        bool deep = i >= 4;
+        for (size_t j = 1; deep && j <= 4; ++j) deep = d.y[i] == d.y[i - j];
+        want.run_bytes += deep;
       }
-      EXPECT_EQ(c.differ, want.differ);
-      EXPECT_EQ(c.flagged, want.flagged);
-      EXPECT_EQ(c.zeros, want.zeros);
-      EXPECT_EQ(c.flagged_nonzero, want.flagged_nonzero);
+      if (n % 8 != 0) {
+        EXPECT_EQ(differ[map_bytes - 1] >> (n % 8), 0) << "differ bits past n";
+        EXPECT_EQ(unflagged_differ[map_bytes - 1] >> (n % 8), 0) << "scan differ bits past n";
+        EXPECT_EQ(flag_map[map_bytes - 1] >> (n % 8), 0) << "scan flag bits past n";
+      }
+      EXPECT_EQ(differ[map_bytes], 0xEE) << "DifferBitmap wrote past the bitmap";
+      EXPECT_EQ(unflagged_differ[map_bytes], 0xEE) << "ScanExact wrote past a bitmap";
+      EXPECT_EQ(flag_map[map_bytes], 0xEE) << "ScanExact wrote past a bitmap";
+      EXPECT_EQ(differing, want_differing);
+      EXPECT_EQ(scan.equal, want.equal);
+      EXPECT_EQ(scan.differ, want.differ);
+      EXPECT_EQ(scan.flagged, want.flagged);
+      EXPECT_EQ(scan.zeros, want.zeros);
+      EXPECT_EQ(scan.flagged_nonzero, want.flagged_nonzero);
+      EXPECT_EQ(scan.run_bytes, want.run_bytes);
+      EXPECT_EQ(std::vector<int8_t>(flagged_values.begin(),
+                                    flagged_values.begin() + static_cast<ptrdiff_t>(scan.flagged)),
+                expected_packed);
     }
   }
 }

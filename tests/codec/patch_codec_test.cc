@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <vector>
 
@@ -57,6 +58,33 @@ TEST(PatchCodecTest, EveryDensityDecodesExactlyAndIsNeverLargerThanRaw) {
       EXPECT_EQ(e->patched, flagged);
     }
   }
+}
+
+// raw+LZ4 is tried only where runs could make it win (ScanExact's run_bytes): a layer with dead
+// channels goes raw+LZ4, one of the same size and patch density without runs does not.
+TEST(PatchCodecTest, RawLz4IsChosenForDeadChannelsOnly) {
+  const size_t n = 32768;
+  std::mt19937_64 rng(7);
+  std::vector<int8_t> y(n), v(n);
+  std::vector<uint8_t> mask(n);
+  for (size_t i = 0; i < n; ++i) {
+    y[i] = static_cast<int8_t>(rng() | 1);  // non-zero, so the zero map cannot shrink it
+    v[i] = static_cast<int8_t>(y[i] + 1);
+    mask[i] = rng() % 2;
+  }
+  auto lively = EncodeExact(y.data(), v.data(), mask.data(), n);
+  ASSERT_TRUE(lively.ok());
+  EXPECT_NE(lively->encoding, Encoding::kRawLz4);
+  EXPECT_EQ(DecodeOn(*lively, v), y);
+
+  std::fill(y.begin(), y.begin() + 3 * n / 4, 0);  // three quarters of the channels dead
+  ExactScan scan;
+  auto dead = EncodeExact(y.data(), v.data(), mask.data(), n, &scan);
+  ASSERT_TRUE(dead.ok());
+  EXPECT_GE(scan.run_bytes, 3 * n / 4 - 4);
+  EXPECT_EQ(dead->encoding, Encoding::kRawLz4);
+  EXPECT_LT(dead->bytes.size(), BitmapBytes(n) + n / 4);  // what the zero-map form would be
+  EXPECT_EQ(DecodeOn(*dead, v), y);
 }
 
 TEST(PatchCodecTest, WithoutThePatchTheWrongVotesShow) {
