@@ -8,20 +8,26 @@
 
 #include "common/base/x86_intrinsics.h"
 #include "common/codec/byte_flags.h"
+#include "common/codec/flag_pack_kernels.h"
 #include "common/codec/lz4_block.h"
 
 namespace r2f {
 namespace {
 
-std::atomic<bool> g_portable{[] {
+// The widest implementation allowed: 2 everything the CPU has, 1 at most AVX2, 0 portable.
+std::atomic<int> g_level{[] {
   const char* isa = std::getenv("R2F_CODEC_ISA");
-  return isa != nullptr && std::strcmp(isa, "portable") == 0;
+  if (isa != nullptr && std::strcmp(isa, "portable") == 0) return 0;
+  if (isa != nullptr && std::strcmp(isa, "avx2") == 0) return 1;
+  return 2;
 }()};
+
+int Level() { return g_level.load(std::memory_order_relaxed); }
 
 bool HasAvx512bw() {
 #if defined(R2F_X86)
   static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-  return has && !g_portable.load(std::memory_order_relaxed);
+  return has && Level() >= 2;
 #else
   return false;
 #endif
@@ -31,6 +37,15 @@ bool HasVbmi2() {
 #if defined(R2F_X86)
   static const bool has = __builtin_cpu_supports("avx512vbmi2");
   return has && HasAvx512bw();
+#else
+  return false;
+#endif
+}
+
+bool HasAvx2() {
+#if defined(R2F_X86)
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+  return has && Level() >= 1;
 #else
   return false;
 #endif
@@ -297,29 +312,39 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) void ScatterFlagg
 size_t PackFlagged(const int8_t* in, const uint8_t* flags, size_t n, uint8_t* bitmap, int8_t* out) {
 #if defined(R2F_X86)
   if (HasVbmi2()) return PackFlaggedVbmi2(in, flags, n, bitmap, out);
+  if (HasAvx2()) return flag_pack_internal::PackFlaggedAvx2(in, flags, n, bitmap, out);
 #endif
   return PackFlaggedPortable(in, flags, n, bitmap, out);
 }
 
-void ExpandFlagged(const uint8_t* bitmap, const int8_t* values, size_t n, int8_t* out) {
+void ExpandFlagged(const uint8_t* bitmap, const int8_t* values, [[maybe_unused]] size_t count,
+                   size_t n, int8_t* out) {
 #if defined(R2F_X86)
   if (HasVbmi2()) return ExpandFlaggedVbmi2(bitmap, values, n, out);
+  if (HasAvx2()) return flag_pack_internal::ExpandFlaggedAvx2(bitmap, values, count, n, out);
 #endif
   ExpandFlaggedPortable(bitmap, values, n, out);
 }
 
 void SetFlagPackIsa(FlagPackIsa isa) {
-  g_portable.store(isa == FlagPackIsa::kPortable, std::memory_order_relaxed);
+  g_level.store(isa == FlagPackIsa::kPortable ? 0
+                : isa == FlagPackIsa::kAvx2   ? 1
+                                              : 2,
+                std::memory_order_relaxed);
 }
 
 const char* FlagPackIsaName() {
-  return HasVbmi2() ? "avx512_vbmi2" : HasAvx512bw() ? "avx512bw" : "portable";
+  return HasVbmi2() ? "avx512_vbmi2" : HasAvx2() ? "avx2" : "portable";
 }
 
 ExactScan ScanExact(const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n,
                     uint8_t* differ_bitmap, uint8_t* flag_bitmap, int8_t* flagged_values) {
 #if defined(R2F_X86)
   if (HasVbmi2()) return ScanExactVbmi2(y, v, flags, n, differ_bitmap, flag_bitmap, flagged_values);
+  if (HasAvx2()) {
+    return flag_pack_internal::ScanExactAvx2(y, v, flags, n, differ_bitmap, flag_bitmap,
+                                             flagged_values);
+  }
 #endif
   return ScanExactPortable(y, v, flags, n, differ_bitmap, flag_bitmap, flagged_values);
 }
@@ -331,9 +356,11 @@ size_t DifferBitmap(const int8_t* a, const int8_t* b, size_t n, uint8_t* bitmap)
   return DifferBitmapPortable(a, b, n, bitmap);
 }
 
-void ScatterFlagged(const uint8_t* bitmap, const int8_t* values, size_t n, int8_t* out) {
+void ScatterFlagged(const uint8_t* bitmap, const int8_t* values, [[maybe_unused]] size_t count,
+                    size_t n, int8_t* out) {
 #if defined(R2F_X86)
   if (HasVbmi2()) return ScatterFlaggedVbmi2(bitmap, values, n, out);
+  if (HasAvx2()) return flag_pack_internal::ScatterFlaggedAvx2(bitmap, values, count, n, out);
 #endif
   ScatterFlaggedPortable(bitmap, values, n, out);
 }
@@ -360,7 +387,7 @@ Status ReadZeroMap(const uint8_t* p, size_t size, size_t n, const char* what, in
                               " non-zero values but " + std::to_string(size - map_bytes) +
                               " follow");
   }
-  ExpandFlagged(p, reinterpret_cast<const int8_t*>(p + map_bytes), n, out);
+  ExpandFlagged(p, reinterpret_cast<const int8_t*>(p + map_bytes), nonzero, n, out);
   return Status::Ok();
 }
 

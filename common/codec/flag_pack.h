@@ -20,12 +20,16 @@ size_t PackFlagged(const int8_t* in, const uint8_t* flags, size_t n, uint8_t* bi
 // The number of set flags of a bitmap of n; Corruption naming `what` if a bit past n is set.
 Result<size_t> CountFlags(const uint8_t* bitmap, size_t n, const char* what);
 
-// out[i] = the next of `values` where flag i is set, else 0. `values` must be readable one
-// byte past the last value (a std::string's terminating null will do).
-void ExpandFlagged(const uint8_t* bitmap, const int8_t* values, size_t n, int8_t* out);
+// out[i] = the next of `values` where flag i is set, else 0. `count` is the number of set
+// flags (of values); `values` must be readable one byte past the last value (a std::string's
+// terminating null will do).
+void ExpandFlagged(const uint8_t* bitmap, const int8_t* values, size_t count, size_t n,
+                   int8_t* out);
 
 // out[i] = the next of `values` where flag i is set; other elements are left as they are.
-void ScatterFlagged(const uint8_t* bitmap, const int8_t* values, size_t n, int8_t* out);
+// `count` as for ExpandFlagged.
+void ScatterFlagged(const uint8_t* bitmap, const int8_t* values, size_t count, size_t n,
+                    int8_t* out);
 
 // Writes the n flags a[i] != b[i] to `bitmap` (ceil(n/8) bytes); returns how many are set.
 size_t DifferBitmap(const int8_t* a, const int8_t* b, size_t n, uint8_t* bitmap);
@@ -65,11 +69,12 @@ Status ReadZeroMap(const uint8_t* p, size_t size, size_t n, const char* what, in
 Status ReadElementCount(const uint8_t** p, const uint8_t* end, size_t n, const char* what);
 
 // Which implementation the functions above use: the widest the CPU has (AVX-512 BW / VBMI2,
-// the default), or the portable one, which every machine runs the same. Tests compare the two;
-// R2F_CODEC_ISA=portable in the environment forces the portable one for a whole process.
-enum class FlagPackIsa { kBest, kPortable };
+// the default), at most AVX2 (what AVX2-only machines run), or the portable one, which every
+// machine runs the same. Tests compare them; R2F_CODEC_ISA=avx2 or =portable in the
+// environment sets the level for a whole process.
+enum class FlagPackIsa { kBest, kAvx2, kPortable };
 void SetFlagPackIsa(FlagPackIsa isa);
-// "avx512_vbmi2", "avx512bw" or "portable": what PackFlagged runs now (for benchmark reports).
+// "avx512_vbmi2", "avx2" or "portable": what PackFlagged runs now (for benchmark reports).
 const char* FlagPackIsaName();
 
 // Bytes of slack PackFlagged needs after its output.

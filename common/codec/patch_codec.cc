@@ -56,7 +56,7 @@ Status ApplyBitmap(const uint8_t* p, size_t size, int8_t* out, size_t n) {
   patched.resize(count);
   R2F_RETURN_IF_ERROR(ReadZeroMap(p + map_bytes, static_cast<size_t>(end - p) - map_bytes, count,
                                   "patch", patched.data()));
-  ScatterFlagged(p, patched.data(), n, out);
+  ScatterFlagged(p, patched.data(), count, n, out);
   return Status::Ok();
 }
 
@@ -132,7 +132,7 @@ Result<EncodedLayer> EncodeExact(const int8_t* y, const int8_t* v, const uint8_t
     } else {
       thread_local std::vector<int8_t> base;
       base.assign(v, v + n);
-      ScatterFlagged(flagged.data(), values.data(), n, base.data());
+      ScatterFlagged(flagged.data(), values.data(), scan.flagged, n, base.data());
       R2F_ASSIGN_OR_RETURN(inc, EncodeIncrement(y, base.data(), n, IncrementFormat::kSmallest));
     }
     inc.patch = EncodePatchOf(flagged.data(), values.data(), n, scan.flagged);

@@ -66,9 +66,9 @@ TEST_P(FlagPackTest, EveryFunctionEqualsThePlainLoop) {
       std::vector<int8_t> values = expected_packed;
       values.push_back(0);  // the one byte past the last value they may read
       std::vector<int8_t> expanded(n, 0x55);
-      ExpandFlagged(map.data(), values.data(), n, expanded.data());
+      ExpandFlagged(map.data(), values.data(), k, n, expanded.data());
       std::vector<int8_t> scattered = d.v;
-      ScatterFlagged(map.data(), values.data(), n, scattered.data());
+      ScatterFlagged(map.data(), values.data(), k, n, scattered.data());
       for (size_t i = 0; i < n; ++i) {
         EXPECT_EQ(expanded[i], d.flags[i] != 0 ? d.y[i] : 0) << "expand " << i;
         EXPECT_EQ(scattered[i], d.flags[i] != 0 ? d.y[i] : d.v[i]) << "scatter " << i;
@@ -131,9 +131,12 @@ TEST_P(FlagPackTest, CountFlagsRefusesBitsPastTheEnd) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BothIsas, FlagPackTest,
-                         ::testing::Values(FlagPackIsa::kBest, FlagPackIsa::kPortable),
+                         ::testing::Values(FlagPackIsa::kBest, FlagPackIsa::kAvx2,
+                                           FlagPackIsa::kPortable),
                          [](const auto& info) {
-                           return info.param == FlagPackIsa::kBest ? "best" : "portable";
+                           return info.param == FlagPackIsa::kBest   ? "best"
+                                  : info.param == FlagPackIsa::kAvx2 ? "avx2"
+                                                                     : "portable";
                          });
 
 }  // namespace
