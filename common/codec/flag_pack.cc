@@ -326,11 +326,12 @@ void ExpandFlagged(const uint8_t* bitmap, const int8_t* values, [[maybe_unused]]
   ExpandFlaggedPortable(bitmap, values, n, out);
 }
 
-void SetFlagPackIsa(FlagPackIsa isa) {
-  g_level.store(isa == FlagPackIsa::kPortable ? 0
-                : isa == FlagPackIsa::kAvx2   ? 1
-                                              : 2,
-                std::memory_order_relaxed);
+FlagPackIsa SetFlagPackIsa(FlagPackIsa isa) {
+  const int level = isa == FlagPackIsa::kPortable ? 0 : isa == FlagPackIsa::kAvx2 ? 1 : 2;
+  const int before = g_level.exchange(level, std::memory_order_relaxed);
+  return before == 0   ? FlagPackIsa::kPortable
+         : before == 1 ? FlagPackIsa::kAvx2
+                       : FlagPackIsa::kBest;
 }
 
 const char* FlagPackIsaName() {

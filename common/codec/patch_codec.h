@@ -37,8 +37,9 @@ Status ApplyPatch(const std::string& patch, int8_t* out, size_t n);
 // sparse or LZ4 increment against v with a patch of y where mask is set (the increment is 0
 // there, so patched elements cost nothing twice). Ties prefer the increment. To keep the
 // encoder cheap (LZ4 was most of its time), two forms are tried only where they can win: the
-// dense LZ4 increment when more than 1/8 of the increment is non-zero, and raw+LZ4 when the best
-// other form exceeds half the raw layer and LZ4 of an eighth of it predicts a win. Every form
+// dense LZ4 increment when more than 1/8 of the increment is non-zero, and raw+LZ4 when it
+// could save a 32nd of the best other form even if every byte deep inside a run were free
+// (ExactScan::run_bytes) and LZ4 of an eighth of the layer predicts a win. Every form
 // is exact, so a skipped try costs bytes at most, never correctness. InvalidArgument for a layer
 // over kMaxLayerElements. The layer is read once (ScanExact); its counts go to *scan if given
 // (the caller's similarity and disagreement flag come from them, without another pass).

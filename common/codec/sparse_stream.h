@@ -43,7 +43,9 @@ class SparseStreamWriter {
   template <typename ValueAt>
   void AddFlagged(const uint8_t* bitmap, size_t count, ValueAt&& value_at) {
     const size_t gaps_at = gaps_.size(), values_at = values_.size();
-    gaps_.resize(gaps_at + 5 * count);
+    // The gaps sum to less than n, so at most n / 128^j of them need a (j+1)-th varint byte:
+    // count + n/127 bytes hold them all.
+    gaps_.resize(gaps_at + count + n_ / 127 + 5);
     values_.resize(values_at + count);
     char* gap_out = &gaps_[0] + gaps_at;
     char* value_out = &values_[0] + values_at;

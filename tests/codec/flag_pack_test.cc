@@ -1,11 +1,16 @@
-// common/codec/flag_pack.h: every function gives what a plain loop gives, with the widest
-// implementation this CPU has and with the portable one, at lengths around the 8-, 16- and
-// 64-element steps of the kernels and at every flag density the exact method sees.
+// common/codec/flag_pack.h: every function gives what a plain loop gives, at each of the three
+// levels (the widest kernels this CPU has, AVX2, portable), at lengths around the 8-, 16-, 32-
+// and 64-element steps of the kernels and at every flag density the exact method sees; and no
+// kernel reads or writes a byte outside its buffers (each placed against an unmapped page).
 #include "common/codec/flag_pack.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace r2f {
@@ -16,12 +21,16 @@ struct Data {
   std::vector<uint8_t> flags;
 };
 
+// Half of y zero; a quarter of the rest repeats the element before it, so that runs of equal
+// non-zero values occur too (ExactScan::run_bytes).
 Data MakeData(size_t n, double density, uint64_t seed) {
   std::mt19937_64 rng(seed);
-  std::bernoulli_distribution flagged(density), zero(0.5);
+  std::bernoulli_distribution flagged(density), zero(0.5), repeat(0.25);
   Data d;
   for (size_t i = 0; i < n; ++i) {
-    d.y.push_back(zero(rng) ? 0 : static_cast<int8_t>(rng() | 1));
+    int8_t y = zero(rng) ? 0 : static_cast<int8_t>(rng() | 1);
+    if (!d.y.empty() && d.y.back() != 0 && repeat(rng)) y = d.y.back();
+    d.y.push_back(y);
     d.v.push_back(flagged(rng) ? static_cast<int8_t>(rng()) : d.y.back());
     d.flags.push_back(flagged(rng) ? static_cast<uint8_t>(1 + rng() % 255) : 0);
   }
@@ -30,11 +39,79 @@ Data MakeData(size_t n, double density, uint64_t seed) {
 
 bool Bit(const std::vector<uint8_t>& map, size_t i) { return ((map[i / 8] >> (i % 8)) & 1) != 0; }
 
+// The name FlagPackIsaName() must give at `isa` on this CPU, or nullptr if the CPU lacks it.
+const char* ExpectedKernel(FlagPackIsa isa) {
+#if defined(__x86_64__) || defined(__i386__)
+  const bool vbmi2 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                     __builtin_cpu_supports("avx512vbmi2");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+#else
+  const bool vbmi2 = false, avx2 = false;
+#endif
+  switch (isa) {
+    case FlagPackIsa::kBest:
+      return vbmi2 ? "avx512_vbmi2" : avx2 ? "avx2" : "portable";
+    case FlagPackIsa::kAvx2:
+      return avx2 ? "avx2" : nullptr;
+    case FlagPackIsa::kPortable:
+      return "portable";
+  }
+  return nullptr;
+}
+
 class FlagPackTest : public ::testing::TestWithParam<FlagPackIsa> {
  protected:
-  void SetUp() override { SetFlagPackIsa(GetParam()); }
-  void TearDown() override { SetFlagPackIsa(FlagPackIsa::kBest); }
+  void SetUp() override {
+    before_ = SetFlagPackIsa(GetParam());
+    const char* expected = ExpectedKernel(GetParam());
+    if (expected == nullptr) GTEST_SKIP() << "this CPU has no such level";
+    // The level asked for is the one that runs (a wrong dispatch would test another kernel).
+    ASSERT_STREQ(FlagPackIsaName(), expected);
+  }
+  void TearDown() override { SetFlagPackIsa(before_); }
+
+ private:
+  FlagPackIsa before_ = FlagPackIsa::kBest;
 };
+
+// `size` bytes right before an unmapped page (kAfter), or right after one (kBefore): a read or
+// write one byte outside them faults.
+class GuardedBuffer {
+ public:
+  enum Guard { kAfter, kBefore };
+  GuardedBuffer(size_t size, Guard guard) {
+    const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t pages = (size + page - 1) / page + 1;
+    length_ = pages * page;
+    void* base = mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) std::abort();
+    base_ = static_cast<uint8_t*>(base);
+    if (guard == kAfter) {
+      mprotect(base_ + length_ - page, page, PROT_NONE);
+      data_ = base_ + length_ - page - size;
+    } else {
+      mprotect(base_, page, PROT_NONE);
+      data_ = base_ + page;
+    }
+  }
+  GuardedBuffer(const GuardedBuffer&) = delete;
+  GuardedBuffer& operator=(const GuardedBuffer&) = delete;
+  ~GuardedBuffer() { munmap(base_, length_); }
+  template <typename T>
+  T* as() {
+    return reinterpret_cast<T*>(data_);
+  }
+
+ private:
+  uint8_t* base_ = nullptr;
+  uint8_t* data_ = nullptr;
+  size_t length_ = 0;
+};
+
+template <typename T>
+void Fill(GuardedBuffer& b, const std::vector<T>& v) {
+  if (!v.empty()) std::memcpy(b.as<T>(), v.data(), v.size() * sizeof(T));
+}
 
 TEST_P(FlagPackTest, EveryFunctionEqualsThePlainLoop) {
   for (size_t n : {0, 1, 7, 8, 15, 16, 17, 63, 64, 65, 127, 128, 1000, 4099}) {
@@ -121,6 +198,58 @@ TEST_P(FlagPackTest, EveryFunctionEqualsThePlainLoop) {
   }
 }
 
+TEST_P(FlagPackTest, NoKernelTouchesABytePastItsBuffers) {
+  for (size_t n = 0; n < 200; n += (n < 70 ? 1 : 13)) {
+    for (double density : {0.03, 0.4, 1.0}) {
+      SCOPED_TRACE("n " + std::to_string(n) + ", density " + std::to_string(density));
+      const Data d = MakeData(n, density, n * 11 + static_cast<uint64_t>(density * 100));
+      const size_t map_bytes = BitmapBytes(n);
+      for (auto y_guard : {GuardedBuffer::kBefore, GuardedBuffer::kAfter}) {
+        // ScanExact: y with its first byte after a hole (no y[-1]) or its last before one.
+        GuardedBuffer y(n, y_guard), v(n, GuardedBuffer::kAfter), flags(n, GuardedBuffer::kAfter);
+        GuardedBuffer differ(map_bytes, GuardedBuffer::kAfter),
+            flag_map(map_bytes, GuardedBuffer::kAfter),
+            values(n + kPackSlack, GuardedBuffer::kAfter);
+        Fill(y, d.y);
+        Fill(v, d.v);
+        Fill(flags, d.flags);
+        const ExactScan scan =
+            ScanExact(y.as<int8_t>(), v.as<int8_t>(), flags.as<uint8_t>(), n, differ.as<uint8_t>(),
+                      flag_map.as<uint8_t>(), values.as<int8_t>());
+        size_t flagged = 0;
+        for (uint8_t f : d.flags) flagged += f != 0;
+        EXPECT_EQ(scan.flagged, flagged);
+        EXPECT_EQ(
+            DifferBitmap(y.as<int8_t>(), v.as<int8_t>(), n, differ.as<uint8_t>()),
+            scan.differ + [&] {
+              size_t flagged_differ = 0;
+              for (size_t i = 0; i < n; ++i) flagged_differ += d.flags[i] && d.y[i] != d.v[i];
+              return flagged_differ;
+            }());
+        // PackFlagged, then ExpandFlagged and ScatterFlagged from exactly the packed values (and
+        // the one readable byte after them that their contract asks for).
+        GuardedBuffer map(map_bytes, GuardedBuffer::kAfter);
+        const size_t k = PackFlagged(y.as<int8_t>(), flags.as<uint8_t>(), n, map.as<uint8_t>(),
+                                     values.as<int8_t>());
+        ASSERT_EQ(k, flagged);
+        GuardedBuffer packed(k + 1, GuardedBuffer::kAfter);
+        std::memcpy(packed.as<int8_t>(), values.as<int8_t>(), k);
+        packed.as<int8_t>()[k] = 0;
+        GuardedBuffer out(n, GuardedBuffer::kAfter);
+        ExpandFlagged(map.as<uint8_t>(), packed.as<int8_t>(), k, n, out.as<int8_t>());
+        for (size_t i = 0; i < n; ++i) {
+          ASSERT_EQ(out.as<int8_t>()[i], d.flags[i] != 0 ? d.y[i] : 0) << "expand " << i;
+        }
+        Fill(out, d.v);
+        ScatterFlagged(map.as<uint8_t>(), packed.as<int8_t>(), k, n, out.as<int8_t>());
+        for (size_t i = 0; i < n; ++i) {
+          ASSERT_EQ(out.as<int8_t>()[i], d.flags[i] != 0 ? d.y[i] : d.v[i]) << "scatter " << i;
+        }
+      }
+    }
+  }
+}
+
 TEST_P(FlagPackTest, CountFlagsRefusesBitsPastTheEnd) {
   std::vector<uint8_t> map = {0xFF, 0x01};
   EXPECT_EQ(*CountFlags(map.data(), 9, "m"), 9u);
@@ -130,7 +259,7 @@ TEST_P(FlagPackTest, CountFlagsRefusesBitsPastTheEnd) {
   EXPECT_EQ(bad.status().code(), Status::Code::kCorruption);
 }
 
-INSTANTIATE_TEST_SUITE_P(BothIsas, FlagPackTest,
+INSTANTIATE_TEST_SUITE_P(EveryLevel, FlagPackTest,
                          ::testing::Values(FlagPackIsa::kBest, FlagPackIsa::kAvx2,
                                            FlagPackIsa::kPortable),
                          [](const auto& info) {

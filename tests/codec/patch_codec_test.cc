@@ -9,6 +9,8 @@
 #include <random>
 #include <vector>
 
+#include "common/codec/flag_pack.h"
+
 namespace r2f {
 namespace {
 
@@ -58,6 +60,35 @@ TEST(PatchCodecTest, EveryDensityDecodesExactlyAndIsNeverLargerThanRaw) {
       EXPECT_EQ(e->patched, flagged);
     }
   }
+}
+
+// The form and its bytes do not depend on the level of the codec's kernels (flag_pack.h), and
+// every level decodes them.
+TEST(PatchCodecTest, EveryKernelLevelEncodesTheSameBytes) {
+  const size_t n = 20000;
+  const FlagPackIsa before = SetFlagPackIsa(FlagPackIsa::kPortable);
+  for (auto [faulty, disagree] : std::vector<std::pair<size_t, size_t>>{
+           {5, 0}, {50, 50}, {800, 300}, {6000, 9000}, {9000, 2000}}) {
+    SCOPED_TRACE(std::to_string(faulty) + " faulty, " + std::to_string(disagree) + " flagged");
+    Layer l = MakeLayer(n, faulty, disagree, faulty * 17 + disagree);
+    for (size_t i = 0; i < n / 3; ++i) l.y[i] = 0;  // a run of dead channels
+    SetFlagPackIsa(FlagPackIsa::kPortable);
+    auto portable = EncodeExact(l.y.data(), l.v.data(), l.mask.data(), n);
+    ASSERT_TRUE(portable.ok());
+    for (FlagPackIsa isa : {FlagPackIsa::kAvx2, FlagPackIsa::kBest}) {
+      SetFlagPackIsa(isa);
+      SCOPED_TRACE(FlagPackIsaName());
+      auto e = EncodeExact(l.y.data(), l.v.data(), l.mask.data(), n);
+      ASSERT_TRUE(e.ok());
+      EXPECT_EQ(e->encoding, portable->encoding);
+      EXPECT_EQ(e->bytes, portable->bytes);
+      EXPECT_EQ(e->patch, portable->patch);
+      EXPECT_EQ(DecodeOn(*portable, l.clean), l.y);
+    }
+    SetFlagPackIsa(FlagPackIsa::kPortable);
+    EXPECT_EQ(DecodeOn(*portable, l.clean), l.y);
+  }
+  SetFlagPackIsa(before);
 }
 
 // raw+LZ4 is tried only where runs could make it win (ScanExact's run_bytes): a layer with dead
