@@ -125,39 +125,17 @@ __attribute__((target_clones("avx2", "default"))) ExactScan ScanExactPortable(
   uint16_t last_repeat = 0;
   const size_t map_bytes = BitmapBytes(n);
   for (size_t i = 0; i < n; i += 16) {
-    const size_t m = std::min<size_t>(16, n - i);
-    const int8_t *yp = y + i, *vp = v + i, *pp = y + i - (i > 0 ? 1 : 0);
-    const uint8_t* fp = flags + i;
-    // The first and the last step read from padded copies: past the end elements that count as
-    // equal, zero and unflagged, and before the layer's first element one that differs from it.
-    int8_t yb[16], vb[16], pb[16];
-    uint8_t fb[16];
-    if (m < 16 || i == 0) {
-      std::memset(yb, 0, 16);
-      std::memset(vb, 0, 16);
-      std::memset(fb, 0, 16);
-      std::memcpy(yb, yp, m);
-      std::memcpy(vb, vp, m);
-      std::memcpy(fb, fp, m);
-      pb[0] = static_cast<int8_t>(i > 0 ? y[i - 1] : yb[0] ^ 1);
-      std::memcpy(pb + 1, yb, 15);
-      yp = yb;
-      vp = vb;
-      fp = fb;
-      pp = pb;
-    }
+    const flag_pack_internal::ScanStep<16> step(y, v, flags, i, n);
+    const size_t m = step.m;
+    const int8_t* yp = step.y;
     const auto valid = static_cast<uint16_t>(m < 16 ? (1u << m) - 1 : 0xFFFFu);
-    const uint16_t flagged = NonZeroBits16(fp);
-    const uint16_t differ_all = DifferBits16(yp, vp);
+    const uint16_t flagged = NonZeroBits16(step.flags);
+    const uint16_t differ_all = DifferBits16(yp, step.v);
     const auto zero =
         static_cast<uint16_t>(~NonZeroBits16(reinterpret_cast<const uint8_t*>(yp)) & valid);
     const auto differ = static_cast<uint16_t>(differ_all & ~flagged);
-    const auto repeat = static_cast<uint16_t>(~DifferBits16(yp, pp) & valid);
-    // Bit j: elements j-3 .. j each equal to the one before (see the AVX-512 version).
-    const auto before = [&](int d) {
-      return static_cast<uint16_t>((repeat << d) | (last_repeat >> (16 - d)));
-    };
-    const auto deep = static_cast<uint16_t>(repeat & before(1) & before(2) & before(3));
+    const auto repeat = static_cast<uint16_t>(~DifferBits16(yp, step.prev) & valid);
+    const uint16_t deep = flag_pack_internal::DeepRuns(repeat, last_repeat);
     last_repeat = repeat;
     for (size_t j = 0; j < 16; ++j) {  // the padding is unflagged: it never advances k
       flagged_values[k] = yp[j];
@@ -247,10 +225,7 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) ExactScan ScanExa
     const __m512i previous = _mm512_maskz_loadu_epi8(
         has_previous, reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(y + i) - 1));
     const __mmask64 repeat = _mm512_mask_cmpeq_epi8_mask(has_previous, yv, previous);
-    // Lane j ends four repeats in a row: bits j, j-1, j-2 and j-3 of the repeats, the lanes
-    // before this step's first coming from the last step's.
-    const auto repeats_before = [&](int d) { return (repeat << d) | (last_repeat >> (64 - d)); };
-    const __mmask64 deep = repeat & repeats_before(1) & repeats_before(2) & repeats_before(3);
+    const __mmask64 deep = flag_pack_internal::DeepRuns<uint64_t>(repeat, last_repeat);
     last_repeat = repeat;
     _mm512_storeu_si512(flagged_values + k, _mm512_maskz_compress_epi8(flagged, yv));
     const size_t bytes = tail ? BitmapBytes(n) - i / 8 : 8;

@@ -141,36 +141,16 @@ R2F_AVX2 ExactScan ScanExactAvx2(const int8_t* y, const int8_t* v, const uint8_t
   uint32_t last_repeat = 0;
   const size_t map_bytes = BitmapBytes(n);
   for (size_t i = 0; i < n; i += 32) {
-    const size_t m = std::min<size_t>(32, n - i);
-    const int8_t *yp = y + i, *vp = v + i, *pp = i > 0 ? y + i - 1 : y;
-    const uint8_t* fp = flags + i;
-    // The first and the last step read from padded copies: past the end elements that count as
-    // equal, zero and unflagged, and before the layer's first element one that differs from it.
-    int8_t yb[32], vb[32], pb[32];
-    uint8_t fb[32];
-    if (m < 32 || i == 0) {
-      std::memset(yb, 0, 32);
-      std::memset(vb, 0, 32);
-      std::memset(fb, 0, 32);
-      std::memcpy(yb, yp, m);
-      std::memcpy(vb, vp, m);
-      std::memcpy(fb, fp, m);
-      pb[0] = static_cast<int8_t>(i > 0 ? y[i - 1] : yb[0] ^ 1);
-      std::memcpy(pb + 1, yb, 31);
-      yp = yb;
-      vp = vb;
-      fp = fb;
-      pp = pb;
-    }
+    const ScanStep<32> step(y, v, flags, i, n);
+    const size_t m = step.m;
+    const int8_t* yp = step.y;
     const uint32_t valid = m < 32 ? (uint32_t{1} << m) - 1 : ~uint32_t{0};
-    const uint32_t flagged = ~Zero32(fp);
-    const uint32_t differ_all = ~Equal32(yp, vp);
+    const uint32_t flagged = ~Zero32(step.flags);
+    const uint32_t differ_all = ~Equal32(yp, step.v);
     const uint32_t zero = Zero32(yp) & valid;
     const uint32_t differ = differ_all & ~flagged;
-    const uint32_t repeat = Equal32(yp, pp) & valid;
-    // Bit j: elements j-3 .. j each equal to the one before (see the AVX-512 version).
-    const auto before = [&](int d) { return (repeat << d) | (last_repeat >> (32 - d)); };
-    const uint32_t deep = repeat & before(1) & before(2) & before(3);
+    const uint32_t repeat = Equal32(yp, step.prev) & valid;
+    const uint32_t deep = DeepRuns(repeat, last_repeat);
     last_repeat = repeat;
     for (int q = 0; q < 4; ++q) {
       k += Gather8(yp + 8 * q, (flagged >> (8 * q)) & 0xFF, flagged_values + k);

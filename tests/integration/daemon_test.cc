@@ -46,10 +46,7 @@ class RemoteInferenceTest : public testing::DaemonTest,
 // seed and the same execution tag, batched differently.
 TEST_P(RemoteInferenceTest, PredictionsEqualLocalEvaluation) {
   const double ber = GetParam();
-  testing::DeviceYamlOptions o;
-  o.ber = ber;
-  ASSERT_NO_FATAL_FAILURE(StartClient(o));
-  ASSERT_NO_FATAL_FAILURE(ConnectServer());
+  ASSERT_NO_FATAL_FAILURE(StartDeviceAndServer(ber));
   const pb::QuantizedModel model = testing::TestModel();
 
   EvalSettings settings;
@@ -65,7 +62,7 @@ TEST_P(RemoteInferenceTest, PredictionsEqualLocalEvaluation) {
   local_opts.limit = 512;
   local_opts.execution_tag = 5;
   local_opts.faults.ber = ber;
-  local_opts.faults.seed = o.seed;
+  local_opts.faults.seed = device_options_.seed;
   auto local = accel::EvaluateOnDevice(*Local(model), test, local_opts);
   ASSERT_TRUE(local.ok()) << local.status().ToString();
 
@@ -113,10 +110,7 @@ class TableIApiTest : public testing::DaemonTest {};
 // training with each policy) over the broker. Training layers are decoded against a locally
 // recomputed reference, as the retraining server does.
 TEST_F(TableIApiTest, EveryCallOverTheBroker) {
-  testing::DeviceYamlOptions o;
-  o.ber = 1e-4;
-  ASSERT_NO_FATAL_FAILURE(StartClient(o));
-  ASSERT_NO_FATAL_FAILURE(ConnectServer());
+  ASSERT_NO_FATAL_FAILURE(StartDeviceAndServer(1e-4));
   const pb::QuantizedModel v1 = testing::TestModel();
   const pb::QuantizedModel v2 = testing::Retrained(v1, 2);
   const std::vector<uint32_t> macs = MacLayerIds(v1.graph());
@@ -176,8 +170,8 @@ TEST_F(TableIApiTest, EveryCallOverTheBroker) {
   accel::ImageBatch ids_batch = images;
   for (uint64_t i = 0; i < count; ++i) ids_batch.sample_ids.push_back(first + i);
   accel::FaultConfig faults;
-  faults.ber = o.ber;
-  faults.seed = o.seed;
+  faults.ber = device_options_.ber;
+  faults.seed = device_options_.seed;
   auto data = server_->getData(kDevice, DataRequest(pb::MODE_INFERENCE, first, count, 8));
   ASSERT_TRUE(data.ok()) << data.status().ToString();
   auto local_v2 = Local(v2);
@@ -243,10 +237,7 @@ TEST_F(TableIApiTest, EveryCallOverTheBroker) {
 // weight delta and the whole model follows, so the getData request overtakes it and is answered
 // by the other model: no data is returned, and a getData asked now gets the new model's.
 TEST_F(TableIApiTest, GetDataBehindADeployRunsOnTheDeployedModel) {
-  testing::DeviceYamlOptions o;
-  o.ber = 1e-4;
-  ASSERT_NO_FATAL_FAILURE(StartClient(o));
-  ASSERT_NO_FATAL_FAILURE(ConnectServer());
+  ASSERT_NO_FATAL_FAILURE(StartDeviceAndServer(1e-4));
   const pb::QuantizedModel v1 = testing::TestModel();
   ASSERT_TRUE(server_->setAIoTMode(kDevice, pb::MODE_INFERENCE, {}).ok());
   ASSERT_TRUE(server_->deployModel(kDevice, v1).ok());
@@ -257,8 +248,8 @@ TEST_F(TableIApiTest, GetDataBehindADeployRunsOnTheDeployedModel) {
   accel::ImageBatch batch{test.image(first), static_cast<int>(count), {}};
   for (uint64_t i = 0; i < count; ++i) batch.sample_ids.push_back(first + i);
   accel::FaultConfig faults;
-  faults.ber = o.ber;
-  faults.seed = o.seed;
+  faults.ber = device_options_.ber;
+  faults.seed = device_options_.seed;
   auto logits_of = [&](const pb::QuantizedModel& m, uint64_t tag) {
     return AsString(Local(m)->Infer(batch, faults, {}, tag, false).value().logits.data);
   };

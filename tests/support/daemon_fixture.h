@@ -71,6 +71,15 @@ class DaemonTest : public ::testing::Test {
   }
   void ConnectServer() { ConnectServer(ServerOptions()); }
 
+  // The common start of a test: the device daemon at `ber` (default options otherwise) and the
+  // server API connected to it.
+  void StartDeviceAndServer(double ber) {
+    DeviceYamlOptions o;
+    o.ber = ber;
+    ASSERT_NO_FATAL_FAILURE(StartClient(o));
+    ASSERT_NO_FATAL_FAILURE(ConnectServer());
+  }
+
   std::string DeviceStatus() const {
     auto s = server_->DeviceStatus(kDevice);
     return s.ok() ? *s : "";
