@@ -4,8 +4,11 @@
 // reply (or a logged rejection) and the daemon keeps serving.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
+#include <thread>
 
 #include "accel_sim/evaluate.h"
 #include "common/codec/increment_codec.h"
@@ -276,8 +279,17 @@ TEST_F(TableIApiTest, GetDataBehindADeployRunsOnTheDeployedModel) {
     ASSERT_TRUE((*second)->deployModel(kDevice, testing::Retrained(v1, 7), false).ok());
   }
   const pb::QuantizedModel v3 = testing::Retrained(v1, 3);
-  both = server_->deployModelThenGetData(kDevice, v3, true,
-                                         DataRequest(pb::MODE_INFERENCE, first, count, 4));
+  // The device is paused while the delta and the getData request go out, so that both reach it
+  // before the whole model that follows the refusal (on a loaded machine the getData request
+  // could otherwise leave after it).
+  client_->Pause();
+  auto pipelined = std::async(std::launch::async, [&] {
+    return server_->deployModelThenGetData(kDevice, v3, true,
+                                           DataRequest(pb::MODE_INFERENCE, first, count, 4));
+  });
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  client_->Resume();
+  both = pipelined.get();
   ASSERT_TRUE(both.ok()) << both.status().ToString();
   EXPECT_EQ(both->ack.model_version(), 3u);
   EXPECT_FALSE(both->data.has_value()) << "data of version " << both->data->model_version();

@@ -95,10 +95,10 @@ struct DeviceYamlOptions {
 inline std::string DeviceYaml(const DeviceYamlOptions& o) {
   std::string y;
   y += "device_id: " + o.device_id + "\n";
-  y += "broker: {uri: '" + o.broker_uri + "', persistent_session: " +
-       (o.persistent_session ? "true" : "false") +
-       ", status_interval_s: " + std::to_string(o.status_interval_s) + ", client_id: 'test-client-" +
-       o.device_id + "'}\n";
+  y += "broker: {uri: '" + o.broker_uri +
+       "', persistent_session: " + (o.persistent_session ? "true" : "false") +
+       ", status_interval_s: " + std::to_string(o.status_interval_s) +
+       ", client_id: 'test-client-" + o.device_id + "'}\n";
   y += "data:\n";
   y += "  train: {dir: " + std::string(kFashionMnistDir) +
        ", limit: " + std::to_string(kTrainLimit) + "}\n";
@@ -144,6 +144,14 @@ class ClientProcess {
   void Kill() { Signal(SIGKILL); }
   // SIGTERM; the exit status (-1 if it did not exit normally within 15 s).
   int Terminate() { return Signal(SIGTERM); }
+  // SIGSTOP and SIGCONT: requests sent in between wait at the broker and reach the device in
+  // the order they were sent.
+  void Pause() {
+    if (pid_ > 0) kill(pid_, SIGSTOP);
+  }
+  void Resume() {
+    if (pid_ > 0) kill(pid_, SIGCONT);
+  }
   bool Restart() {
     Kill();
     return Start();
