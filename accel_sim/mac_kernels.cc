@@ -27,8 +27,8 @@ struct TileBuffers {
   std::vector<uint8_t> panels;  // the tile packed for Int8Gemm (64 bytes of slack to align)
   std::vector<int32_t> acc;     // [padded rows][padded cols]
   std::vector<Segment> segments;
-  std::vector<int8_t> rows[4];      // epilogue: three replica rows and a clean row
   std::vector<uint32_t> deltas[3];  // epilogue: each replica's accumulator deltas of a row
+  std::vector<uint32_t> zeros;      // epilogue: the deltas of a replica without any (never written)
 };
 
 TileBuffers& ThreadBuffers() {
@@ -126,6 +126,37 @@ void ApplySpecials(const MacLayer& L, const MacTarget& t, int oc, int64_t pos, i
   }
 }
 
+// out[i] = the bitwise vote of the three replicas' requantised acc[i] + bias + d_r[i]: one pass,
+// without the replicas' rows in memory.
+template <typename Requantize>
+void VoteDeltaRowsWith(const int32_t* acc, const uint32_t* d0, const uint32_t* d1,
+                       const uint32_t* d2, int64_t len, int32_t bias, int8_t* out, Requantize q) {
+  const auto ubias = static_cast<uint32_t>(bias);
+  for (int64_t i = 0; i < len; ++i) {
+    const uint32_t a = static_cast<uint32_t>(acc[i]) + ubias;
+    const int8_t v0 = q(a + d0[i]), v1 = q(a + d1[i]), v2 = q(a + d2[i]);
+    out[i] = static_cast<int8_t>((v0 & v1) | (v0 & v2) | (v1 & v2));
+  }
+}
+
+// The dense vote of three replicas (deltas[r] nullptr: replica r is clean in this row).
+void VoteDeltaRows(const int32_t* acc, const uint32_t* const deltas[3], int64_t len, int32_t bias,
+                   int shift, bool relu, int8_t* out, TileBuffers& buf) {
+  Grow(&buf.zeros, len);
+  const uint32_t* d[3];
+  for (int r = 0; r < 3; ++r) d[r] = deltas[r] != nullptr ? deltas[r] : buf.zeros.data();
+  if (shift >= 1 && shift <= 31) {
+    const int32_t lo = relu ? 0 : -128;
+    VoteDeltaRowsWith(acc, d[0], d[1], d[2], len, bias, out, [=](uint32_t u) {
+      return RequantizeShifted(static_cast<int32_t>(u), shift, lo);
+    });
+  } else {
+    VoteDeltaRowsWith(acc, d[0], d[1], d[2], len, bias, out, [=](uint32_t u) {
+      return RequantizeScalar(static_cast<int32_t>(u), shift, relu);
+    });
+  }
+}
+
 // Marks in t.disagree (offset: the row's first element) where the three replicas' accumulators
 // differ (deltas[r] nullptr: replica r's are the clean ones). Accumulators, not outputs: ReLU
 // and saturation map different faulty sums to one output, so three replicas hit by different
@@ -207,23 +238,7 @@ void EmitRow(const MacLayer& L, const MacImage& image, int oc, int oy0, int oy1,
       RequantizeRow(acc, len, bias, shift, L.relu, out);  // one faulty replica is outvoted
       if (touched == 1 && t.disagree != nullptr) MarkDisagreement(t, offset, deltas, len);
     } else {
-      const int8_t* rows[3];
-      bool have_clean = false;
-      for (int r = 0; r < 3; ++r) {
-        if (deltas[r] != nullptr) {
-          Grow(&buf.rows[r], len);
-          RequantizeRowDelta(acc, deltas[r], len, bias, shift, L.relu, buf.rows[r].data());
-          rows[r] = buf.rows[r].data();
-        } else {
-          if (!have_clean) {
-            Grow(&buf.rows[3], len);
-            RequantizeRow(acc, len, bias, shift, L.relu, buf.rows[3].data());
-            have_clean = true;
-          }
-          rows[r] = buf.rows[3].data();
-        }
-      }
-      VoteBuffers(rows[0], rows[1], rows[2], len, out);
+      VoteDeltaRows(acc, deltas, len, bias, shift, L.relu, out, buf);
       if (t.disagree != nullptr) MarkDisagreement(t, offset, deltas, len);
     }
     ApplySpecials(L, t, oc, pos, len, acc, deltas, out);

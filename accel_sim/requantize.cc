@@ -12,14 +12,7 @@ namespace r2f::accel {
 namespace {
 
 void RowPortable(const int32_t* acc, int64_t n, int32_t bias, int shift, int32_t lo, int8_t* out) {
-  const int s1 = shift - 1;
-  for (int64_t i = 0; i < n; ++i) {
-    const int32_t a = acc[i] + bias;
-    int32_t v = (a >> shift) + ((a >> s1) & 1);
-    v = v < lo ? lo : v;
-    v = v > 127 ? 127 : v;
-    out[i] = static_cast<int8_t>(v);
-  }
+  for (int64_t i = 0; i < n; ++i) out[i] = RequantizeShifted(acc[i] + bias, shift, lo);
 }
 
 #ifdef R2F_X86

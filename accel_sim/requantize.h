@@ -19,6 +19,17 @@ inline int8_t RequantizeScalar(int32_t acc, int shift, bool relu) {
   return SaturateInt8(v);
 }
 
+// RequantizeScalar(a, shift, relu) for 1 <= shift <= 31, with lo = 0 (ReLU) or -128, as
+// floor((a + 2^(s-1)) / 2^s) = (a >> s) + ((a >> (s-1)) & 1), which cannot overflow int32
+// (writing a = q*2^s + r, both sides are q + [r >= 2^(s-1)]). Branch-free: loops of it
+// vectorise.
+inline int8_t RequantizeShifted(int32_t a, int shift, int32_t lo) {
+  int32_t v = (a >> shift) + ((a >> (shift - 1)) & 1);
+  v = v < lo ? lo : v;
+  v = v > 127 ? 127 : v;
+  return static_cast<int8_t>(v);
+}
+
 // out[i] = RequantizeScalar(acc[i] + bias, shift, relu) for i < n, for 1 <= shift <= 31, with
 // lo = 0 (ReLU) or -128: the clean epilogue's kernel (requantize.cc), AVX-512 or AVX2 when the
 // CPU has it, else portable. Requires acc[i] + bias to fit int32 (CompiledModel's bias limit).
@@ -30,10 +41,9 @@ void RequantizeRowShifted(const int32_t* acc, int64_t n, int32_t bias, int shift
 using RequantizeRowFn = void (*)(const int32_t*, int64_t, int32_t, int, int32_t, int8_t*);
 std::vector<std::pair<const char*, RequantizeRowFn>> RequantizeRowKernels();
 
-// out[i] = RequantizeScalar(acc[i] + bias, shift, relu) for i < n.
-// For 1 <= shift <= 31 it uses floor((a + 2^(s-1)) / 2^s) = (a >> s) + ((a >> (s-1)) & 1),
-// which cannot overflow int32 (writing a = q*2^s + r, both sides are q + [r >= 2^(s-1)]).
-// Requires acc[i] + bias to fit int32 (guaranteed by CompiledModel's bias limit).
+// out[i] = RequantizeScalar(acc[i] + bias, shift, relu) for i < n (RequantizeShifted for
+// 1 <= shift <= 31). Requires acc[i] + bias to fit int32 (guaranteed by CompiledModel's bias
+// limit).
 inline void RequantizeRow(const int32_t* acc, int64_t n, int32_t bias, int shift, bool relu,
                           int8_t* out) {
   if (shift >= 1 && shift <= 31) {
@@ -50,13 +60,9 @@ inline void RequantizeRowDelta(const int32_t* acc, const uint32_t* delta, int64_
   const int32_t lo = relu ? 0 : -128;
   const auto ubias = static_cast<uint32_t>(bias);
   if (shift >= 1 && shift <= 31) {
-    const int s1 = shift - 1;
     for (int64_t i = 0; i < n; ++i) {
       const auto a = static_cast<int32_t>(static_cast<uint32_t>(acc[i]) + ubias + delta[i]);
-      int32_t v = (a >> shift) + ((a >> s1) & 1);
-      v = v < lo ? lo : v;
-      v = v > 127 ? 127 : v;
-      out[i] = static_cast<int8_t>(v);
+      out[i] = RequantizeShifted(a, shift, lo);
     }
   } else {
     for (int64_t i = 0; i < n; ++i) {

@@ -36,10 +36,12 @@ ConvGeometry Geo(int in_c, int h, int w, int out_c, int k, int s, int p, int gro
 // One layer, one image: clean accumulators and outputs, and the faulty output for a plan.
 class PlantedFlipTest : public ::testing::Test {
  protected:
-  void Build(const ConvGeometry& g, bool relu, uint64_t seed, bool linear = false) {
+  // Right shifts in [min_shift, max_shift]; 0 and below take the requantiser's other branch.
+  void Build(const ConvGeometry& g, bool relu, uint64_t seed, bool linear = false,
+             int min_shift = 2, int max_shift = 9) {
     geo_ = g;
     relu_ = relu;
-    model_ = testing::SingleLayerModel(g, relu, seed, linear, 2, 9);
+    model_ = testing::SingleLayerModel(g, relu, seed, linear, min_shift, max_shift);
     compiled_ = testing::Compile(model_);
     ASSERT_NE(compiled_, nullptr);
     const MacLayer& L = layer();
@@ -228,10 +230,17 @@ TEST_F(PlantedFlipTest, RandomPlansEqualReferenceWithCorruptedOperands) {
 
 TEST_F(PlantedFlipTest, TmrVotesThePlannedReplicas) {
   // Three replicas with random flips at every site: the voted output is the bitwise vote of the
-  // three single executions, including channels where only one replica is faulty.
+  // three single executions, including channels where only one replica is faulty. The last case
+  // has left shifts and shift 0, which the vote requantises by the general definition.
   std::mt19937_64 rng(5);
-  for (const ConvGeometry& g : {Geo(3, 6, 6, 5, 3, 1, 1, 1), Geo(4, 7, 7, 4, 3, 2, 1, 4)}) {
-    Build(g, true, 40);
+  struct Case {
+    ConvGeometry g;
+    int min_shift, max_shift;
+  };
+  for (const Case& c :
+       {Case{Geo(3, 6, 6, 5, 3, 1, 1, 1), 2, 9}, Case{Geo(4, 7, 7, 4, 3, 2, 1, 4), 2, 9},
+        Case{Geo(3, 6, 6, 6, 3, 1, 1, 1), -2, 0}}) {
+    Build(c.g, true, 40, false, c.min_shift, c.max_shift);
     const MacLayer& L = layer();
     for (int trial = 0; trial < 20; ++trial) {
       std::vector<FaultPlan> plans(3);
