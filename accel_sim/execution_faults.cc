@@ -98,7 +98,6 @@ Status ExecutionFaults::Build(const MacLayer& L, const FaultPlan& plan, bool pri
   input_flips_.clear();
   input_begin_.clear();
   taps_.clear();
-  tap_weights_.clear();
   points_.clear();
   point_begin_.clear();
   special_.clear();
@@ -153,11 +152,9 @@ Status ExecutionFaults::Build(const MacLayer& L, const FaultPlan& plan, bool pri
       for (int kx = 0; kx < L.kernel_w; ++kx) {
         int oy, ox;
         if (!OutputOf(L, iy, ix, ky, kx, &oy, &ox)) continue;
-        taps_.push_back({oy, ox});
-        const int8_t* w = L.weights_t.data() + (static_cast<int64_t>(c / L.group_in_c) * L.k +
-                                                (c % L.group_in_c) * khw + ky * L.kernel_w + kx) *
-                                                   L.group_out_c;
-        tap_weights_.insert(tap_weights_.end(), w, w + L.group_out_c);
+        const auto weight_row = static_cast<uint32_t>(
+            (c / L.group_in_c) * L.k + (c % L.group_in_c) * khw + ky * L.kernel_w + kx);
+        taps_.push_back({oy, ox, weight_row});
         in.oy_min = std::min(in.oy_min, oy);
         in.oy_max = std::max(in.oy_max, oy);
       }
@@ -264,7 +261,7 @@ void ExecutionFaults::AddInputDeltas(int c, int oy0, int oy1, uint32_t* row) con
     for (uint32_t t = in.tap_begin; t < in.tap_end; ++t) {
       const Tap& tap = taps_[t];
       if (tap.oy < oy0 || tap.oy >= oy1) continue;
-      const int32_t w = tap_weights_[static_cast<size_t>(t) * L.group_out_c + n];
+      const int32_t w = L.weights_t[static_cast<size_t>(tap.weight_row) * L.group_out_c + n];
       row[static_cast<int64_t>(tap.oy - oy0) * L.out_w + tap.ox] +=
           static_cast<uint32_t>(w * in.dx);
     }

@@ -16,6 +16,8 @@
 //            For a lone (non-TMR) execution the input flips are instead applied to the input
 //            that its own GEMM reads (a "private input", see BindInput): exact, and much
 //            cheaper, since at BER 1e-4 input flips reach a large share of a layer's outputs.
+//            (Not when TMR replicas run a clean GEMM on the same input anyway: joining it
+//            saves that GEMM.)
 //   hidden:  the final int32 accumulator (bias and the deltas above included) has bits XORed,
 //            before requantisation.
 //   outputs: the stored int8 output has bits XORed, after activation and saturation.
@@ -120,7 +122,8 @@ class ExecutionFaults {
     uint32_t tap_begin, tap_end;  // into taps_
   };
   struct Tap {
-    int32_t oy, ox;  // an output reading the flipped element
+    int32_t oy, ox;       // an output reading the flipped element
+    uint32_t weight_row;  // the group's weights at the tap's kernel offset: a row of weights_t
   };
   struct PointDelta {  // a cross term, per output channel
     int32_t pos;
@@ -141,9 +144,6 @@ class ExecutionFaults {
   std::vector<InputFlip> input_flips_;
   std::vector<uint32_t> input_begin_;  // per group, + 1 (when there are input flips)
   std::vector<Tap> taps_;
-  // Per tap, the weights of the group's output channels at the tap's kernel offset (a copy:
-  // the epilogue reads them for every channel, and the layer's weights are not in cache).
-  std::vector<int8_t> tap_weights_;  // [tap][group_out_c]
   std::vector<PointDelta> points_;
   std::vector<uint32_t> point_begin_;  // per output channel, + 1 (when there are cross terms)
   std::vector<Special> special_;

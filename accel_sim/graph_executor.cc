@@ -217,6 +217,19 @@ class ChainRunner {
     }
   }
 
+  // Whether another chain runs layer m as three TMR replicas on chain c's very input buffer.
+  bool SharesInputWithTmr(int c, int m) const {
+    auto source = [&](int chain) {
+      return req_.chains[chain].input_chain >= 0 ? req_.chains[chain].input_chain : chain;
+    };
+    for (int c2 = 0; c2 < chains_; ++c2) {
+      if (c2 != c && source(c2) == source(c) && req_.chains[c2].replicas[m].size() == 3) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   // Draws the flips of every execution of every MAC layer and indexes them (the part that
   // needs no layer input), in one parallel pass before the forward pass: on a loaded machine
   // every OpenMP synchronisation can cost a scheduler time slice, so the faulty path adds one
@@ -241,8 +254,12 @@ class ChainRunner {
                            replicas[r]};
         SampleFaultPlan(req_.faults, key, L.Exposure(), &plan);
         for (int s = 0; s < kNumFaultSites; ++s) item_flips_[i][s] += plan.flips[s].size();
-        // A lone execution reads its own flipped input (see ExecutionFaults::Build).
-        Status status = Faults(c, L, b, static_cast<int>(r)).Build(L, plan, replicas.size() == 1);
+        // A lone execution reads its own flipped input (see ExecutionFaults::Build), unless
+        // TMR replicas run a clean GEMM on the same input buffer anyway (the layer-local
+        // reference): then it joins that GEMM with deltas, which costs less than a GEMM of its
+        // own.
+        const bool private_input = replicas.size() == 1 && !SharesInputWithTmr(c, L.mac_index);
+        Status status = Faults(c, L, b, static_cast<int>(r)).Build(L, plan, private_input);
         if (!status.ok()) {
 #pragma omp critical(r2f_fault_failure)
           failure = status;

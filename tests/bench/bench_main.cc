@@ -44,6 +44,7 @@ const std::vector<RatioSpec>& Targets() {
       {"ber1e-4/clean", "BM_Forward/ber1e-4", "BM_Forward/clean", 1.15, true},
       {"dense/ber1e-4", "BM_Forward/dense_ber1e-4", "BM_Forward/ber1e-4", 10.0, false},
       {"training/clean", "BM_Forward/training_mode", "BM_Forward/clean", 4.3, true},
+      {"training_exact/clean", "BM_Forward/training_exact", "BM_Forward/clean", 4.3, true},
       // The exact method's codec (tests/bench/codec_bench.cc, BER 1e-4) against the forward
       // pass the device runs for that batch in this method (the faulty pass with three voted
       // replicas per layer), and against a plain faulty inference at the same BER.

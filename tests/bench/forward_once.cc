@@ -17,8 +17,12 @@ Result<uint64_t> ForwardOnce(accel::Accelerator& device, const std::vector<uint8
   images.batch = batch;
   images.sample_ids.resize(static_cast<size_t>(batch));
   std::iota(images.sample_ids.begin(), images.sample_ids.end(), uint64_t{0});
-  if (mode == Mode::kTraining) {
-    R2F_ASSIGN_OR_RETURN(accel::TrainingResult r, device.RunTraining(images, faults, tmr, tag));
+  if (mode == Mode::kTraining || mode == Mode::kTrainingExact) {
+    const accel::TrainingReference reference = mode == Mode::kTraining
+                                                   ? accel::TrainingReference::kChain
+                                                   : accel::TrainingReference::kLocalExact;
+    R2F_ASSIGN_OR_RETURN(accel::TrainingResult r,
+                         device.RunTraining(images, faults, tmr, tag, reference));
     benchmark::DoNotOptimize(r.logits.data.data());
     return r.faulty_stats.total_flips + r.reference_stats.total_flips;
   }

@@ -13,12 +13,13 @@
 namespace r2f::bench {
 
 enum class Mode {
-  kClean,        // Infer at BER 0
-  kSparse,       // Infer at BER 1e-4, all sites, sparse sampling
-  kDense,        // the same with Sampling::kDense
-  kTraining,     // RunTraining at BER 1e-4 (deployed chain + LW-TMR reference chain)
-  kLayerWise,    // Infer at BER 1e-4 with LW-TMR
-  kNetworkWise,  // Infer at BER 1e-4 with NW-TMR
+  kClean,          // Infer at BER 0
+  kSparse,         // Infer at BER 1e-4, all sites, sparse sampling
+  kDense,          // the same with Sampling::kDense
+  kTraining,       // RunTraining at BER 1e-4 (deployed chain + LW-TMR reference chain)
+  kTrainingExact,  // RunTraining at BER 1e-4, the exact method's layer-local reference
+  kLayerWise,      // Infer at BER 1e-4 with LW-TMR
+  kNetworkWise,    // Infer at BER 1e-4 with NW-TMR
 };
 
 // Runs `pixels` (a batch of `batch` images) once with execution tag `tag` (a new tag, new soft

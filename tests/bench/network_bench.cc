@@ -63,6 +63,7 @@ const bool registered = [] {
   const std::pair<const char*, Mode> modes[] = {{"clean", Mode::kClean},
                                                 {"ber1e-4", Mode::kSparse},
                                                 {"training_mode", Mode::kTraining},
+                                                {"training_exact", Mode::kTrainingExact},
                                                 {"lw_tmr_ber1e-4", Mode::kLayerWise},
                                                 {"nw_tmr_ber1e-4", Mode::kNetworkWise}};
   for (const std::string& network : NetworkNames()) {
