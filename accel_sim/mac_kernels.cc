@@ -126,34 +126,31 @@ void ApplySpecials(const MacLayer& L, const MacTarget& t, int oc, int64_t pos, i
   }
 }
 
-// out[i] = the bitwise vote of the three replicas' requantised acc[i] + bias + d_r[i]: one pass,
-// without the replicas' rows in memory.
-template <typename Requantize>
-void VoteDeltaRowsWith(const int32_t* acc, const uint32_t* d0, const uint32_t* d1,
-                       const uint32_t* d2, int64_t len, int32_t bias, int8_t* out, Requantize q) {
-  const auto ubias = static_cast<uint32_t>(bias);
-  for (int64_t i = 0; i < len; ++i) {
-    const uint32_t a = static_cast<uint32_t>(acc[i]) + ubias;
-    const int8_t v0 = q(a + d0[i]), v1 = q(a + d1[i]), v2 = q(a + d2[i]);
-    out[i] = static_cast<int8_t>((v0 & v1) | (v0 & v2) | (v1 & v2));
-  }
+// d[r] = deltas[r], or a row of len zeros for a replica without deltas (nullptr).
+void ZeroForNull(const uint32_t* const deltas[3], int64_t len, TileBuffers& buf,
+                 const uint32_t* d[3]) {
+  Grow(&buf.zeros, len);
+  for (int r = 0; r < 3; ++r) d[r] = deltas[r] != nullptr ? deltas[r] : buf.zeros.data();
 }
 
-// The dense vote of three replicas (deltas[r] nullptr: replica r is clean in this row).
+// The dense vote of three replicas (deltas[r] nullptr: replica r is clean in this row): each
+// replica's requantised acc + bias + delta, voted bitwise in one pass, without the replicas'
+// rows in memory.
 void VoteDeltaRows(const int32_t* acc, const uint32_t* const deltas[3], int64_t len, int32_t bias,
                    int shift, bool relu, int8_t* out, TileBuffers& buf) {
-  Grow(&buf.zeros, len);
   const uint32_t* d[3];
-  for (int r = 0; r < 3; ++r) d[r] = deltas[r] != nullptr ? deltas[r] : buf.zeros.data();
+  ZeroForNull(deltas, len, buf, d);
   if (shift >= 1 && shift <= 31) {
-    const int32_t lo = relu ? 0 : -128;
-    VoteDeltaRowsWith(acc, d[0], d[1], d[2], len, bias, out, [=](uint32_t u) {
-      return RequantizeShifted(static_cast<int32_t>(u), shift, lo);
-    });
-  } else {
-    VoteDeltaRowsWith(acc, d[0], d[1], d[2], len, bias, out, [=](uint32_t u) {
-      return RequantizeScalar(static_cast<int32_t>(u), shift, relu);
-    });
+    RequantizeVoteShifted(acc, d, len, bias, shift, relu ? 0 : -128, out);
+    return;
+  }
+  const auto ubias = static_cast<uint32_t>(bias);
+  const uint32_t *d0 = d[0], *d1 = d[1], *d2 = d[2];
+  for (int64_t i = 0; i < len; ++i) {
+    const uint32_t a = static_cast<uint32_t>(acc[i]) + ubias;
+    out[i] = MajorityVote(RequantizeScalar(static_cast<int32_t>(a + d0[i]), shift, relu),
+                          RequantizeScalar(static_cast<int32_t>(a + d1[i]), shift, relu),
+                          RequantizeScalar(static_cast<int32_t>(a + d2[i]), shift, relu));
   }
 }
 
@@ -164,13 +161,15 @@ void VoteDeltaRows(const int32_t* acc, const uint32_t* const deltas[3], int64_t 
 // wrong sum. A voter that compares the sums is what a device needs to know where its vote may
 // be wrong (docs/retraining.md, "The exact method").
 void MarkDisagreement(const MacTarget& t, int64_t offset, const uint32_t* const deltas[3],
-                      int64_t len) {
+                      int64_t len, TileBuffers& buf) {
+  const uint32_t* d[3];
+  ZeroForNull(deltas, len, buf, d);
+  // Local pointers and no branch, so that the loop vectorises (a store through uint8_t* may
+  // alias d[], which the compiler would then reload every element).
+  const uint32_t *d0 = d[0], *d1 = d[1], *d2 = d[2];
   uint8_t* mask = t.disagree + offset;
   for (int64_t i = 0; i < len; ++i) {
-    const uint32_t d0 = deltas[0] != nullptr ? deltas[0][i] : 0;
-    const uint32_t d1 = deltas[1] != nullptr ? deltas[1][i] : 0;
-    const uint32_t d2 = deltas[2] != nullptr ? deltas[2][i] : 0;
-    mask[i] = d0 != d1 || d1 != d2;
+    mask[i] = static_cast<uint8_t>((d0[i] != d1[i]) | (d1[i] != d2[i]));
   }
 }
 
@@ -236,10 +235,10 @@ void EmitRow(const MacLayer& L, const MacImage& image, int oc, int oy0, int oy1,
       }
     } else if (touched < 2) {
       RequantizeRow(acc, len, bias, shift, L.relu, out);  // one faulty replica is outvoted
-      if (touched == 1 && t.disagree != nullptr) MarkDisagreement(t, offset, deltas, len);
+      if (touched == 1 && t.disagree != nullptr) MarkDisagreement(t, offset, deltas, len, buf);
     } else {
       VoteDeltaRows(acc, deltas, len, bias, shift, L.relu, out, buf);
-      if (t.disagree != nullptr) MarkDisagreement(t, offset, deltas, len);
+      if (t.disagree != nullptr) MarkDisagreement(t, offset, deltas, len, buf);
     }
     ApplySpecials(L, t, oc, pos, len, acc, deltas, out);
   }
@@ -382,7 +381,8 @@ void RunMacLayer(const MacLayer& layer, const std::vector<MacImage>& images) {
 }
 
 Status RunMacLayerWithPlans(const MacLayer& layer, const int8_t* input,
-                            const std::vector<FaultPlan>& plans, int8_t* output) {
+                            const std::vector<FaultPlan>& plans, int8_t* output,
+                            uint8_t* disagree) {
   if (plans.size() != 1 && plans.size() != 3) {
     return Status::InvalidArgument("a MAC layer runs once or three times, not " +
                                    std::to_string(plans.size()));
@@ -396,6 +396,10 @@ Status RunMacLayerWithPlans(const MacLayer& layer, const int8_t* input,
   MacTarget target;
   target.output = output;
   target.replicas = static_cast<int>(plans.size());
+  if (plans.size() == 3 && disagree != nullptr) {
+    std::fill(disagree, disagree + layer.out_elements(), uint8_t{0});
+    target.disagree = disagree;
+  }
   for (size_t r = 0; r < plans.size(); ++r) {
     R2F_RETURN_IF_ERROR(faults[r].Build(layer, plans[r], plans.size() == 1));
     int8_t* copy = nullptr;

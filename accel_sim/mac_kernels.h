@@ -43,8 +43,10 @@ struct MacImage {
 void RunMacLayer(const MacLayer& layer, const std::vector<MacImage>& images);
 
 // The single-image form with explicit flip lists (one plan, or three for a TMR-voted layer):
-// what the executor does for sampled flips, open to tests that plant flips by hand.
+// what the executor does for sampled flips, open to tests that plant flips by hand. With three
+// plans and `disagree` (out_elements() bytes), MacTarget::disagree is marked there.
 Status RunMacLayerWithPlans(const MacLayer& layer, const int8_t* input,
-                            const std::vector<FaultPlan>& plans, int8_t* output);
+                            const std::vector<FaultPlan>& plans, int8_t* output,
+                            uint8_t* disagree = nullptr);
 
 }  // namespace r2f::accel

@@ -6,6 +6,7 @@
 // clamp once v >= lo >= -128.
 #include "accel_sim/requantize.h"
 
+#include "accel_sim/tmr_voter.h"
 #include "common/base/x86_intrinsics.h"
 
 namespace r2f::accel {
@@ -13,6 +14,20 @@ namespace {
 
 void RowPortable(const int32_t* acc, int64_t n, int32_t bias, int shift, int32_t lo, int8_t* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = RequantizeShifted(acc[i] + bias, shift, lo);
+}
+
+void VotePortable(const int32_t* acc, const uint32_t* const d[3], int64_t n, int32_t bias,
+                  int shift, int32_t lo, int8_t* out) {
+  // Local pointers: a store through int8_t* may alias d[], which would otherwise be reloaded
+  // every element and keep the loop from vectorising.
+  const uint32_t *d0 = d[0], *d1 = d[1], *d2 = d[2];
+  const auto ubias = static_cast<uint32_t>(bias);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t a = static_cast<uint32_t>(acc[i]) + ubias;
+    out[i] = MajorityVote(RequantizeShifted(static_cast<int32_t>(a + d0[i]), shift, lo),
+                          RequantizeShifted(static_cast<int32_t>(a + d1[i]), shift, lo),
+                          RequantizeShifted(static_cast<int32_t>(a + d2[i]), shift, lo));
+  }
 }
 
 #ifdef R2F_X86
@@ -39,6 +54,35 @@ __attribute__((target("avx512f"))) void RowAvx512(const int32_t* acc, int64_t n,
     const __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, acc + i), vbias);
     _mm512_mask_cvtsepi32_storeu_epi8(out + i, m, Requant16(a, s, s1, one, vlo));
   }
+}
+
+// One replica's 16 outputs: a = acc + bias, plus the replica's deltas, requantised and
+// narrowed with saturation.
+__attribute__((target("avx512f"))) inline __m128i ReplicaBytes16(__m512i a, const uint32_t* delta,
+                                                                 __m128i s, __m128i s1, __m512i one,
+                                                                 __m512i lo) {
+  const __m512i sum = _mm512_add_epi32(a, _mm512_loadu_si512(delta));
+  return _mm512_cvtsepi32_epi8(Requant16(sum, s, s1, one, lo));
+}
+
+__attribute__((target("avx512f"))) void VoteAvx512(const int32_t* acc, const uint32_t* const d[3],
+                                                   int64_t n, int32_t bias, int shift, int32_t lo,
+                                                   int8_t* out) {
+  const __m512i vbias = _mm512_set1_epi32(bias), vlo = _mm512_set1_epi32(lo);
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m128i s = _mm_cvtsi32_si128(shift), s1 = _mm_cvtsi32_si128(shift - 1);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i a = _mm512_add_epi32(_mm512_loadu_si512(acc + i), vbias);
+    const __m128i q0 = ReplicaBytes16(a, d[0] + i, s, s1, one, vlo);
+    const __m128i q1 = ReplicaBytes16(a, d[1] + i, s, s1, one, vlo);
+    const __m128i q2 = ReplicaBytes16(a, d[2] + i, s, s1, one, vlo);
+    const __m128i vote =
+        _mm_or_si128(_mm_and_si128(q0, _mm_or_si128(q1, q2)), _mm_and_si128(q1, q2));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), vote);
+  }
+  const uint32_t* tail[3] = {d[0] + i, d[1] + i, d[2] + i};
+  VotePortable(acc + i, tail, n - i, bias, shift, lo, out + i);
 }
 
 __attribute__((target("avx2"))) inline __m256i Requant8(const int32_t* acc, __m256i bias, __m128i s,
@@ -78,6 +122,13 @@ RequantizeRowFn ChooseRow() {
   return &RowPortable;
 }
 
+RequantizeVoteFn ChooseVote() {
+#ifdef R2F_X86
+  if (__builtin_cpu_supports("avx512f")) return &VoteAvx512;
+#endif
+  return &VotePortable;
+}
+
 }  // namespace
 
 void RequantizeRowShifted(const int32_t* acc, int64_t n, int32_t bias, int shift, int32_t lo,
@@ -91,6 +142,20 @@ std::vector<std::pair<const char*, RequantizeRowFn>> RequantizeRowKernels() {
 #ifdef R2F_X86
   if (__builtin_cpu_supports("avx2")) kernels.emplace_back("avx2", &RowAvx2);
   if (__builtin_cpu_supports("avx512f")) kernels.emplace_back("avx512", &RowAvx512);
+#endif
+  return kernels;
+}
+
+void RequantizeVoteShifted(const int32_t* acc, const uint32_t* const d[3], int64_t n, int32_t bias,
+                           int shift, int32_t lo, int8_t* out) {
+  static const RequantizeVoteFn vote = ChooseVote();
+  vote(acc, d, n, bias, shift, lo, out);
+}
+
+std::vector<std::pair<const char*, RequantizeVoteFn>> RequantizeVoteKernels() {
+  std::vector<std::pair<const char*, RequantizeVoteFn>> kernels = {{"portable", &VotePortable}};
+#ifdef R2F_X86
+  if (__builtin_cpu_supports("avx512f")) kernels.emplace_back("avx512", &VoteAvx512);
 #endif
   return kernels;
 }

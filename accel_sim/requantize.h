@@ -41,6 +41,19 @@ void RequantizeRowShifted(const int32_t* acc, int64_t n, int32_t bias, int shift
 using RequantizeRowFn = void (*)(const int32_t*, int64_t, int32_t, int, int32_t, int8_t*);
 std::vector<std::pair<const char*, RequantizeRowFn>> RequantizeRowKernels();
 
+// The epilogue of a TMR-voted row: out[i] = the bitwise majority (tmr_voter.h) of the three
+// replicas' RequantizeShifted(acc[i] + bias + d[r][i], shift, lo), each sum taken modulo 2^32
+// (the caller guarantees that every replica's true sum fits int32, so it is exact). Same
+// conditions on shift and lo as RequantizeRowShifted; AVX-512 when the CPU has it, else
+// portable.
+void RequantizeVoteShifted(const int32_t* acc, const uint32_t* const d[3], int64_t n, int32_t bias,
+                           int shift, int32_t lo, int8_t* out);
+
+// Every implementation of RequantizeVoteShifted this CPU can run, named: for tests.
+using RequantizeVoteFn = void (*)(const int32_t*, const uint32_t* const*, int64_t, int32_t, int,
+                                  int32_t, int8_t*);
+std::vector<std::pair<const char*, RequantizeVoteFn>> RequantizeVoteKernels();
+
 // out[i] = RequantizeScalar(acc[i] + bias, shift, relu) for i < n (RequantizeShifted for
 // 1 <= shift <= 31). Requires acc[i] + bias to fit int32 (guaranteed by CompiledModel's bias
 // limit).

@@ -274,6 +274,68 @@ TEST_F(PlantedFlipTest, TmrVotesThePlannedReplicas) {
   }
 }
 
+TEST_F(PlantedFlipTest, DisagreementMarksWhereTheReplicasSumsDifferOrAFlipHitTheSum) {
+  // The exact method patches where the mask is set, so it must be set wherever the vote could
+  // be wrong: where the three replicas' accumulators (before hidden flips) are not all equal,
+  // and where any replica's hidden state or output was flipped. Nowhere else. Compared with
+  // accumulators computed from the corrupted operands, replica by replica.
+  std::mt19937_64 rng(8);
+  for (const ConvGeometry& g : {Geo(3, 7, 7, 6, 3, 1, 1, 1), Geo(4, 6, 6, 8, 3, 2, 1, 2)}) {
+    Build(g, true, 41);
+    const MacLayer& L = layer();
+    int marked_total = 0;
+    for (int trial = 0; trial < 30; ++trial) {
+      std::vector<FaultPlan> plans(3);
+      std::vector<std::vector<int32_t>> acc(3);
+      std::vector<uint8_t> want(static_cast<size_t>(L.out_elements()), 0);
+      for (int r = 0; r < 3; ++r) {
+        FaultPlan& p = plans[r];
+        // Sometimes no weight flip, sometimes one or two: both epilogue paths run.
+        const int n_w = static_cast<int>(rng() % 3), n_x = static_cast<int>(rng() % 3);
+        for (int i = 0; i < n_w; ++i) {
+          p.at(FaultSite::kWeights)
+              .push_back({static_cast<uint32_t>(rng() % L.weight_count()),
+                          static_cast<uint32_t>(rng() % 8)});
+        }
+        for (int i = 0; i < n_x; ++i) {
+          p.at(FaultSite::kInputs)
+              .push_back({static_cast<uint32_t>(rng() % L.in_elements()),
+                          static_cast<uint32_t>(rng() % 8)});
+        }
+        if (rng() % 2 == 0) {
+          p.at(FaultSite::kHidden)
+              .push_back({static_cast<uint32_t>(rng() % L.out_elements()),
+                          static_cast<uint32_t>(rng() % 32)});
+          p.at(FaultSite::kOutputs)
+              .push_back({static_cast<uint32_t>(rng() % L.out_elements()),
+                          static_cast<uint32_t>(rng() % 8)});
+        }
+        // Two replicas with the same weight flip agree on a wrong sum: marked only where the
+        // third differs from them.
+        if (r == 2 && trial % 3 == 0) p.at(FaultSite::kWeights) = plans[0].at(FaultSite::kWeights);
+        std::vector<int8_t> w = L.weights, x = input_;
+        for (const BitFlip& f : p.at(FaultSite::kWeights))
+          w[f.element] ^= static_cast<int8_t>(1 << f.bit);
+        for (const BitFlip& f : p.at(FaultSite::kInputs))
+          x[f.element] ^= static_cast<int8_t>(1 << f.bit);
+        acc[r] = testing::RefConvAcc(g, x, w, L.bias);
+        for (FaultSite site : {FaultSite::kHidden, FaultSite::kOutputs}) {
+          for (const BitFlip& f : p.at(site)) want[f.element] = 1;
+        }
+      }
+      for (size_t e = 0; e < want.size(); ++e) {
+        want[e] |= acc[0][e] != acc[1][e] || acc[1][e] != acc[2][e];
+        marked_total += want[e];
+      }
+      std::vector<int8_t> out(clean_out_.size());
+      std::vector<uint8_t> got(want.size(), 9);
+      ASSERT_TRUE(RunMacLayerWithPlans(L, input_.data(), plans, out.data(), got.data()).ok());
+      ASSERT_EQ(got, want) << "trial " << trial;
+    }
+    EXPECT_GT(marked_total, 0);
+  }
+}
+
 TEST_F(PlantedFlipTest, FlipOutsideItsSiteIsAnError) {
   Build(Geo(2, 4, 4, 3, 3, 1, 1, 1), false, 15);
   std::vector<int8_t> out(clean_out_.size());

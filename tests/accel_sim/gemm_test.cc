@@ -15,6 +15,7 @@
 #include "accel_sim/mac_kernels.h"
 #include "accel_sim/requantize.h"
 #include "accel_sim/scaled_row.h"
+#include "accel_sim/tmr_voter.h"
 #include "tests/accel_sim/accel_models.h"
 #include "tests/accel_sim/accel_reference.h"
 
@@ -256,6 +257,48 @@ TEST(RequantizeRowTest, EveryKernelMatchesTheScalarDefinition) {
             want[i + 1] = RequantizeScalar(acc[i + 1] + bias, shift, relu);
           }
           row(acc.data() + 1, n, bias, shift, relu ? 0 : -128, got.data() + 1);
+          ASSERT_EQ(got, want) << name << " shift " << shift << " n " << n << " relu " << relu;
+        }
+      }
+    }
+  }
+}
+
+TEST(RequantizeVoteTest, EveryKernelMatchesTheVoteOfTheScalarDefinition) {
+  // Three replicas whose deltas are zero, equal to another replica's, or their own (so that
+  // every vote pattern occurs), over tails around the 16-wide blocks and every fast-path shift.
+  // Each replica's sum acc + bias + delta fits int32; acc + bias alone may not be near it.
+  std::mt19937_64 rng(29);
+  for (const auto& [name, vote] : RequantizeVoteKernels()) {
+    for (int shift = 1; shift <= 31; ++shift) {
+      for (int64_t n = 0; n <= 41; n += (shift % 4 == 0 ? 1 : 5)) {
+        for (bool relu : {false, true}) {
+          const int32_t bias = static_cast<int32_t>(rng() % 2001) - 1000;
+          std::vector<int32_t> acc(static_cast<size_t>(n) + 2);
+          std::vector<uint32_t> d[3];
+          for (auto& r : d) r.assign(acc.size(), 0);
+          for (size_t i = 0; i < acc.size(); ++i) {
+            acc[i] = static_cast<int32_t>(rng() >> 34) - (1 << 29);
+            for (int r = 0; r < 3; ++r) {
+              const uint64_t pick = rng() % 4;
+              const int32_t own = static_cast<int32_t>(rng() >> 35) - (1 << 28);
+              d[r][i] = pick == 0            ? 0
+                        : pick == 1 && r > 0 ? d[r - 1][i]
+                                             : static_cast<uint32_t>(own);
+            }
+          }
+          std::vector<int8_t> got(static_cast<size_t>(n) + 2, 77), want(got);
+          for (int64_t i = 1; i <= n; ++i) {
+            int8_t v[3];
+            for (int r = 0; r < 3; ++r) {
+              v[r] = RequantizeScalar(static_cast<int32_t>(static_cast<uint32_t>(acc[i]) +
+                                                           static_cast<uint32_t>(bias) + d[r][i]),
+                                      shift, relu);
+            }
+            want[i] = MajorityVote(v[0], v[1], v[2]);
+          }
+          const uint32_t* rows[3] = {d[0].data() + 1, d[1].data() + 1, d[2].data() + 1};
+          vote(acc.data() + 1, rows, n, bias, shift, relu ? 0 : -128, got.data() + 1);
           ASSERT_EQ(got, want) << name << " shift " << shift << " n " << n << " relu " << relu;
         }
       }
