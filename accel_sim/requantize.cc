@@ -31,52 +31,57 @@ void VotePortable(const int32_t* acc, const uint32_t* const d[3], int64_t n, int
 }
 
 #ifdef R2F_X86
-__attribute__((target("avx512f"))) inline __m512i Requant16(__m512i a, __m128i s, __m128i s1,
-                                                            __m512i one, __m512i lo) {
-  const __m512i v =
-      _mm512_add_epi32(_mm512_sra_epi32(a, s), _mm512_and_si512(_mm512_sra_epi32(a, s1), one));
-  return _mm512_max_epi32(v, lo);
+// The constants of the AVX-512 requantisation of one row.
+struct Shift16 {
+  __m512i bias, lo, one;
+  __m128i s, s1;
+};
+
+__attribute__((target("avx512f"))) inline Shift16 MakeShift16(int32_t bias, int shift, int32_t lo) {
+  return {_mm512_set1_epi32(bias), _mm512_set1_epi32(lo), _mm512_set1_epi32(1),
+          _mm_cvtsi32_si128(shift), _mm_cvtsi32_si128(shift - 1)};
+}
+
+// (a >> s) + ((a >> (s-1)) & 1), at least lo, for a = acc + bias already added.
+__attribute__((target("avx512f"))) inline __m512i Requant16(__m512i a, const Shift16& k) {
+  const __m512i v = _mm512_add_epi32(_mm512_sra_epi32(a, k.s),
+                                     _mm512_and_si512(_mm512_sra_epi32(a, k.s1), k.one));
+  return _mm512_max_epi32(v, k.lo);
 }
 
 __attribute__((target("avx512f"))) void RowAvx512(const int32_t* acc, int64_t n, int32_t bias,
                                                   int shift, int32_t lo, int8_t* out) {
-  const __m512i vbias = _mm512_set1_epi32(bias), vlo = _mm512_set1_epi32(lo);
-  const __m512i one = _mm512_set1_epi32(1);
-  const __m128i s = _mm_cvtsi32_si128(shift), s1 = _mm_cvtsi32_si128(shift - 1);
+  const Shift16 k = MakeShift16(bias, shift, lo);
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    const __m512i a = _mm512_add_epi32(_mm512_loadu_si512(acc + i), vbias);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
-                     _mm512_cvtsepi32_epi8(Requant16(a, s, s1, one, vlo)));
+    const __m512i a = _mm512_add_epi32(_mm512_loadu_si512(acc + i), k.bias);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtsepi32_epi8(Requant16(a, k)));
   }
   if (i < n) {  // masked tail: lanes beyond n are neither read nor written
     const auto m = static_cast<__mmask16>((1u << (n - i)) - 1);
-    const __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, acc + i), vbias);
-    _mm512_mask_cvtsepi32_storeu_epi8(out + i, m, Requant16(a, s, s1, one, vlo));
+    const __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, acc + i), k.bias);
+    _mm512_mask_cvtsepi32_storeu_epi8(out + i, m, Requant16(a, k));
   }
 }
 
 // One replica's 16 outputs: a = acc + bias, plus the replica's deltas, requantised and
 // narrowed with saturation.
 __attribute__((target("avx512f"))) inline __m128i ReplicaBytes16(__m512i a, const uint32_t* delta,
-                                                                 __m128i s, __m128i s1, __m512i one,
-                                                                 __m512i lo) {
+                                                                 const Shift16& k) {
   const __m512i sum = _mm512_add_epi32(a, _mm512_loadu_si512(delta));
-  return _mm512_cvtsepi32_epi8(Requant16(sum, s, s1, one, lo));
+  return _mm512_cvtsepi32_epi8(Requant16(sum, k));
 }
 
 __attribute__((target("avx512f"))) void VoteAvx512(const int32_t* acc, const uint32_t* const d[3],
                                                    int64_t n, int32_t bias, int shift, int32_t lo,
                                                    int8_t* out) {
-  const __m512i vbias = _mm512_set1_epi32(bias), vlo = _mm512_set1_epi32(lo);
-  const __m512i one = _mm512_set1_epi32(1);
-  const __m128i s = _mm_cvtsi32_si128(shift), s1 = _mm_cvtsi32_si128(shift - 1);
+  const Shift16 k = MakeShift16(bias, shift, lo);
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    const __m512i a = _mm512_add_epi32(_mm512_loadu_si512(acc + i), vbias);
-    const __m128i q0 = ReplicaBytes16(a, d[0] + i, s, s1, one, vlo);
-    const __m128i q1 = ReplicaBytes16(a, d[1] + i, s, s1, one, vlo);
-    const __m128i q2 = ReplicaBytes16(a, d[2] + i, s, s1, one, vlo);
+    const __m512i a = _mm512_add_epi32(_mm512_loadu_si512(acc + i), k.bias);
+    const __m128i q0 = ReplicaBytes16(a, d[0] + i, k);
+    const __m128i q1 = ReplicaBytes16(a, d[1] + i, k);
+    const __m128i q2 = ReplicaBytes16(a, d[2] + i, k);
     const __m128i vote =
         _mm_or_si128(_mm_and_si128(q0, _mm_or_si128(q1, q2)), _mm_and_si128(q1, q2));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), vote);

@@ -64,6 +64,28 @@ class PlantedFlipTest : public ::testing::Test {
     return testing::RefRequantPlanes(acc, geo_.out_c, layer().shift, relu_);
   }
 
+  // Appends `count` flips of `site`, element and bit uniform over the site, to `plan`.
+  void AddRandomFlips(FaultSite site, int count, std::mt19937_64& rng, FaultPlan* plan) const {
+    const uint64_t elements = layer().Exposure().elements[static_cast<int>(site)];
+    const auto bits = static_cast<uint64_t>(kSiteBitWidth[static_cast<int>(site)]);
+    for (int i = 0; i < count; ++i) {
+      const auto element = static_cast<uint32_t>(rng() % elements);
+      plan->at(site).push_back({element, static_cast<uint32_t>(rng() % bits)});
+    }
+  }
+
+  // The accumulators (bias included, before hidden flips) of the plan's execution, computed on
+  // its corrupted weights and input by the reference convolution.
+  std::vector<int32_t> CorruptedAcc(const FaultPlan& plan) const {
+    const MacLayer& L = layer();
+    std::vector<int8_t> w = L.weights, x = input_;
+    for (const BitFlip& f : plan.at(FaultSite::kWeights))
+      w[f.element] ^= static_cast<int8_t>(1 << f.bit);
+    for (const BitFlip& f : plan.at(FaultSite::kInputs))
+      x[f.element] ^= static_cast<int8_t>(1 << f.bit);
+    return testing::RefConvAcc(geo_, x, w, L.bias);
+  }
+
   ConvGeometry geo_;
   bool relu_ = false;
   pb::QuantizedModel model_;
@@ -186,35 +208,16 @@ TEST_F(PlantedFlipTest, RandomPlansEqualReferenceWithCorruptedOperands) {
     for (int trial = 0; trial < 20; ++trial) {
       FaultPlan plan;
       const int n_w = static_cast<int>(rng() % 6), n_x = static_cast<int>(rng() % 6);
-      for (int i = 0; i < n_w; ++i) {
-        plan.at(FaultSite::kWeights)
-            .push_back({static_cast<uint32_t>(rng() % L.weight_count()),
-                        static_cast<uint32_t>(rng() % 8)});
-      }
-      for (int i = 0; i < n_x; ++i) {
-        plan.at(FaultSite::kInputs)
-            .push_back(
-                {static_cast<uint32_t>(rng() % L.in_elements()), static_cast<uint32_t>(rng() % 8)});
-      }
+      AddRandomFlips(FaultSite::kWeights, n_w, rng, &plan);
+      AddRandomFlips(FaultSite::kInputs, n_x, rng, &plan);
       // Make some flipped weights read flipped inputs: the cross term must be exact.
       if (n_w > 0 && !c.linear)
         plan.at(FaultSite::kInputs).push_back({static_cast<uint32_t>(L.in_elements() / 2), 7});
-      for (int i = 0; i < 3; ++i) {
-        plan.at(FaultSite::kHidden)
-            .push_back({static_cast<uint32_t>(rng() % L.out_elements()),
-                        static_cast<uint32_t>(rng() % 32)});
-        plan.at(FaultSite::kOutputs)
-            .push_back({static_cast<uint32_t>(rng() % L.out_elements()),
-                        static_cast<uint32_t>(rng() % 8)});
-      }
+      AddRandomFlips(FaultSite::kHidden, 3, rng, &plan);
+      AddRandomFlips(FaultSite::kOutputs, 3, rng, &plan);
       // The same bit twice cancels; different bits of one element combine.
       plan.at(FaultSite::kHidden).push_back(plan.at(FaultSite::kHidden)[0]);
-      std::vector<int8_t> w = L.weights, x = input_;
-      for (const BitFlip& f : plan.at(FaultSite::kWeights))
-        w[f.element] ^= static_cast<int8_t>(1 << f.bit);
-      for (const BitFlip& f : plan.at(FaultSite::kInputs))
-        x[f.element] ^= static_cast<int8_t>(1 << f.bit);
-      std::vector<int32_t> acc = testing::RefConvAcc(c.g, x, w, L.bias);
+      std::vector<int32_t> acc = CorruptedAcc(plan);
       for (const BitFlip& f : plan.at(FaultSite::kHidden)) {
         acc[f.element] =
             static_cast<int32_t>(static_cast<uint32_t>(acc[f.element]) ^ (1u << f.bit));
@@ -241,25 +244,11 @@ TEST_F(PlantedFlipTest, TmrVotesThePlannedReplicas) {
        {Case{Geo(3, 6, 6, 5, 3, 1, 1, 1), 2, 9}, Case{Geo(4, 7, 7, 4, 3, 2, 1, 4), 2, 9},
         Case{Geo(3, 6, 6, 6, 3, 1, 1, 1), -2, 0}}) {
     Build(c.g, true, 40, false, c.min_shift, c.max_shift);
-    const MacLayer& L = layer();
     for (int trial = 0; trial < 20; ++trial) {
       std::vector<FaultPlan> plans(3);
       for (FaultPlan& p : plans) {
         const int n = static_cast<int>(rng() % 4);
-        for (int i = 0; i < n; ++i) {
-          p.at(FaultSite::kWeights)
-              .push_back({static_cast<uint32_t>(rng() % L.weight_count()),
-                          static_cast<uint32_t>(rng() % 8)});
-          p.at(FaultSite::kInputs)
-              .push_back({static_cast<uint32_t>(rng() % L.in_elements()),
-                          static_cast<uint32_t>(rng() % 8)});
-          p.at(FaultSite::kHidden)
-              .push_back({static_cast<uint32_t>(rng() % L.out_elements()),
-                          static_cast<uint32_t>(rng() % 32)});
-          p.at(FaultSite::kOutputs)
-              .push_back({static_cast<uint32_t>(rng() % L.out_elements()),
-                          static_cast<uint32_t>(rng() % 8)});
-        }
+        for (int s = 0; s < kNumFaultSites; ++s) AddRandomFlips(FaultSite(s), n, rng, &p);
       }
       // Replica 2 sometimes shares a hidden flip with replica 0: a corruption two replicas agree on
       // wins.
@@ -291,34 +280,15 @@ TEST_F(PlantedFlipTest, DisagreementMarksWhereTheReplicasSumsDifferOrAFlipHitThe
       for (int r = 0; r < 3; ++r) {
         FaultPlan& p = plans[r];
         // Sometimes no weight flip, sometimes one or two: both epilogue paths run.
-        const int n_w = static_cast<int>(rng() % 3), n_x = static_cast<int>(rng() % 3);
-        for (int i = 0; i < n_w; ++i) {
-          p.at(FaultSite::kWeights)
-              .push_back({static_cast<uint32_t>(rng() % L.weight_count()),
-                          static_cast<uint32_t>(rng() % 8)});
-        }
-        for (int i = 0; i < n_x; ++i) {
-          p.at(FaultSite::kInputs)
-              .push_back({static_cast<uint32_t>(rng() % L.in_elements()),
-                          static_cast<uint32_t>(rng() % 8)});
-        }
-        if (rng() % 2 == 0) {
-          p.at(FaultSite::kHidden)
-              .push_back({static_cast<uint32_t>(rng() % L.out_elements()),
-                          static_cast<uint32_t>(rng() % 32)});
-          p.at(FaultSite::kOutputs)
-              .push_back({static_cast<uint32_t>(rng() % L.out_elements()),
-                          static_cast<uint32_t>(rng() % 8)});
-        }
+        AddRandomFlips(FaultSite::kWeights, static_cast<int>(rng() % 3), rng, &p);
+        AddRandomFlips(FaultSite::kInputs, static_cast<int>(rng() % 3), rng, &p);
+        const int specials = static_cast<int>(rng() % 2);
+        AddRandomFlips(FaultSite::kHidden, specials, rng, &p);
+        AddRandomFlips(FaultSite::kOutputs, specials, rng, &p);
         // Two replicas with the same weight flip agree on a wrong sum: marked only where the
         // third differs from them.
         if (r == 2 && trial % 3 == 0) p.at(FaultSite::kWeights) = plans[0].at(FaultSite::kWeights);
-        std::vector<int8_t> w = L.weights, x = input_;
-        for (const BitFlip& f : p.at(FaultSite::kWeights))
-          w[f.element] ^= static_cast<int8_t>(1 << f.bit);
-        for (const BitFlip& f : p.at(FaultSite::kInputs))
-          x[f.element] ^= static_cast<int8_t>(1 << f.bit);
-        acc[r] = testing::RefConvAcc(g, x, w, L.bias);
+        acc[r] = CorruptedAcc(p);
         for (FaultSite site : {FaultSite::kHidden, FaultSite::kOutputs}) {
           for (const BitFlip& f : p.at(site)) want[f.element] = 1;
         }
