@@ -31,6 +31,11 @@ void VotePortable(const int32_t* acc, const uint32_t* const d[3], int64_t n, int
 }
 
 #ifdef R2F_X86
+// The bitwise majority of three vectors of 16 bytes (MajorityVote, tmr_voter.h).
+inline __m128i Majority16(__m128i a, __m128i b, __m128i c) {
+  return _mm_or_si128(_mm_and_si128(a, _mm_or_si128(b, c)), _mm_and_si128(b, c));
+}
+
 // The constants of the AVX-512 requantisation of one row.
 struct Shift16 {
   __m512i bias, lo, one;
@@ -82,40 +87,80 @@ __attribute__((target("avx512f"))) void VoteAvx512(const int32_t* acc, const uin
     const __m128i q0 = ReplicaBytes16(a, d[0] + i, k);
     const __m128i q1 = ReplicaBytes16(a, d[1] + i, k);
     const __m128i q2 = ReplicaBytes16(a, d[2] + i, k);
-    const __m128i vote =
-        _mm_or_si128(_mm_and_si128(q0, _mm_or_si128(q1, q2)), _mm_and_si128(q1, q2));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), vote);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), Majority16(q0, q1, q2));
   }
   const uint32_t* tail[3] = {d[0] + i, d[1] + i, d[2] + i};
   VotePortable(acc + i, tail, n - i, bias, shift, lo, out + i);
 }
 
-__attribute__((target("avx2"))) inline __m256i Requant8(const int32_t* acc, __m256i bias, __m128i s,
-                                                        __m128i s1, __m256i one, __m256i lo) {
-  const __m256i a =
-      _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc)), bias);
-  const __m256i v =
-      _mm256_add_epi32(_mm256_sra_epi32(a, s), _mm256_and_si256(_mm256_sra_epi32(a, s1), one));
-  return _mm256_max_epi32(v, lo);
+// The constants of the AVX2 requantisation of one row.
+struct Shift8 {
+  __m256i bias, lo, one, order;
+  __m128i s, s1;
+};
+
+__attribute__((target("avx2"))) inline Shift8 MakeShift8(int32_t bias, int shift, int32_t lo) {
+  // The packs work per 128-bit lane: dwords of the packed bytes are
+  // [a0-3 b0-3 a0-3 b0-3 | a4-7 b4-7 ...]; `order` puts a0-7 b0-7 first.
+  return {_mm256_set1_epi32(bias),  _mm256_set1_epi32(lo),
+          _mm256_set1_epi32(1),     _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
+          _mm_cvtsi32_si128(shift), _mm_cvtsi32_si128(shift - 1)};
+}
+
+// (a >> s) + ((a >> (s-1)) & 1), at least lo, for a = acc + bias already added.
+__attribute__((target("avx2"))) inline __m256i Requant8(__m256i a, const Shift8& k) {
+  const __m256i v = _mm256_add_epi32(_mm256_sra_epi32(a, k.s),
+                                     _mm256_and_si256(_mm256_sra_epi32(a, k.s1), k.one));
+  return _mm256_max_epi32(v, k.lo);
+}
+
+// 16 requantised values (a: the first 8, b: the next 8) narrowed with saturation, in order.
+__attribute__((target("avx2"))) inline __m128i Narrow16(__m256i a, __m256i b, const Shift8& k) {
+  const __m256i p = _mm256_packs_epi32(a, b);  // saturating: int16
+  const __m256i q = _mm256_packs_epi16(p, p);  // saturating: int8
+  return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(q, k.order));
+}
+
+__attribute__((target("avx2"))) inline __m256i Load8(const void* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
 
 __attribute__((target("avx2"))) void RowAvx2(const int32_t* acc, int64_t n, int32_t bias, int shift,
                                              int32_t lo, int8_t* out) {
-  const __m256i vbias = _mm256_set1_epi32(bias), vlo = _mm256_set1_epi32(lo);
-  const __m256i one = _mm256_set1_epi32(1);
-  const __m128i s = _mm_cvtsi32_si128(shift), s1 = _mm_cvtsi32_si128(shift - 1);
-  // The packs work per 128-bit lane: dwords of q are [a0-3 b0-3 a0-3 b0-3 | a4-7 b4-7 ...].
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const Shift8 k = MakeShift8(bias, shift, lo);
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    const __m256i a = Requant8(acc + i, vbias, s, s1, one, vlo);
-    const __m256i b = Requant8(acc + i + 8, vbias, s, s1, one, vlo);
-    const __m256i p = _mm256_packs_epi32(a, b);  // saturating: int16
-    const __m256i q = _mm256_packs_epi16(p, p);  // saturating: int8
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
-                     _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(q, order)));
+    const __m256i a = Requant8(_mm256_add_epi32(Load8(acc + i), k.bias), k);
+    const __m256i b = Requant8(_mm256_add_epi32(Load8(acc + i + 8), k.bias), k);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), Narrow16(a, b, k));
   }
   RowPortable(acc + i, n - i, bias, shift, lo, out + i);
+}
+
+// One replica's 16 outputs: a and b = acc + bias (first and second 8), plus the replica's
+// deltas, requantised and narrowed.
+__attribute__((target("avx2"))) inline __m128i ReplicaBytes16(__m256i a, __m256i b,
+                                                              const uint32_t* delta,
+                                                              const Shift8& k) {
+  return Narrow16(Requant8(_mm256_add_epi32(a, Load8(delta)), k),
+                  Requant8(_mm256_add_epi32(b, Load8(delta + 8)), k), k);
+}
+
+__attribute__((target("avx2"))) void VoteAvx2(const int32_t* acc, const uint32_t* const d[3],
+                                              int64_t n, int32_t bias, int shift, int32_t lo,
+                                              int8_t* out) {
+  const Shift8 k = MakeShift8(bias, shift, lo);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i a = _mm256_add_epi32(Load8(acc + i), k.bias);
+    const __m256i b = _mm256_add_epi32(Load8(acc + i + 8), k.bias);
+    const __m128i q0 = ReplicaBytes16(a, b, d[0] + i, k);
+    const __m128i q1 = ReplicaBytes16(a, b, d[1] + i, k);
+    const __m128i q2 = ReplicaBytes16(a, b, d[2] + i, k);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), Majority16(q0, q1, q2));
+  }
+  const uint32_t* tail[3] = {d[0] + i, d[1] + i, d[2] + i};
+  VotePortable(acc + i, tail, n - i, bias, shift, lo, out + i);
 }
 #endif
 
@@ -130,6 +175,7 @@ RequantizeRowFn ChooseRow() {
 RequantizeVoteFn ChooseVote() {
 #ifdef R2F_X86
   if (__builtin_cpu_supports("avx512f")) return &VoteAvx512;
+  if (__builtin_cpu_supports("avx2")) return &VoteAvx2;
 #endif
   return &VotePortable;
 }
@@ -160,6 +206,7 @@ void RequantizeVoteShifted(const int32_t* acc, const uint32_t* const d[3], int64
 std::vector<std::pair<const char*, RequantizeVoteFn>> RequantizeVoteKernels() {
   std::vector<std::pair<const char*, RequantizeVoteFn>> kernels = {{"portable", &VotePortable}};
 #ifdef R2F_X86
+  if (__builtin_cpu_supports("avx2")) kernels.emplace_back("avx2", &VoteAvx2);
   if (__builtin_cpu_supports("avx512f")) kernels.emplace_back("avx512", &VoteAvx512);
 #endif
   return kernels;

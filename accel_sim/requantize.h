@@ -44,8 +44,8 @@ std::vector<std::pair<const char*, RequantizeRowFn>> RequantizeRowKernels();
 // The epilogue of a TMR-voted row: out[i] = the bitwise majority (tmr_voter.h) of the three
 // replicas' RequantizeShifted(acc[i] + bias + d[r][i], shift, lo), each sum taken modulo 2^32
 // (the caller guarantees that every replica's true sum fits int32, so it is exact). Same
-// conditions on shift and lo as RequantizeRowShifted; AVX-512 when the CPU has it, else
-// portable.
+// conditions on shift and lo as RequantizeRowShifted; AVX-512F or AVX2 when the CPU has it,
+// else portable.
 void RequantizeVoteShifted(const int32_t* acc, const uint32_t* const d[3], int64_t n, int32_t bias,
                            int shift, int32_t lo, int8_t* out);
 
