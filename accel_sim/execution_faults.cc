@@ -242,30 +242,61 @@ bool ExecutionFaults::InputDeltasReach(int c, int oy0, int oy1) const {
   return false;
 }
 
-void ExecutionFaults::AddInputDeltas(int c, int oy0, int oy1, uint32_t* row) const {
-  const MacLayer& L = *layer_;
-  if (!has_input_deltas_) return;
-  // Cross terms.
-  const int64_t first = static_cast<int64_t>(oy0) * L.out_w,
-                last = static_cast<int64_t>(oy1) * L.out_w;
-  for (uint32_t i = point_begin_[c]; i < point_begin_[c + 1]; ++i) {
-    if (points_[i].pos >= first && points_[i].pos < last)
-      row[points_[i].pos - first] += points_[i].value;
+bool ExecutionFaults::GroupInputDeltasReach(int g, int oy0, int oy1) const {
+  // A cross term sits at one of its input flip's taps, so the flips decide.
+  if (!has_input_deltas_ || input_begin_.empty()) return false;
+  for (uint32_t i = input_begin_[g]; i < input_begin_[g + 1]; ++i) {
+    if (input_flips_[i].oy_max >= oy0 && input_flips_[i].oy_min < oy1) return true;
   }
-  // Input flips of the channel's group: w * (x' - x) at every output reading them.
-  const int g = c / L.group_out_c;
-  const int n = c % L.group_out_c;
+  return false;
+}
+
+void ExecutionFaults::AddCrossTerms(int c, int64_t first, int64_t len, uint32_t* row) const {
+  if (point_begin_.empty()) return;
+  for (uint32_t i = point_begin_[c]; i < point_begin_[c + 1]; ++i) {
+    const int64_t at = points_[i].pos - first;
+    if (at >= 0 && at < len) row[at] += points_[i].value;
+  }
+}
+
+// Calls visit(dx, tap) for every tap of group g's input flips on output rows [oy0, oy1).
+template <typename Visit>
+void ExecutionFaults::ForEachTapIn(int g, int oy0, int oy1, Visit&& visit) const {
+  if (input_begin_.empty()) return;
   for (uint32_t i = input_begin_[g]; i < input_begin_[g + 1]; ++i) {
     const InputFlip& in = input_flips_[i];
     if (in.oy_max < oy0 || in.oy_min >= oy1) continue;
     for (uint32_t t = in.tap_begin; t < in.tap_end; ++t) {
-      const Tap& tap = taps_[t];
-      if (tap.oy < oy0 || tap.oy >= oy1) continue;
-      const int32_t w = L.weights_t[static_cast<size_t>(tap.weight_row) * L.group_out_c + n];
-      row[static_cast<int64_t>(tap.oy - oy0) * L.out_w + tap.ox] +=
-          static_cast<uint32_t>(w * in.dx);
+      if (taps_[t].oy >= oy0 && taps_[t].oy < oy1) visit(in.dx, taps_[t]);
     }
   }
+}
+
+void ExecutionFaults::AddGroupInputDeltas(int g, int oy0, int oy1, uint32_t* tile) const {
+  const MacLayer& L = *layer_;
+  const int channels = L.group_out_c;
+  const int64_t first = static_cast<int64_t>(oy0) * L.out_w;
+  const int64_t len = static_cast<int64_t>(oy1 - oy0) * L.out_w;
+  for (int n = 0; n < channels; ++n) AddCrossTerms(g * channels + n, first, len, tile + n * len);
+  ForEachTapIn(g, oy0, oy1, [&](int32_t dx, const Tap& tap) {
+    // The tap's weights for the group's channels are contiguous: w * (x' - x) down the tile.
+    const int8_t* w = L.weights_t.data() + static_cast<size_t>(tap.weight_row) * channels;
+    uint32_t* dst = tile + static_cast<int64_t>(tap.oy - oy0) * L.out_w + tap.ox;
+    for (int n = 0; n < channels; ++n) dst[n * len] += static_cast<uint32_t>(w[n] * dx);
+  });
+}
+
+void ExecutionFaults::AddInputDeltas(int c, int oy0, int oy1, uint32_t* row) const {
+  const MacLayer& L = *layer_;
+  if (!has_input_deltas_) return;
+  const int64_t first = static_cast<int64_t>(oy0) * L.out_w;
+  AddCrossTerms(c, first, static_cast<int64_t>(oy1 - oy0) * L.out_w, row);
+  // Input flips of the channel's group: w * (x' - x) at every output reading them.
+  const int n = c % L.group_out_c;
+  ForEachTapIn(c / L.group_out_c, oy0, oy1, [&](int32_t dx, const Tap& tap) {
+    const int32_t w = L.weights_t[static_cast<size_t>(tap.weight_row) * L.group_out_c + n];
+    row[static_cast<int64_t>(tap.oy - oy0) * L.out_w + tap.ox] += static_cast<uint32_t>(w * dx);
+  });
 }
 
 }  // namespace r2f::accel

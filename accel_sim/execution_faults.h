@@ -103,6 +103,14 @@ class ExecutionFaults {
   // give the faulty accumulator, which always fits int32, so the sum is exact). Weight flips
   // are not included (WeightDeltasOf).
   void AddInputDeltas(int c, int oy0, int oy1, uint32_t* row) const;
+  // Whether input flips (or cross terms) of group g give any of its channels a delta in output
+  // rows [oy0, oy1).
+  bool GroupInputDeltasReach(int g, int oy0, int oy1) const;
+  // AddInputDeltas for every output channel of group g at once: adds to
+  // tile[n * len + (oy - oy0) * out_w + ox] for the group's channel n, with
+  // len = (oy1 - oy0) * out_w. Each flip's window is visited once for all channels, where
+  // AddInputDeltas visits it once per channel.
+  void AddGroupInputDeltas(int g, int oy0, int oy1, uint32_t* tile) const;
   bool HasSpecials(int c) const { return any_ && special_begin_[c] != special_begin_[c + 1]; }
   // The specials of output channel c, ascending: [first, last).
   std::pair<const Special*, const Special*> SpecialsOf(int c) const {
@@ -133,6 +141,10 @@ class ExecutionFaults {
   };
 
   bool GroupHasInputFlips(int c) const;
+  // Adds channel c's cross terms at row positions [first, first + len) to row[pos - first].
+  void AddCrossTerms(int c, int64_t first, int64_t len, uint32_t* row) const;
+  template <typename Visit>
+  void ForEachTapIn(int g, int oy0, int oy1, Visit&& visit) const;
   bool InputDeltasReach(int c, int oy0, int oy1) const;
 
   const MacLayer* layer_ = nullptr;

@@ -29,6 +29,10 @@ struct TileBuffers {
   std::vector<Segment> segments;
   std::vector<uint32_t> deltas[3];  // epilogue: each replica's accumulator deltas of a row
   std::vector<uint32_t> zeros;      // epilogue: the deltas of a replica without any (never written)
+  // Epilogue, per row segment: each (target, replica)'s input-flip deltas for all channels of
+  // the group ([channel][len]), or nullptr (PrepareInputTiles); empty on the direct path.
+  std::vector<std::vector<uint32_t>> input_tiles;
+  std::vector<uint32_t*> input_tile_of;
 };
 
 TileBuffers& ThreadBuffers() {
@@ -174,11 +178,18 @@ void MarkDisagreement(const MacTarget& t, int64_t offset, const uint32_t* const 
 }
 
 // The accumulator deltas of execution f for channel oc, output rows [oy0, oy1), into `row`
-// (len values); nullptr if f changes nothing there.
+// (len values); nullptr if f changes nothing there. `input_row`, if not nullptr, already holds
+// the channel's input-flip deltas for the segment (PrepareInputTiles): the weight deltas are
+// added to it and it is returned.
 const uint32_t* RowDeltas(const MacLayer& L, const ExecutionFaults* f, int oc, int oy0, int oy1,
-                          const SegmentInput& in, int64_t len, std::vector<uint32_t>* row) {
+                          const SegmentInput& in, int64_t len, uint32_t* input_row,
+                          std::vector<uint32_t>* row) {
   if (f == nullptr) return nullptr;
   const bool weights = f->HasWeightDeltas(oc);
+  if (input_row != nullptr) {
+    if (weights) AddWeightDeltas(L, *f, oc, in, len, input_row);
+    return input_row;
+  }
   const bool inputs = f->HasInputDeltas(oc, oy0, oy1);
   if (!weights && !inputs) return nullptr;
   Grow(row, len);
@@ -200,7 +211,8 @@ void EmitRow(const MacLayer& L, const MacImage& image, int oc, int oy0, int oy1,
   const int64_t pos = static_cast<int64_t>(oy0) * L.out_w;
   const int64_t len = static_cast<int64_t>(oy1 - oy0) * L.out_w;
   const int64_t offset = oc * L.out_spatial() + pos;
-  for (const MacTarget& t : image.targets) {
+  for (size_t ti = 0; ti < image.targets.size(); ++ti) {
+    const MacTarget& t = image.targets[ti];
     int8_t* out = t.output + offset;
     bool affected = false;
     for (int r = 0; r < t.replicas; ++r) {
@@ -224,7 +236,11 @@ void EmitRow(const MacLayer& L, const MacImage& image, int oc, int oy0, int oy1,
     }
     int touched = 0;
     for (int r = 0; r < t.replicas; ++r) {
-      deltas[r] = RowDeltas(L, t.faults[r], oc, oy0, oy1, in, len, &buf.deltas[r]);
+      const size_t slot = ti * 3 + static_cast<size_t>(r);
+      uint32_t* input_row = slot < buf.input_tile_of.size() && buf.input_tile_of[slot] != nullptr
+                                ? buf.input_tile_of[slot] + (oc % L.group_out_c) * len
+                                : nullptr;
+      deltas[r] = RowDeltas(L, t.faults[r], oc, oy0, oy1, in, len, input_row, &buf.deltas[r]);
       touched += deltas[r] != nullptr;
     }
     if (t.replicas == 1) {
@@ -244,6 +260,31 @@ void EmitRow(const MacLayer& L, const MacImage& image, int oc, int oy0, int oy1,
   }
 }
 
+// Builds, for one row segment of `image`, the input-flip deltas of every (target, replica)
+// that has some there, for all channels of group g at once (ExecutionFaults::
+// AddGroupInputDeltas): EmitRow then finds each channel's row ready. Not for a lone execution
+// that owns the GEMM result (EmitRow adds its deltas in place).
+void PrepareInputTiles(const MacLayer& L, const MacImage& image, int g, int oy0, int oy1,
+                       TileBuffers& buf) {
+  const size_t slots = image.targets.size() * 3;
+  buf.input_tile_of.assign(slots, nullptr);
+  if (image.targets.size() == 1 && image.targets[0].replicas == 1) return;
+  if (buf.input_tiles.size() < slots) buf.input_tiles.resize(slots);
+  const int64_t size = static_cast<int64_t>(oy1 - oy0) * L.out_w * L.group_out_c;
+  for (size_t ti = 0; ti < image.targets.size(); ++ti) {
+    const MacTarget& t = image.targets[ti];
+    for (int r = 0; r < t.replicas; ++r) {
+      const ExecutionFaults* f = t.faults[r];
+      if (f == nullptr || !f->GroupInputDeltasReach(g, oy0, oy1)) continue;
+      std::vector<uint32_t>& tile = buf.input_tiles[ti * 3 + static_cast<size_t>(r)];
+      Grow(&tile, size);
+      std::fill(tile.begin(), tile.begin() + size, 0u);
+      f->AddGroupInputDeltas(g, oy0, oy1, tile.data());
+      buf.input_tile_of[ti * 3 + static_cast<size_t>(r)] = tile.data();
+    }
+  }
+}
+
 // Requantisation of a tile's GEMM result acc[n * ld + j] for the output channels of group g;
 // col is the tile's im2col (`cols` columns per row).
 void EpilogueTile(const MacLayer& L, const std::vector<MacImage>& images, int g,
@@ -253,6 +294,7 @@ void EpilogueTile(const MacLayer& L, const std::vector<MacImage>& images, int g,
   // sequentially (interleaving the images' indexes cost cache misses on every channel).
   for (const Segment& s : segments) {
     const SegmentInput in{col + s.col0, cols};
+    PrepareInputTiles(L, images[s.image], g, s.oy0, s.oy1, buf);
     for (int n = 0; n < L.group_out_c; ++n) {
       // Consecutive output rows of one image are contiguous on both sides.
       EmitRow(L, images[s.image], g * L.group_out_c + n, s.oy0, s.oy1, acc + n * ld + s.col0, in,
@@ -365,6 +407,7 @@ void RunDirectPath(const MacLayer& L, const std::vector<MacImage>& images) {
     Grow(&buf.acc, hw);
     DirectChannel(L, images[b].input, oc, buf.acc.data());
     const SegmentInput in = WeightFlipRows(L, images, b, oc, buf);
+    buf.input_tile_of.clear();  // one channel at a time: EmitRow adds its input deltas itself
     EmitRow(L, images[b], oc, 0, L.out_h, buf.acc.data(), in, buf);
   }
 }

@@ -233,8 +233,9 @@ TEST_F(PlantedFlipTest, RandomPlansEqualReferenceWithCorruptedOperands) {
 
 TEST_F(PlantedFlipTest, TmrVotesThePlannedReplicas) {
   // Three replicas with random flips at every site: the voted output is the bitwise vote of the
-  // three single executions, including channels where only one replica is faulty. The last case
-  // has left shifts and shift 0, which the vote requantises by the general definition.
+  // three single executions, including channels where only one replica is faulty. One case
+  // has left shifts and shift 0, which the vote requantises by the general definition; the last
+  // is grouped on the GEMM path, whose input-flip deltas are built per group.
   std::mt19937_64 rng(5);
   struct Case {
     ConvGeometry g;
@@ -242,7 +243,7 @@ TEST_F(PlantedFlipTest, TmrVotesThePlannedReplicas) {
   };
   for (const Case& c :
        {Case{Geo(3, 6, 6, 5, 3, 1, 1, 1), 2, 9}, Case{Geo(4, 7, 7, 4, 3, 2, 1, 4), 2, 9},
-        Case{Geo(3, 6, 6, 6, 3, 1, 1, 1), -2, 0}}) {
+        Case{Geo(3, 6, 6, 6, 3, 1, 1, 1), -2, 0}, Case{Geo(8, 6, 6, 16, 3, 1, 1, 2), 2, 9}}) {
     Build(c.g, true, 40, false, c.min_shift, c.max_shift);
     for (int trial = 0; trial < 20; ++trial) {
       std::vector<FaultPlan> plans(3);
