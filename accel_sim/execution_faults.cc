@@ -234,19 +234,14 @@ bool ExecutionFaults::GroupHasInputFlips(int c) const {
 
 bool ExecutionFaults::InputDeltasReach(int c, int oy0, int oy1) const {
   if (!point_begin_.empty() && point_begin_[c] != point_begin_[c + 1]) return true;
-  if (input_begin_.empty()) return false;
-  const int g = c / layer_->group_out_c;
-  for (uint32_t i = input_begin_[g]; i < input_begin_[g + 1]; ++i) {
-    if (input_flips_[i].oy_max >= oy0 && input_flips_[i].oy_min < oy1) return true;
-  }
-  return false;
+  return GroupInputDeltasReach(c / layer_->group_out_c, oy0, oy1);
 }
 
 bool ExecutionFaults::GroupInputDeltasReach(int g, int oy0, int oy1) const {
   // A cross term sits at one of its input flip's taps, so the flips decide.
   if (!has_input_deltas_ || input_begin_.empty()) return false;
   for (uint32_t i = input_begin_[g]; i < input_begin_[g + 1]; ++i) {
-    if (input_flips_[i].oy_max >= oy0 && input_flips_[i].oy_min < oy1) return true;
+    if (input_flips_[i].Reaches(oy0, oy1)) return true;
   }
   return false;
 }
@@ -265,7 +260,7 @@ void ExecutionFaults::ForEachTapIn(int g, int oy0, int oy1, Visit&& visit) const
   if (input_begin_.empty()) return;
   for (uint32_t i = input_begin_[g]; i < input_begin_[g + 1]; ++i) {
     const InputFlip& in = input_flips_[i];
-    if (in.oy_max < oy0 || in.oy_min >= oy1) continue;
+    if (!in.Reaches(oy0, oy1)) continue;
     for (uint32_t t = in.tap_begin; t < in.tap_end; ++t) {
       if (taps_[t].oy >= oy0 && taps_[t].oy < oy1) visit(in.dx, taps_[t]);
     }

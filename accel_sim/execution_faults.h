@@ -128,6 +128,8 @@ class ExecutionFaults {
     int32_t dx;                   // x' - x (BindInput)
     int32_t oy_min, oy_max;       // output rows whose windows read the element
     uint32_t tap_begin, tap_end;  // into taps_
+    // Whether some window reading the element lies in output rows [oy0, oy1).
+    bool Reaches(int oy0, int oy1) const { return oy_max >= oy0 && oy_min < oy1; }
   };
   struct Tap {
     int32_t oy, ox;       // an output reading the flipped element
