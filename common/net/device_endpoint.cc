@@ -33,6 +33,9 @@ DeviceEndpoint::DeviceEndpoint(MqttSession* session)
       cache_(o_.reply_cache_entries, o_.reply_cache_bytes) {
   online_envelope_ = StatusEnvelope(o_.device_id, kStatusOnline, o_.chunk_bytes).value();
   offline_envelope_ = StatusEnvelope(o_.device_id, kStatusOffline, o_.chunk_bytes).value();
+  // OnConnected publishes "online" at once: the first repeat is due an interval from now, not
+  // at the first housekeeping tick (which published it a second time right after connecting).
+  last_status_ = MqttSession::Clock::now();
 }
 
 DeviceEndpoint::~DeviceEndpoint() { Join(); }

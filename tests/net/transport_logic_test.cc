@@ -95,6 +95,23 @@ TEST(TransportLogicTest, RoundTripAndRetainedStatus) {
   EXPECT_TRUE(WaitFor([&] { return *server->DeviceStatus("d1") == kStatusOffline; }, seconds(2)));
 }
 
+// A device says "online" when it connects and again every status_interval, not twice on
+// connecting (the first periodic repeat used to go out at once).
+TEST(TransportLogicTest, OnlineStatusAtConnectThenOncePerInterval) {
+  FakeBroker broker;
+  auto server = NewServer(broker, "srv");
+  ASSERT_TRUE(server->Watch("d1").ok());
+  TransportOptions o = Options(TransportOptions::Role::kDevice, "d1", "dev-d1");
+  o.status_interval = milliseconds(1500);
+  auto device = Transport::Connect(o, broker.NewClient(o.client_id, /*clean_session=*/false));
+  ASSERT_TRUE(device.ok()) << device.status().ToString();
+  ASSERT_TRUE(WaitFor([&] { return server->stats().messages_received >= 1; }, seconds(2)));
+  std::this_thread::sleep_for(milliseconds(700));  // several housekeeping ticks
+  EXPECT_EQ(server->stats().messages_received, 1u);
+  EXPECT_TRUE(WaitFor([&] { return server->stats().messages_received >= 2; }, seconds(3)))
+      << "no repeat after the interval";
+}
+
 TEST(TransportLogicTest, LostReplyIsRetriedAndAnsweredFromTheCache) {
   FakeBroker broker;
   FakeDevice device(broker, "d1");
