@@ -78,6 +78,43 @@ size_t PackFlaggedPortable(const int8_t* in, const uint8_t* flags, size_t n, uin
   return k;
 }
 
+// The 64 flags of a bitmap of `bytes` bytes from byte b (bit j: element 8b + j), zero past
+// its end.
+inline uint64_t BitmapWord(const uint8_t* bitmap, size_t b, size_t bytes) {
+  uint64_t word = 0;
+  std::memcpy(&word, bitmap + b, bytes - b >= 8 ? 8 : bytes - b);  // little-endian
+  return word;
+}
+
+// Calls visit(i) for each of the first `count` elements i flagged in a bitmap of n, in order.
+template <typename Visit>
+void ForEachFlagged(const uint8_t* bitmap, size_t count, size_t n, Visit&& visit) {
+  const size_t bytes = BitmapBytes(n);
+  for (size_t b = 0; b < bytes && count != 0; b += 8) {
+    for (uint64_t word = BitmapWord(bitmap, b, bytes); word != 0 && count != 0;
+         word &= word - 1, --count) {
+      visit(8 * b + static_cast<size_t>(__builtin_ctzll(word)));
+    }
+  }
+}
+
+// PackGapVarints, and the differences too where kDifferences (PackGapsAndDifferences).
+template <bool kDifferences>
+size_t PackSparsePortable(const uint8_t* bitmap, size_t count, size_t n, const int8_t* y,
+                          const int8_t* v, uint8_t* gaps, uint8_t* differences) {
+  uint8_t* o = gaps;
+  size_t next = 0;
+  ForEachFlagged(bitmap, count, n, [&](size_t i) {
+    o = WriteVarint32(o, static_cast<uint32_t>(i - next));
+    next = i + 1;
+    if constexpr (kDifferences) {
+      *differences++ =
+          static_cast<uint8_t>(static_cast<uint8_t>(y[i]) - static_cast<uint8_t>(v[i]));
+    }
+  });
+  return static_cast<size_t>(o - gaps);
+}
+
 void ExpandFlaggedPortable(const uint8_t* bitmap, const int8_t* values, size_t n, int8_t* out) {
   size_t v = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -228,9 +265,13 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) ExactScan ScanExa
     const __mmask64 deep = flag_pack_internal::DeepRuns<uint64_t>(repeat, last_repeat);
     last_repeat = repeat;
     _mm512_storeu_si512(flagged_values + k, _mm512_maskz_compress_epi8(flagged, yv));
-    const size_t bytes = tail ? BitmapBytes(n) - i / 8 : 8;
-    std::memcpy(differ_bitmap + i / 8, &differ, bytes);
-    std::memcpy(flag_bitmap + i / 8, &flagged, bytes);
+    if (!tail) {  // a constant size: a variable one is a call to memcpy per step
+      std::memcpy(differ_bitmap + i / 8, &differ, 8);
+      std::memcpy(flag_bitmap + i / 8, &flagged, 8);
+    } else {
+      std::memcpy(differ_bitmap + i / 8, &differ, BitmapBytes(n) - i / 8);
+      std::memcpy(flag_bitmap + i / 8, &flagged, BitmapBytes(n) - i / 8);
+    }
     k += static_cast<size_t>(_mm_popcnt_u64(flagged));
     equal += static_cast<size_t>(_mm_popcnt_u64(lanes & ~differ_all));
     differ_count += static_cast<size_t>(_mm_popcnt_u64(differ));
@@ -239,6 +280,63 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) ExactScan ScanExa
     run_bytes += static_cast<size_t>(_mm_popcnt_u64(deep));
   }
   return ExactScan{equal, differ_count, k, zeros, flagged_nonzero, run_bytes};
+}
+
+// The lane numbers 0..63, compressed by a mask into the positions of its set bits.
+struct LaneIndex {
+  alignas(64) uint8_t lane[64];
+  constexpr LaneIndex() : lane() {
+    for (int j = 0; j < 64; ++j) lane[j] = static_cast<uint8_t>(j);
+  }
+};
+constexpr LaneIndex kLaneIndex;
+
+// The lowest `keep` set bits of word (keep < popcount(word)).
+__attribute__((target("bmi2"))) inline uint64_t LowestFlags(uint64_t word, size_t keep) {
+  return _pdep_u64((uint64_t{1} << keep) - 1, word);
+}
+
+// 64 flags a step: the first gap of a step may be any size (a varint); the others lie within the
+// step, below 64, one byte each, all computed at once from the flags' positions. The
+// differences read only the flagged lanes of y and v (masked loads): nothing past the layer.
+template <bool kDifferences>
+__attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt,bmi2"))) size_t PackSparseVbmi2(
+    const uint8_t* bitmap, size_t count, size_t n, const int8_t* y, const int8_t* v, uint8_t* gaps,
+    uint8_t* differences) {
+  const __m512i lane = _mm512_load_si512(kLaneIndex.lane);
+  const __m512i one = _mm512_set1_epi8(1);
+  uint8_t* o = gaps;
+  size_t next = 0, left = count;
+  const size_t bytes = BitmapBytes(n);
+  for (size_t b = 0; b < bytes && left != 0; b += 8) {
+    uint64_t word;
+    if (b + 8 <= bytes) {
+      std::memcpy(&word, bitmap + b, 8);  // a constant size: no call to memcpy
+    } else {
+      word = BitmapWord(bitmap, b, bytes);
+    }
+    if (word == 0) continue;
+    const size_t base = 8 * b;
+    size_t k = static_cast<size_t>(_mm_popcnt_u64(word));
+    if (k > left) word = LowestFlags(word, k = left);
+    o = WriteVarint32(
+        o, static_cast<uint32_t>(base + static_cast<size_t>(__builtin_ctzll(word)) - next));
+    // Lane j: the (j+2)-th flagged position less the (j+1)-th, less one (lanes from k - 1 on
+    // are overwritten by what follows).
+    const __m512i at = _mm512_maskz_compress_epi8(word, lane);
+    const __m512i after = _mm512_maskz_compress_epi8(word & (word - 1), lane);
+    _mm512_storeu_si512(o, _mm512_sub_epi8(_mm512_sub_epi8(after, at), one));
+    o += k - 1;
+    next = base + 64 - static_cast<size_t>(__builtin_clzll(word));
+    if constexpr (kDifferences) {
+      const __m512i d = _mm512_sub_epi8(_mm512_maskz_loadu_epi8(word, y + base),
+                                        _mm512_maskz_loadu_epi8(word, v + base));
+      _mm512_storeu_si512(differences, _mm512_maskz_compress_epi8(word, d));
+      differences += k;
+    }
+    left -= k;
+  }
+  return static_cast<size_t>(o - gaps);
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) void ExpandFlaggedVbmi2(
@@ -323,6 +421,21 @@ ExactScan ScanExact(const int8_t* y, const int8_t* v, const uint8_t* flags, size
   }
 #endif
   return ScanExactPortable(y, v, flags, n, differ_bitmap, flag_bitmap, flagged_values);
+}
+
+size_t PackGapVarints(const uint8_t* bitmap, size_t count, size_t n, uint8_t* gaps) {
+#if defined(R2F_X86)
+  if (HasVbmi2()) return PackSparseVbmi2<false>(bitmap, count, n, nullptr, nullptr, gaps, nullptr);
+#endif
+  return PackSparsePortable<false>(bitmap, count, n, nullptr, nullptr, gaps, nullptr);
+}
+
+size_t PackGapsAndDifferences(const uint8_t* bitmap, size_t count, size_t n, const int8_t* y,
+                              const int8_t* v, uint8_t* gaps, uint8_t* differences) {
+#if defined(R2F_X86)
+  if (HasVbmi2()) return PackSparseVbmi2<true>(bitmap, count, n, y, v, gaps, differences);
+#endif
+  return PackSparsePortable<true>(bitmap, count, n, y, v, gaps, differences);
 }
 
 size_t DifferBitmap(const int8_t* a, const int8_t* b, size_t n, uint8_t* bitmap) {

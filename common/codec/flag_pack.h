@@ -53,6 +53,21 @@ struct ExactScan {
 ExactScan ScanExact(const int8_t* y, const int8_t* v, const uint8_t* flags, size_t n,
                     uint8_t* differ_bitmap, uint8_t* flag_bitmap, int8_t* flagged_values);
 
+// The gaps of a sparse stream (sparse_stream.h) over the `count` elements flagged in a bitmap of
+// n (no bit past n set): for each flagged position, varint(position - previous position - 1),
+// the first counted from 0. Writes them at `gaps`, which needs MaxGapBytes(count, n) +
+// kPackSlack bytes, and returns how many bytes they took.
+size_t PackGapVarints(const uint8_t* bitmap, size_t count, size_t n, uint8_t* gaps);
+
+// PackGapVarints, and in the same pass differences[k] = (uint8)(y[i] - v[i]) for the k-th
+// flagged element i: a sparse increment's values (`count` bytes and kPackSlack of slack).
+size_t PackGapsAndDifferences(const uint8_t* bitmap, size_t count, size_t n, const int8_t* y,
+                              const int8_t* v, uint8_t* gaps, uint8_t* differences);
+
+// The most bytes PackGapVarints writes for `count` flags of n: the gaps sum to less than n, so
+// at most n / 128^j of them need a (j+1)-th varint byte.
+inline size_t MaxGapBytes(size_t count, size_t n) { return count + n / 127 + 5; }
+
 // A zero map of n values: ceil(n/8) bytes flagging the non-zero ones, then those values in
 // order. kRawZeroMap is one (over the layer), and so is the value part of a dense patch (over
 // the patched values). Appends the zero map of values[0, n) to *out.

@@ -162,9 +162,7 @@ EncodedLayer EncodeIncrementSparseAt(const int8_t* y, const int8_t* v, const uin
                                      size_t count, size_t n) {
   EncodedLayer layer = MakeLayer(Encoding::kIncrementSparse, n);
   if (n == 0) return layer;
-  SparseStreamWriter stream(n);
-  stream.AddFlagged(differ, count, [y, v](size_t i) { return U8(y[i]) - U8(v[i]); });
-  layer.bytes = stream.Finish();
+  layer.bytes = EncodeSparseDifferences(differ, y, v, count, n);
   return layer;
 }
 

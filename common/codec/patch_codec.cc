@@ -17,12 +17,8 @@ enum PatchForm : uint8_t { kPositions = 0, kBitmap = 1 };
 
 // A patch of the `count` values (in position order) flagged in `bitmap`, a bitmap of n.
 std::string EncodePositions(const uint8_t* bitmap, const int8_t* values, size_t n, size_t count) {
-  SparseStreamWriter stream(n);
-  size_t k = 0;
-  stream.AddFlagged(bitmap, count,
-                    [values, &k](size_t) { return static_cast<uint8_t>(values[k++]); });
   std::string out(1, static_cast<char>(kPositions));
-  out += stream.Finish();
+  out += EncodeSparseStream(bitmap, values, count, n);
   return out;
 }
 

@@ -1,19 +1,54 @@
 #include "common/codec/sparse_stream.h"
 
+#include <cstring>
+#include <vector>
+
+#include "common/codec/flag_pack.h"
+
 namespace r2f {
 
-std::string SparseStreamWriter::Finish() const {
+namespace {
+
+// The inner stream is built in a per-thread buffer (fresh megabyte buffers per layer cost page
+// faults) and compressed from there: write(at) writes the gaps and then the values at `at` and
+// returns the end of the values.
+template <typename Write>
+std::string EncodeFlagged(size_t count, size_t n, Write&& write) {
   std::string out;
-  if (n_ == 0) return out;
-  std::string inner;
-  inner.reserve(10 + gaps_.size() + values_.size());
-  PutVarint32(&inner, static_cast<uint32_t>(n_));
-  PutVarint32(&inner, static_cast<uint32_t>(values_.size()));
-  inner += gaps_;
-  inner += values_;
-  PutVarint32(&out, static_cast<uint32_t>(inner.size()));
-  AppendLz4(inner.data(), inner.size(), &out);
+  if (n == 0) return out;
+  thread_local std::vector<uint8_t> inner;
+  const size_t room = 10 + MaxGapBytes(count, n) + count + kPackSlack;
+  if (inner.size() < room) inner.resize(room);
+  uint8_t* p = WriteVarint32(inner.data(), static_cast<uint32_t>(n));
+  p = WriteVarint32(p, static_cast<uint32_t>(count));
+  const auto size = static_cast<size_t>(write(p) - inner.data());
+  PutVarint32(&out, static_cast<uint32_t>(size));
+  AppendLz4(reinterpret_cast<const char*>(inner.data()), size, &out);
   return out;
+}
+
+}  // namespace
+
+std::string EncodeSparseStream(const uint8_t* bitmap, const int8_t* values, size_t count,
+                               size_t n) {
+  return EncodeFlagged(count, n, [=](uint8_t* at) {
+    at += PackGapVarints(bitmap, count, n, at);
+    if (count != 0) std::memcpy(at, values, count);
+    return at + count;
+  });
+}
+
+std::string EncodeSparseDifferences(const uint8_t* bitmap, const int8_t* y, const int8_t* v,
+                                    size_t count, size_t n) {
+  // The values go after the gaps, whose size is known only once they are written: both are
+  // packed in one pass, the values to a buffer of their own, then put in place.
+  thread_local std::vector<uint8_t> values;
+  if (values.size() < count + kPackSlack) values.resize(count + kPackSlack);
+  return EncodeFlagged(count, n, [=](uint8_t* at) {
+    at += PackGapsAndDifferences(bitmap, count, n, y, v, at, values.data());
+    if (count != 0) std::memcpy(at, values.data(), count);
+    return at + count;
+  });
 }
 
 Result<SparseStreamView> SparseStreamView::Open(const std::string& bytes, size_t n,

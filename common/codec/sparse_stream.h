@@ -9,7 +9,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <string>
 
@@ -18,65 +17,13 @@
 
 namespace r2f {
 
-class SparseStreamWriter {
- public:
-  explicit SparseStreamWriter(size_t n) : n_(n) {}
-  // Room for `count` pairs (one-byte gaps), so that Add does not reallocate.
-  void Reserve(size_t count) {
-    gaps_.reserve(count);
-    values_.reserve(count);
-  }
-  // `position` must be larger than the previous one and < n.
-  void Add(size_t position, uint8_t value) {
-    const auto gap = static_cast<uint32_t>(position - next_);
-    if (gap < 0x80) {
-      gaps_.push_back(static_cast<char>(gap));  // the common case: one byte
-    } else {
-      PutVarint32(&gaps_, gap);
-    }
-    values_.push_back(static_cast<char>(value));
-    next_ = position + 1;
-  }
-  // Adds (i, value_at(i)) for every i < n flagged in `bitmap` (bit i % 8 of byte i / 8; no bit
-  // past n set), in order, after any earlier pair. `count` is the number of flags: the buffers
-  // grow once, and no more pairs than that are added.
-  template <typename ValueAt>
-  void AddFlagged(const uint8_t* bitmap, size_t count, ValueAt&& value_at) {
-    const size_t gaps_at = gaps_.size(), values_at = values_.size();
-    // The gaps sum to less than n, so at most n / 128^j of them need a (j+1)-th varint byte:
-    // count + n/127 bytes hold them all.
-    gaps_.resize(gaps_at + count + n_ / 127 + 5);
-    values_.resize(values_at + count);
-    char* gap_out = &gaps_[0] + gaps_at;
-    char* value_out = &values_[0] + values_at;
-    const char* const values_end = value_out + count;
-    size_t next = next_;
-    const size_t bytes = (n_ + 7) / 8;
-    for (size_t b = 0; b < bytes && value_out != values_end; b += 8) {
-      uint64_t word = 0;
-      std::memcpy(&word, bitmap + b, bytes - b < 8 ? bytes - b : 8);  // little-endian
-      for (; word != 0 && value_out != values_end; word &= word - 1) {
-        const size_t position = 8 * b + static_cast<size_t>(__builtin_ctzll(word));
-        auto gap = static_cast<uint32_t>(position - next);
-        for (; gap >= 0x80; gap >>= 7) *gap_out++ = static_cast<char>((gap & 0x7F) | 0x80);
-        *gap_out++ = static_cast<char>(gap);
-        *value_out++ = static_cast<char>(value_at(position));
-        next = position + 1;
-      }
-    }
-    gaps_.resize(static_cast<size_t>(gap_out - gaps_.data()));
-    values_.resize(static_cast<size_t>(value_out - values_.data()));
-    next_ = next;
-  }
-  size_t count() const { return values_.size(); }
-  // The encoded stream (empty for n == 0).
-  std::string Finish() const;
-
- private:
-  size_t n_;
-  size_t next_ = 0;
-  std::string gaps_, values_;
-};
+// The sparse stream of the `count` elements flagged in `bitmap` (a bitmap of n, flag_pack.h,
+// with exactly `count` flags and none past n) whose values are values[0, count), in position
+// order. Empty for n == 0.
+std::string EncodeSparseStream(const uint8_t* bitmap, const int8_t* values, size_t count, size_t n);
+// The same with the values (uint8)(y[i] - v[i]) of the flagged elements: a sparse increment.
+std::string EncodeSparseDifferences(const uint8_t* bitmap, const int8_t* y, const int8_t* v,
+                                    size_t count, size_t n);
 
 // A decompressed stream whose header has been checked: `count` gap varints start at `gaps` and
 // end exactly at `values`, which holds the `count` values.

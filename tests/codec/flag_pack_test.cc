@@ -198,6 +198,50 @@ TEST_P(FlagPackTest, EveryFunctionEqualsThePlainLoop) {
   }
 }
 
+// The varints of the gaps between flagged positions, and the differences at them, as a plain
+// loop writes them, alone and beside the differences: at the densities above, and with gaps of one,
+// two and three varint bytes.
+TEST_P(FlagPackTest, GapsAndDifferencesEqualThePlainLoop) {
+  std::vector<std::pair<size_t, double>> cases;
+  for (size_t n : {0, 1, 7, 8, 63, 64, 65, 127, 128, 1000, 4099}) {
+    for (double density : {0.0, 0.03, 0.4, 1.0}) cases.emplace_back(n, density);
+  }
+  cases.emplace_back(70000, 0.0003);  // gaps past 127 and past 16383
+  cases.emplace_back(70000, 0.00002);
+  for (const auto& [n, density] : cases) {
+    SCOPED_TRACE("n " + std::to_string(n) + ", density " + std::to_string(density));
+    const Data d = MakeData(n, density, n * 13 + static_cast<uint64_t>(density * 1e5));
+    std::vector<uint8_t> differ(BitmapBytes(n));
+    const size_t count = DifferBitmap(d.y.data(), d.v.data(), n, differ.data());
+    std::vector<uint8_t> want_gaps, want_values;
+    size_t next = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (d.y[i] == d.v[i]) continue;
+      for (size_t gap = i - next;; gap >>= 7) {
+        want_gaps.push_back(static_cast<uint8_t>((gap & 0x7F) | (gap >= 0x80 ? 0x80 : 0)));
+        if (gap < 0x80) break;
+      }
+      want_values.push_back(static_cast<uint8_t>(d.y[i] - d.v[i]));
+      next = i + 1;
+    }
+    std::vector<uint8_t> gaps(MaxGapBytes(count, n) + kPackSlack, 0xEE);
+    const size_t gap_bytes = PackGapVarints(differ.data(), count, n, gaps.data());
+    ASSERT_LE(gap_bytes, MaxGapBytes(count, n));
+    EXPECT_EQ(std::vector<uint8_t>(gaps.begin(), gaps.begin() + static_cast<ptrdiff_t>(gap_bytes)),
+              want_gaps);
+    std::vector<uint8_t> gaps_too(MaxGapBytes(count, n) + kPackSlack, 0xEE),
+        values(count + kPackSlack, 0xEE);
+    EXPECT_EQ(PackGapsAndDifferences(differ.data(), count, n, d.y.data(), d.v.data(),
+                                     gaps_too.data(), values.data()),
+              gap_bytes);
+    EXPECT_EQ(std::vector<uint8_t>(gaps_too.begin(),
+                                   gaps_too.begin() + static_cast<ptrdiff_t>(gap_bytes)),
+              want_gaps);
+    EXPECT_EQ(std::vector<uint8_t>(values.begin(), values.begin() + static_cast<ptrdiff_t>(count)),
+              want_values);
+  }
+}
+
 TEST_P(FlagPackTest, NoKernelTouchesABytePastItsBuffers) {
   for (size_t n = 0; n < 200; n += (n < 70 ? 1 : 13)) {
     for (double density : {0.03, 0.4, 1.0}) {
@@ -226,6 +270,12 @@ TEST_P(FlagPackTest, NoKernelTouchesABytePastItsBuffers) {
               for (size_t i = 0; i < n; ++i) flagged_differ += d.flags[i] && d.y[i] != d.v[i];
               return flagged_differ;
             }());
+        // The sparse increment's values: only the flagged bytes of y and v are read.
+        const size_t differing = *CountFlags(differ.as<uint8_t>(), n, "differ");
+        GuardedBuffer gaps(MaxGapBytes(differing, n) + kPackSlack, GuardedBuffer::kAfter),
+            differences(differing + kPackSlack, GuardedBuffer::kAfter);
+        PackGapsAndDifferences(differ.as<uint8_t>(), differing, n, y.as<int8_t>(), v.as<int8_t>(),
+                               gaps.as<uint8_t>(), differences.as<uint8_t>());
         // PackFlagged, then ExpandFlagged and ScatterFlagged from exactly the packed values (and
         // the one readable byte after them that their contract asks for).
         GuardedBuffer map(map_bytes, GuardedBuffer::kAfter);
