@@ -492,15 +492,27 @@ Status ReadElementCount(const uint8_t** p, const uint8_t* end, size_t n, const c
   return Status::Ok();
 }
 
-Result<size_t> CountFlags(const uint8_t* bitmap, size_t n, const char* what) {
-  const size_t bytes = BitmapBytes(n);
+namespace {
+
+// The POPCNT instruction where the CPU has it (every AVX2 one): the bit-trick count is several
+// times slower, and a received patch's bitmap is counted whole before it is applied.
+__attribute__((target_clones("popcnt", "default"))) size_t CountBits(const uint8_t* bitmap,
+                                                                     size_t bytes) {
   size_t count = 0, b = 0;
   for (; b + 8 <= bytes; b += 8) {
     uint64_t w;
     std::memcpy(&w, bitmap + b, 8);
-    count += CountBits64(w);
+    count += static_cast<size_t>(__builtin_popcountll(w));
   }
-  for (; b < bytes; ++b) count += CountBits64(bitmap[b]);
+  for (; b < bytes; ++b) count += static_cast<size_t>(__builtin_popcount(bitmap[b]));
+  return count;
+}
+
+}  // namespace
+
+Result<size_t> CountFlags(const uint8_t* bitmap, size_t n, const char* what) {
+  const size_t bytes = BitmapBytes(n);
+  const size_t count = CountBits(bitmap, bytes);
   if (n % 8 != 0 && (bitmap[bytes - 1] >> (n % 8)) != 0) {
     return Status::Corruption(std::string(what) + " flags elements past its " + std::to_string(n));
   }

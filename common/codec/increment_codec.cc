@@ -66,7 +66,8 @@ void AddModulo(const int8_t* base, const uint8_t* d, int8_t* out, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = I8(static_cast<uint8_t>(U8(base[i]) + d[i]));
 }
 
-Status DecodeIncrementLz4(const EncodedLayer& layer, const int8_t* base, int8_t* out, size_t n) {
+Status DecodeIncrementLz4(const EncodedLayerView& layer, const int8_t* base, int8_t* out,
+                          size_t n) {
   // Decompress straight into out unless out is the base we still need.
   std::unique_ptr<uint8_t[]> scratch;
   uint8_t* d = reinterpret_cast<uint8_t*>(out);
@@ -80,7 +81,8 @@ Status DecodeIncrementLz4(const EncodedLayer& layer, const int8_t* base, int8_t*
   return Status::Ok();
 }
 
-Status DecodeIncrementSparse(const EncodedLayer& layer, const int8_t* base, int8_t* out, size_t n) {
+Status DecodeIncrementSparse(const EncodedLayerView& layer, const int8_t* base, int8_t* out,
+                             size_t n) {
   R2F_ASSIGN_OR_RETURN(SparseStreamView stream,
                        SparseStreamView::Open(layer.bytes, n, "increment_sparse"));
   if (out != base) std::memcpy(out, base, n);
@@ -95,7 +97,7 @@ Status DecodeIncrementSparse(const EncodedLayer& layer, const int8_t* base, int8
   });
 }
 
-Status DecodeRawZeroMap(const EncodedLayer& layer, int8_t* out, size_t n) {
+Status DecodeRawZeroMap(const EncodedLayerView& layer, int8_t* out, size_t n) {
   const auto* p = reinterpret_cast<const uint8_t*>(layer.bytes.data());
   const uint8_t* end = p + layer.bytes.size();
   R2F_RETURN_IF_ERROR(ReadElementCount(&p, end, n, "raw_zero_map"));
@@ -173,7 +175,7 @@ Result<EncodedLayer> EncodeSmallest(const int8_t* y, const int8_t* v, size_t n, 
   return best;
 }
 
-Status Decode(const EncodedLayer& layer, const int8_t* base, int8_t* out, size_t n) {
+Status Decode(const EncodedLayerView& layer, const int8_t* base, int8_t* out, size_t n) {
   if (n > kMaxLayerElements) {
     return Status::InvalidArgument("codec: expected size " + std::to_string(n) +
                                    " exceeds the limit of " + std::to_string(kMaxLayerElements));

@@ -32,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "common/base/status.h"
 
@@ -64,6 +65,24 @@ struct EncodedLayer {
   // Exact values at a few positions, applied after the decoding (patch_codec.h); empty: none.
   std::string patch;
   uint32_t patched = 0;  // positions in the patch
+};
+
+// An encoded layer as Decode reads it, its payload where it already is (a received message's
+// strings: the server decodes without copying them). `bytes` and `patch` must each be followed by
+// one readable byte, as a whole std::string's data is (its terminating null): the zero-map
+// readers may touch it.
+struct EncodedLayerView {
+  EncodedLayerView() = default;
+  EncodedLayerView(const EncodedLayer& layer)  // NOLINT: implicit, the encoder's own output
+      : encoding(layer.encoding),
+        elements(layer.elements),
+        bytes(layer.bytes),
+        patch(layer.patch),
+        patched(layer.patched) {}
+  Encoding encoding = Encoding::kRaw;
+  uint32_t elements = 0;
+  std::string_view bytes, patch;
+  uint32_t patched = 0;
 };
 
 // Largest layer the codec accepts (2^29 elements): an LZ4 block holds at most ~1.97 GiB and the
@@ -99,7 +118,7 @@ Result<EncodedLayer> EncodeSmallest(const int8_t* y, const int8_t* v, size_t n,
 // null). `out` may equal `base` (in-place decode) but must not otherwise overlap it. Corrupt input
 // of any kind yields Corruption (InvalidArgument for misuse such as a missing base) and never reads
 // or writes out of bounds; on error the contents of `out` are unspecified.
-Status Decode(const EncodedLayer& layer, const int8_t* base, int8_t* out, size_t n);
+Status Decode(const EncodedLayerView& layer, const int8_t* base, int8_t* out, size_t n);
 
 // Share of identical elements, mean(y == v); 1 for an empty layer.
 double Similarity(const int8_t* y, const int8_t* v, size_t n);

@@ -81,7 +81,7 @@ std::string EncodePatch(const int8_t* y, const uint8_t* mask, size_t n, uint32_t
   return EncodePatchOf(bitmap.data(), values.data(), n, flagged);
 }
 
-Status ApplyPatch(const std::string& patch, int8_t* out, size_t n) {
+Status ApplyPatch(std::string_view patch, int8_t* out, size_t n) {
   if (patch.empty()) return Status::Corruption("patch: empty (no form byte)");
   const auto* p = reinterpret_cast<const uint8_t*>(patch.data());
   switch (p[0]) {

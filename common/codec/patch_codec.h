@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "common/base/status.h"
 #include "common/codec/flag_pack.h"
@@ -30,7 +31,7 @@ std::string EncodePatch(const int8_t* y, const uint8_t* mask, size_t n, uint32_t
 
 // out[i] = the patch's value at each of its positions; Corruption for a damaged patch or one
 // for another layer size.
-Status ApplyPatch(const std::string& patch, int8_t* out, size_t n);
+Status ApplyPatch(std::string_view patch, int8_t* out, size_t n);
 
 // The smallest exact form of the layer y given the voted reference v and the disagreement mask,
 // among five: raw (kRaw), raw+LZ4 (kRawLz4), raw without its zeros (kRawZeroMap, ours), and a

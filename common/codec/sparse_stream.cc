@@ -51,7 +51,7 @@ std::string EncodeSparseDifferences(const uint8_t* bitmap, const int8_t* y, cons
   });
 }
 
-Result<SparseStreamView> SparseStreamView::Open(const std::string& bytes, size_t n,
+Result<SparseStreamView> SparseStreamView::Open(std::string_view bytes, size_t n,
                                                 const char* what) {
   const std::string where(what);
   const uint8_t* p = reinterpret_cast<const uint8_t*>(bytes.data());

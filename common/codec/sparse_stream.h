@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "common/base/status.h"
 #include "common/codec/lz4_block.h"
@@ -31,7 +32,7 @@ class SparseStreamView {
  public:
   // Decompresses and checks the header; the stream must be for exactly n elements. Corruption
   // naming `what` (a string that outlives the view, such as a literal) for any damage.
-  static Result<SparseStreamView> Open(const std::string& bytes, size_t n, const char* what);
+  static Result<SparseStreamView> Open(std::string_view bytes, size_t n, const char* what);
 
   // Calls visit(position, value) for every pair, in order, stopping at its first error;
   // Corruption for a damaged gap or position. The loop is inline so that the per-element

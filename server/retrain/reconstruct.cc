@@ -17,11 +17,11 @@ double SecondsSince(std::chrono::steady_clock::time_point t) {
 // What the reply holds, checked against the model before anything is decoded.
 struct ReplyLayers {
   uint64_t model_version = 0;
-  const pb::Graph* graph = nullptr;   // the model's
-  std::vector<uint32_t> mac_ids;      // its MAC layers' node ids, in graph order
-  std::vector<EncodedLayer> encoded;  // per MAC layer
-  accel::ImageBatch images;           // the reply's inputs
-  bool need_clean = false;            // some layer is an increment
+  const pb::Graph* graph = nullptr;       // the model's
+  std::vector<uint32_t> mac_ids;          // its MAC layers' node ids, in graph order
+  std::vector<EncodedLayerView> encoded;  // per MAC layer, into the reply
+  accel::ImageBatch images;               // the reply's inputs
+  bool need_clean = false;                // some layer is an increment
 };
 
 // Checks the reply against `model` and shapes out->layers (one tensor per MAC layer).
@@ -162,8 +162,8 @@ Status RebuildChain(const ReplyLayers& r, const CleanSimulator& clean_simulator,
 
 }  // namespace
 
-EncodedLayer EncodedLayerOf(const pb::EncodedLayer& layer) {
-  EncodedLayer e;
+EncodedLayerView EncodedLayerOf(const pb::EncodedLayer& layer) {
+  EncodedLayerView e;
   e.encoding = static_cast<Encoding>(layer.encoding());
   e.elements = static_cast<uint32_t>(layer.elements());
   e.bytes = layer.data();

@@ -30,9 +30,9 @@ struct Reconstruction {
   double decode_seconds = 0;     // decompression and addition
 };
 
-// One layer of a reply as the codec reads it (encoding, elements, bytes and patch); the
-// encoding is not checked here (CheckReply does).
-EncodedLayer EncodedLayerOf(const pb::EncodedLayer& layer);
+// One layer of a reply as the codec reads it (encoding, elements, bytes and patch), a view into
+// `layer`, which must outlive it; the encoding is not checked here (CheckReply does).
+EncodedLayerView EncodedLayerOf(const pb::EncodedLayer& layer);
 
 // `model` must be the model the reply was computed with (reply.model_version is checked).
 Result<Reconstruction> ReconstructLayers(const pb::DataReply& reply, accel::Accelerator& model);

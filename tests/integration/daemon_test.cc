@@ -216,7 +216,7 @@ TEST_F(TableIApiTest, EveryCallOverTheBroker) {
       if (policy == pb::ENCODE_RAW) {
         EXPECT_EQ(enc, Encoding::kRawLz4);
       }
-      const EncodedLayer encoded = EncodedLayerOf(layer);
+      const EncodedLayerView encoded = EncodedLayerOf(layer);
       std::vector<int8_t> out(g.size());
       ASSERT_TRUE(Decode(encoded, g.data(), out.data(), out.size()).ok());
       // Raw layers are the faulty outputs; increments are exact wherever the TMR reference

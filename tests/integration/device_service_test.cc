@@ -357,7 +357,7 @@ TEST_F(DeviceServiceTest, TrainingRepliesDecodeToTheFaultyOutputsUnderEachPolicy
         // Smallest-wins: never larger than the raw form.
         EXPECT_LE(layer.data().size(), y.size());
       }
-      const EncodedLayer encoded = EncodedLayerOf(layer);
+      const EncodedLayerView encoded = EncodedLayerOf(layer);
       std::vector<int8_t> out(y.size());
       ASSERT_TRUE(Decode(encoded, v.data(), out.data(), out.size()).ok()) << "layer " << macs[l];
       EXPECT_EQ(out, y) << "layer " << macs[l];

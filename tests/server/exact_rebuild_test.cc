@@ -135,7 +135,7 @@ TEST_P(ExactRebuildTest, RebuildEqualsTheDeviceExceptWhereAllThreeReplicasAgreeO
         }
         int wrong_layers = 0;
         for (size_t m = 0; m < layers; ++m) {
-          const EncodedLayer enc = EncodedLayerOf(reply.layers(static_cast<int>(m)));
+          const EncodedLayerView enc = EncodedLayerOf(reply.layers(static_cast<int>(m)));
           // A layer sent raw is exact whatever its vote.
           const int64_t expected = IsIncrement(enc.encoding) ? triple[m] : 0;
           const int64_t wrong = CountDiff(recon->layers[m].data, run->faulty[m].data);
