@@ -85,15 +85,15 @@ Status DecodeIncrementSparse(const EncodedLayerView& layer, const int8_t* base, 
                              size_t n) {
   R2F_ASSIGN_OR_RETURN(SparseStreamView stream,
                        SparseStreamView::Open(layer.bytes, n, "increment_sparse"));
+  // The writer stores only non-zero increments.
+  const void* zero = std::memchr(stream.values(), 0, stream.count());
+  if (zero != nullptr) {
+    return Status::Corruption("increment_sparse: zero value stored for non-zero element " +
+                              std::to_string(static_cast<const uint8_t*>(zero) - stream.values()));
+  }
   if (out != base) std::memcpy(out, base, n);
-  return stream.ForEach([&](uint64_t pos, uint8_t value) {
-    // The writer stores only non-zero increments.
-    if (value == 0) {
-      return Status::Corruption("increment_sparse: zero value stored at position " +
-                                std::to_string(pos));
-    }
+  return stream.ForEach([base, out](uint64_t pos, uint8_t value) {
     out[pos] = I8(static_cast<uint8_t>(U8(base[pos]) + value));
-    return Status::Ok();
   });
 }
 

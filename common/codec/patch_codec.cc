@@ -88,10 +88,8 @@ Status ApplyPatch(std::string_view patch, int8_t* out, size_t n) {
     case kPositions: {
       R2F_ASSIGN_OR_RETURN(SparseStreamView stream,
                            SparseStreamView::Open(patch.substr(1), n, "patch"));
-      return stream.ForEach([out](uint64_t pos, uint8_t value) {
-        out[pos] = static_cast<int8_t>(value);
-        return Status::Ok();
-      });
+      return stream.ForEach(
+          [out](uint64_t pos, uint8_t value) { out[pos] = static_cast<int8_t>(value); });
     }
     case kBitmap:
       return ApplyBitmap(p + 1, patch.size() - 1, out, n);

@@ -100,6 +100,11 @@ Result<SparseStreamView> SparseStreamView::Open(std::string_view bytes, size_t n
   return view;
 }
 
+uint64_t SparseStreamView::FirstOutOfRange(const uint64_t* pos) const {
+  while (*pos < n_) ++pos;  // the last of the eight is out of range
+  return *pos;
+}
+
 Status SparseStreamView::BadGap(uint32_t k) const {
   return Status::Corruption(std::string(what_) + ": truncated gap varint of non-zero element " +
                             std::to_string(k));

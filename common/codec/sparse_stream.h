@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,31 +35,46 @@ class SparseStreamView {
   // naming `what` (a string that outlives the view, such as a literal) for any damage.
   static Result<SparseStreamView> Open(std::string_view bytes, size_t n, const char* what);
 
-  // Calls visit(position, value) for every pair, in order, stopping at its first error;
-  // Corruption for a damaged gap or position. The loop is inline so that the per-element
-  // visit is too (a std::function call per element cost a third of the decoding).
+  // Calls visit(position, value) for every pair, in order; Corruption for a damaged gap or
+  // position (found before any pair past it is visited). The loop is inline so that the
+  // per-element visit is too (a std::function call per element cost a third of the decoding),
+  // and eight one-byte gaps, the common case, are read at once with one range check.
   template <typename Visit>
   Status ForEach(Visit&& visit) const {
+    constexpr uint64_t kHighBits = 0x8080808080808080ull;
     const uint8_t* q = gaps_;
     uint64_t next = 0;
-    for (uint32_t k = 0; k < count_; ++k) {
-      if (q >= values_) return BadGap(k);
-      uint32_t gap = *q;
-      if (gap < 0x80) {
-        ++q;
-      } else if (!GetVarint32(&q, values_, &gap)) {
-        return BadGap(k);
+    uint32_t k = 0;
+    while (k < count_) {
+      uint64_t w = kHighBits;
+      if (count_ - k >= 8 && values_ - q >= 8) std::memcpy(&w, q, 8);
+      if ((w & kHighBits) == 0) {
+        uint64_t pos[8];
+        for (int j = 0; j < 8; ++j, next += 1) pos[j] = next += (w >> (8 * j)) & 0xFF;
+        if (pos[7] >= n_) return BadPosition(FirstOutOfRange(pos));
+        for (int j = 0; j < 8; ++j) visit(pos[j], values_[k + j]);
+        q += 8;
+        k += 8;
+        continue;
       }
+      uint32_t gap = 0;
+      if (!GetVarint32(&q, values_, &gap)) return BadGap(k);
       const uint64_t pos = next + gap;
       if (pos >= n_) return BadPosition(pos);
-      R2F_RETURN_IF_ERROR(visit(pos, values_[k]));
+      visit(pos, values_[k]);
       next = pos + 1;
+      ++k;
     }
     if (q != values_) return StrayBytes(static_cast<size_t>(values_ - q));
     return Status::Ok();
   }
 
+  // The `count` values, in position order.
+  const uint8_t* values() const { return values_; }
+  uint32_t count() const { return count_; }
+
  private:
+  uint64_t FirstOutOfRange(const uint64_t* pos) const;
   Status BadGap(uint32_t k) const;
   Status BadPosition(uint64_t pos) const;
   Status StrayBytes(size_t stray) const;
