@@ -233,11 +233,34 @@ TEST(IncrementCodecTest, HandCraftedSparseStreams) {
     ASSERT_TRUE(Decode(SparseLayer(8, ok), base.data(), out.data(), 8).ok());
     EXPECT_EQ(out, (std::vector<int8_t>{3, 3, 10, 3, 3, 12, 3, 3}));
   }
+  // Nine non-zeros of 20: eight one-byte gaps read at once, then one more.
+  const std::string nine = Varint(9) + std::string("\x00\x01\x00\x02\x00\x00\x03\x00\x01", 9) +
+                           "\x01\x02\x03\x04\x05\x06\x07\x08\x09";
+  {
+    std::vector<int8_t> base(20, 0), out(20);
+    ASSERT_TRUE(Decode(SparseLayer(20, nine), base.data(), out.data(), 20).ok());
+    EXPECT_EQ(out,
+              (std::vector<int8_t>{1, 0, 2, 3, 0, 0, 4, 5, 6, 0, 0, 0, 7, 8, 0, 9, 0, 0, 0, 0}));
+  }
+  // Of eight one-byte gaps, the sixth position is the first out of range: named, not the last.
+  {
+    const std::string bad = Varint(9) + std::string("\x00\x00\x00\x05\x00\x00\x00\x00\x00", 9) +
+                            "\x01\x01\x01\x01\x01\x01\x01\x01\x01";
+    std::vector<int8_t> base(10, 0), out(10);
+    const Status s = Decode(SparseLayer(10, bad), base.data(), out.data(), 10);
+    EXPECT_EQ(s.code(), Status::Code::kCorruption) << s.ToString();
+    EXPECT_NE(s.message().find("position 10 "), std::string::npos) << s.ToString();
+  }
   struct Case {
     const char* what;
     EncodedLayer layer;
   };
   const Case cases[] = {
+      {"eighth of eight one-byte positions out of range",
+       SparseLayer(8, Varint(8) + std::string("\x00\x00\x00\x00\x00\x00\x00\x01", 8) +
+                          std::string(8, '\x01'))},
+      {"zero value among eight",
+       SparseLayer(16, Varint(8) + std::string(8, '\0') + "\x01\x01\x01\x00\x01\x01\x01\x01")},
       {"position out of range", SparseLayer(8, Varint(1) + Varint(8) + "\x01")},
       {"second position out of range",
        SparseLayer(8, Varint(2) + Varint(6) + Varint(1) + "\x01\x01")},
