@@ -81,9 +81,7 @@ size_t PackFlaggedPortable(const int8_t* in, const uint8_t* flags, size_t n, uin
 // The 64 flags of a bitmap of `bytes` bytes from byte b (bit j: element 8b + j), zero past
 // its end.
 inline uint64_t BitmapWord(const uint8_t* bitmap, size_t b, size_t bytes) {
-  uint64_t word = 0;
-  std::memcpy(&word, bitmap + b, bytes - b >= 8 ? 8 : bytes - b);  // little-endian
-  return word;
+  return flag_pack_internal::LoadMaskBytes<uint64_t>(bitmap + b, bytes - b);  // little-endian
 }
 
 // Calls visit(i) for each of the first `count` elements i flagged in a bitmap of n, in order.
@@ -265,13 +263,10 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) ExactScan ScanExa
     const __mmask64 deep = flag_pack_internal::DeepRuns<uint64_t>(repeat, last_repeat);
     last_repeat = repeat;
     _mm512_storeu_si512(flagged_values + k, _mm512_maskz_compress_epi8(flagged, yv));
-    if (!tail) {  // a constant size: a variable one is a call to memcpy per step
-      std::memcpy(differ_bitmap + i / 8, &differ, 8);
-      std::memcpy(flag_bitmap + i / 8, &flagged, 8);
-    } else {
-      std::memcpy(differ_bitmap + i / 8, &differ, BitmapBytes(n) - i / 8);
-      std::memcpy(flag_bitmap + i / 8, &flagged, BitmapBytes(n) - i / 8);
-    }
+    flag_pack_internal::StoreMaskBytes<uint64_t>(differ_bitmap + i / 8, differ,
+                                                 BitmapBytes(n) - i / 8);
+    flag_pack_internal::StoreMaskBytes<uint64_t>(flag_bitmap + i / 8, flagged,
+                                                 BitmapBytes(n) - i / 8);
     k += static_cast<size_t>(_mm_popcnt_u64(flagged));
     equal += static_cast<size_t>(_mm_popcnt_u64(lanes & ~differ_all));
     differ_count += static_cast<size_t>(_mm_popcnt_u64(differ));
@@ -309,12 +304,7 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt,bmi2"))) size_t PackS
   size_t next = 0, left = count;
   const size_t bytes = BitmapBytes(n);
   for (size_t b = 0; b < bytes && left != 0; b += 8) {
-    uint64_t word;
-    if (b + 8 <= bytes) {
-      std::memcpy(&word, bitmap + b, 8);  // a constant size: no call to memcpy
-    } else {
-      word = BitmapWord(bitmap, b, bytes);
-    }
+    uint64_t word = BitmapWord(bitmap, b, bytes);
     if (word == 0) continue;
     const size_t base = 8 * b;
     size_t k = static_cast<size_t>(_mm_popcnt_u64(word));

@@ -87,7 +87,7 @@ R2F_AVX2 size_t PackFlaggedAvx2(const int8_t* in, const uint8_t* flags, size_t n
       fp = fb;
     }
     const uint32_t flagged = ~Zero32(fp);
-    std::memcpy(bitmap + i / 8, &flagged, std::min<size_t>(4, BitmapBytes(n) - i / 8));
+    StoreMaskBytes(bitmap + i / 8, flagged, BitmapBytes(n) - i / 8);
     for (int q = 0; q < 4; ++q) k += Gather8(ip + 8 * q, (flagged >> (8 * q)) & 0xFF, out + k);
   }
   return k;
@@ -155,9 +155,8 @@ R2F_AVX2 ExactScan ScanExactAvx2(const int8_t* y, const int8_t* v, const uint8_t
     for (int q = 0; q < 4; ++q) {
       k += Gather8(yp + 8 * q, (flagged >> (8 * q)) & 0xFF, flagged_values + k);
     }
-    const size_t bytes = std::min<size_t>(4, map_bytes - i / 8);
-    std::memcpy(differ_bitmap + i / 8, &differ, bytes);
-    std::memcpy(flag_bitmap + i / 8, &flagged, bytes);
+    StoreMaskBytes(differ_bitmap + i / 8, differ, map_bytes - i / 8);
+    StoreMaskBytes(flag_bitmap + i / 8, flagged, map_bytes - i / 8);
     equal += Count32(valid & ~differ_all);
     differ_count += Count32(differ);
     zeros += Count32(zero);

@@ -52,6 +52,30 @@ class ScanStep {
   uint8_t flags_copy_[W];
 };
 
+// Stores the first `bytes` bytes of a mask (all of it where bytes >= its size, the case of every
+// step but a layer's last): with a constant size the copy is one store, where a variable size is
+// a call to memcpy per step.
+template <typename Mask>
+inline void StoreMaskBytes(uint8_t* dst, Mask mask, size_t bytes) {
+  if (bytes >= sizeof(Mask)) {
+    std::memcpy(dst, &mask, sizeof(Mask));
+  } else {
+    std::memcpy(dst, &mask, bytes);
+  }
+}
+
+// The mask in the first `bytes` bytes at src (zero above them), as StoreMaskBytes wrote it.
+template <typename Mask>
+inline Mask LoadMaskBytes(const uint8_t* src, size_t bytes) {
+  Mask mask = 0;
+  if (bytes >= sizeof(Mask)) {
+    std::memcpy(&mask, src, sizeof(Mask));
+  } else {
+    std::memcpy(&mask, src, bytes);
+  }
+  return mask;
+}
+
 // Given the step's repeat mask (bit j: element j equals the one before) and the last step's,
 // bit j set where elements j-3 .. j each equal the one before: five equal values in a row.
 template <typename Mask>
