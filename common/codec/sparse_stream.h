@@ -50,7 +50,10 @@ class SparseStreamView {
       if (count_ - k >= 8 && values_ - q >= 8) std::memcpy(&w, q, 8);
       if ((w & kHighBits) == 0) {
         uint64_t pos[8];
-        for (int j = 0; j < 8; ++j, next += 1) pos[j] = next += (w >> (8 * j)) & 0xFF;
+        for (int j = 0; j < 8; ++j) {
+          pos[j] = next + ((w >> (8 * j)) & 0xFF);
+          next = pos[j] + 1;
+        }
         if (pos[7] >= n_) return BadPosition(FirstOutOfRange(pos));
         for (int j = 0; j < 8; ++j) visit(pos[j], values_[k + j]);
         q += 8;
