@@ -246,6 +246,7 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) ExactScan ScanExa
   uint64_t last_repeat = 0;
   for (size_t i = 0; i < n; i += 64) {
     const bool tail = n - i < 64;
+    flag_pack_internal::PrefetchAhead(y + i, v + i, flags + i);
     const __mmask64 lanes = tail ? (~uint64_t{0}) >> (64 - (n - i)) : ~__mmask64{0};
     const __m512i f = _mm512_maskz_loadu_epi8(lanes, flags + i);
     const __m512i yv = _mm512_maskz_loadu_epi8(lanes, y + i);

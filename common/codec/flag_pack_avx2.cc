@@ -141,6 +141,7 @@ R2F_AVX2 ExactScan ScanExactAvx2(const int8_t* y, const int8_t* v, const uint8_t
   uint32_t last_repeat = 0;
   const size_t map_bytes = BitmapBytes(n);
   for (size_t i = 0; i < n; i += 32) {
+    if (i % 64 == 0) PrefetchAhead(y + i, v + i, flags + i);  // one line of each per 64
     const ScanStep<32> step(y, v, flags, i, n);
     const size_t m = step.m;
     const int8_t* yp = step.y;

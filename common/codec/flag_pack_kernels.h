@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 
 #include "common/codec/flag_pack.h"
 
@@ -51,6 +52,22 @@ class ScanStep {
   int8_t y_copy_[W], v_copy_[W], prev_copy_[W];
   uint8_t flags_copy_[W];
 };
+
+// How far ahead ScanExact's kernels ask for the three streams they read (a prefetch never
+// faults, so past a layer's end is harmless). The scan is bound by memory; on the AMD EPYC the
+// hint made the encoder of a ResNet18 batch 5-15% faster in interleaved runs, and 1024 to 4096
+// bytes ahead did about as well as 2048.
+inline constexpr size_t kPrefetchAhead = 2048;
+
+// Asks for the bytes kPrefetchAhead past y, v and flags (the step's three streams). The
+// addresses are computed as integers: a pointer past its array's end is not to be formed.
+inline void PrefetchAhead(const int8_t* y, const int8_t* v, const uint8_t* flags) {
+  for (const void* p : {static_cast<const void*>(y), static_cast<const void*>(v),
+                        static_cast<const void*>(flags)}) {
+    __builtin_prefetch(
+        reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(p) + kPrefetchAhead));
+  }
+}
 
 // Stores the first `bytes` bytes of a mask (all of it where bytes >= its size, the case of every
 // step but a layer's last): with a constant size the copy is one store, where a variable size is
