@@ -309,7 +309,10 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt,bmi2"))) size_t PackS
     if (word == 0) continue;
     const size_t base = 8 * b;
     size_t k = static_cast<size_t>(_mm_popcnt_u64(word));
-    if (k > left) word = LowestFlags(word, k = left);
+    if (k > left) {  // a bitmap with more flags than `count`: only the first ones are taken
+      k = left;
+      word = LowestFlags(word, k);
+    }
     o = WriteVarint32(
         o, static_cast<uint32_t>(base + static_cast<size_t>(__builtin_ctzll(word)) - next));
     // Lane j: the (j+2)-th flagged position less the (j+1)-th, less one (lanes from k - 1 on
