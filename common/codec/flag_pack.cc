@@ -122,13 +122,10 @@ void ExpandFlaggedPortable(const uint8_t* bitmap, const int8_t* values, size_t n
   }
 }
 
-void ScatterFlaggedPortable(const uint8_t* bitmap, const int8_t* values, size_t n, int8_t* out) {
+void ScatterFlaggedPortable(const uint8_t* bitmap, const int8_t* values, size_t count, size_t n,
+                            int8_t* out) {
   size_t k = 0;
-  for (size_t b = 0; b < BitmapBytes(n); ++b) {
-    for (unsigned rest = bitmap[b]; rest != 0; rest &= rest - 1) {
-      out[8 * b + static_cast<size_t>(__builtin_ctz(rest))] = values[k++];
-    }
-  }
+  ForEachFlagged(bitmap, count, n, [values, out, &k](size_t i) { out[i] = values[k++]; });
 }
 
 size_t DifferBitmapPortable(const int8_t* a, const int8_t* b, size_t n, uint8_t* bitmap) {
@@ -439,13 +436,13 @@ size_t DifferBitmap(const int8_t* a, const int8_t* b, size_t n, uint8_t* bitmap)
   return DifferBitmapPortable(a, b, n, bitmap);
 }
 
-void ScatterFlagged(const uint8_t* bitmap, const int8_t* values, [[maybe_unused]] size_t count,
-                    size_t n, int8_t* out) {
+void ScatterFlagged(const uint8_t* bitmap, const int8_t* values, size_t count, size_t n,
+                    int8_t* out) {
 #if defined(R2F_X86)
   if (HasVbmi2()) return ScatterFlaggedVbmi2(bitmap, values, n, out);
   if (HasAvx2()) return flag_pack_internal::ScatterFlaggedAvx2(bitmap, values, count, n, out);
 #endif
-  ScatterFlaggedPortable(bitmap, values, n, out);
+  ScatterFlaggedPortable(bitmap, values, count, n, out);
 }
 
 void AppendZeroMap(const int8_t* values, size_t n, std::string* out) {
