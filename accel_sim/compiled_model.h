@@ -56,13 +56,22 @@ struct MacLayer {
   std::vector<int> shift;             // per out channel: in_frac + weight_frac[c] - out_frac
   bool direct_kernel = false;         // small per-group GEMMs (depthwise): direct int32 loops
 
-  // Weight (oc, kk) from the packed copy when there is one: the GEMM has just streamed that
-  // copy through the cache, while the int8 array is read by no other hot path (reading it
-  // for every weight flip cost a cache miss each).
-  int8_t CachedWeight(int oc, int kk) const {
-    if (packed.empty()) return weights[static_cast<int64_t>(oc) * k + kk];
-    return packed[oc / group_out_c].At(oc % group_out_c, kk);
-  }
+  // Output channel oc's weights by kk, from the packed copy when there is one: the GEMM has
+  // just streamed that copy through the cache, while the int8 array is read by no other hot
+  // path (reading it for every weight flip cost a cache miss each).
+  class CachedWeights {
+   public:
+    CachedWeights(const MacLayer& L, int oc)
+        : plain_(L.packed.empty() ? L.weights.data() + static_cast<int64_t>(oc) * L.k : nullptr),
+          packed_(L.packed.empty() ? kNoRow : L.packed[oc / L.group_out_c],
+                  L.packed.empty() ? 0 : oc % L.group_out_c) {}
+    int8_t At(int kk) const { return plain_ != nullptr ? plain_[kk] : packed_.At(kk); }
+
+   private:
+    static inline const PackedWeights kNoRow{};
+    const int8_t* plain_;
+    PackedWeights::RowReader packed_;
+  };
 
   int64_t out_spatial() const { return static_cast<int64_t>(out_h) * out_w; }
   int64_t in_elements() const { return static_cast<int64_t>(in_c) * in_h * in_w; }

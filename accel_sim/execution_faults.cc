@@ -12,21 +12,30 @@ struct MaskedElement {
   uint32_t mask;
 };
 
-void MergeFlips(const std::vector<BitFlip>& flips, std::vector<MaskedElement>* out) {
-  out->clear();
+// Merges `flips` into `out`; false, with `out` unspecified, if a flip lies outside [0,
+// elements) x [0, width) (CheckFlips then names it).
+bool MergeFlips(const std::vector<BitFlip>& flips, uint64_t elements, uint32_t width,
+                std::vector<MaskedElement>* out) {
+  out->resize(flips.size());
   // Sampled plans come in increasing bit order: one pass merges them. Hand-made plans may
-  // come in any order: sorted and merged again below.
-  bool sorted = true;
+  // come in any order: sorted and merged again below. Written by index, not push_back: the
+  // loop is per flip.
+  MaskedElement* const first = out->data();
+  MaskedElement* last = first;  // one past the last merged element
+  bool sorted = true, in_range = true;
   for (const BitFlip& f : flips) {
-    const uint32_t mask = uint32_t{1} << f.bit;
-    if (!out->empty() && out->back().element == f.element) {
-      out->back().mask ^= mask;
+    in_range &= f.element < elements && f.bit < width;
+    const uint32_t mask = uint32_t{1} << (f.bit & 31);
+    if (last != first && last[-1].element == f.element) {
+      last[-1].mask ^= mask;
       continue;
     }
-    sorted &= out->empty() || out->back().element < f.element;
-    out->push_back({f.element, mask});
+    sorted &= last == first || last[-1].element < f.element;
+    *last++ = {f.element, mask};
   }
-  if (sorted) return;
+  if (!in_range) return false;
+  out->resize(static_cast<size_t>(last - first));
+  if (sorted) return true;
   std::sort(out->begin(), out->end(),
             [](const MaskedElement& a, const MaskedElement& b) { return a.element < b.element; });
   size_t w = 0;
@@ -38,6 +47,7 @@ void MergeFlips(const std::vector<BitFlip>& flips, std::vector<MaskedElement>* o
     }
   }
   out->resize(w);
+  return true;
 }
 
 Status CheckFlips(const MacLayer& L, const FaultPlan& plan) {
@@ -58,19 +68,23 @@ Status CheckFlips(const MacLayer& L, const FaultPlan& plan) {
 }
 
 // begin[c] = the index of the first entry of channel >= c in `sorted` (ascending elements,
-// channel = element / per_channel), for c in [0, channels]: one walk, no division.
+// channel = element / per_channel), for c in [0, channels]: one walk over the entries that
+// fills the channels up to each entry's, no search per channel. Entries lie below
+// channels * per_channel.
 template <typename T>
 void IndexByChannel(const std::vector<T>& sorted, uint64_t per_channel, int channels,
                     std::vector<uint32_t>* begin) {
   begin->resize(static_cast<size_t>(channels) + 1);
-  size_t i = 0;
-  uint64_t end = 0;
-  for (int c = 0; c < channels; ++c) {
-    (*begin)[c] = static_cast<uint32_t>(i);
-    end += per_channel;
-    while (i < sorted.size() && sorted[i].element < end) ++i;
+  uint32_t* b = begin->data();
+  int c = 0;              // channels below c are filled
+  uint64_t next_end = 0;  // c * per_channel
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    while (sorted[i].element >= next_end) {  // entry i lies in channel c or beyond
+      b[c++] = static_cast<uint32_t>(i);
+      next_end += per_channel;
+    }
   }
-  (*begin)[channels] = static_cast<uint32_t>(i);
+  std::fill(b + c, b + channels + 1, static_cast<uint32_t>(sorted.size()));
 }
 
 int32_t FlipDelta(int8_t v, uint32_t mask) {
@@ -101,40 +115,43 @@ Status ExecutionFaults::Build(const MacLayer& L, const FaultPlan& plan, bool pri
   points_.clear();
   point_begin_.clear();
   special_.clear();
-  R2F_RETURN_IF_ERROR(CheckFlips(L, plan));
   if (plan.Empty()) return Status::Ok();
-  any_ = true;
 
   const int64_t hw = L.out_spatial();
   const int khw = L.kernel_h * L.kernel_w;
   const int64_t in_plane = static_cast<int64_t>(L.in_h) * L.in_w;
   thread_local std::vector<MaskedElement> weights, inputs, hidden, outputs;
-  MergeFlips(plan.at(FaultSite::kWeights), &weights);
-  MergeFlips(plan.at(FaultSite::kInputs), &inputs);
-  MergeFlips(plan.at(FaultSite::kHidden), &hidden);
-  MergeFlips(plan.at(FaultSite::kOutputs), &outputs);
+  const LayerExposure exposure = L.Exposure();
+  auto merge = [&](FaultSite site, std::vector<MaskedElement>* out) {
+    const int s = static_cast<int>(site);
+    return MergeFlips(plan.at(site), exposure.elements[s], kSiteBitWidth[s], out);
+  };
+  if (!merge(FaultSite::kWeights, &weights) || !merge(FaultSite::kInputs, &inputs) ||
+      !merge(FaultSite::kHidden, &hidden) || !merge(FaultSite::kOutputs, &outputs)) {
+    return CheckFlips(L, plan);
+  }
+  any_ = true;
   if (private_input) {
     // The GEMM will read the flipped input: w * x' covers the input flips, and the weight
     // flips' deltas read x' too (from its im2col), so (w' - w) * x' + w * x' = w' * x' without
     // cross terms.
-    for (const MaskedElement& f : inputs) {
-      private_inputs_.push_back({f.element, static_cast<uint8_t>(f.mask)});
+    private_inputs_.resize(inputs.size());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      private_inputs_[i] = {inputs[i].element, static_cast<uint8_t>(inputs[i].mask)};
     }
     inputs.clear();
   }
 
-  // Weight flips, by output channel (their element order): one walk over the channel
-  // boundaries gives both the index and kk, without a division per flip.
-  weight_begin_.resize(static_cast<size_t>(L.out_c) + 1);
-  size_t wi = 0;
+  // Weight flips, by output channel (their element order): kk = element - channel * k, the
+  // channel found by walking the channel boundaries, without a division per flip.
+  weight_flips_.resize(weights.size());
+  IndexByChannel(weights, static_cast<uint64_t>(L.k), L.out_c, &weight_begin_);
   for (int c = 0; c < L.out_c; ++c) {
-    weight_begin_[c] = static_cast<uint32_t>(wi);
-    const uint64_t base = static_cast<uint64_t>(c) * L.k;
-    for (; wi < weights.size() && weights[wi].element < base + L.k; ++wi) {
-      weight_flips_.push_back({static_cast<int32_t>(weights[wi].element - base), weights[wi].mask});
+    const uint32_t base = static_cast<uint32_t>(c) * static_cast<uint32_t>(L.k);
+    for (uint32_t i = weight_begin_[c]; i < weight_begin_[c + 1]; ++i) {
+      weight_flips_[i] = {static_cast<int32_t>(weights[i].element - base), weights[i].mask};
     }
   }
-  weight_begin_[L.out_c] = static_cast<uint32_t>(wi);
 
   // Input flips, by group (their element order), each with the outputs that read it.
   if (!inputs.empty()) input_begin_.assign(static_cast<size_t>(L.groups) + 1, 0);
@@ -195,15 +212,18 @@ Status ExecutionFaults::Build(const MacLayer& L, const FaultPlan& plan, bool pri
   has_input_deltas_ = !input_flips_.empty() || !points_.empty();
 
   // Hidden and output flips, merged per element.
+  special_.resize(hidden.size() + outputs.size());
+  Special* sp = special_.data();
   size_t h = 0, o = 0;
   while (h < hidden.size() || o < outputs.size()) {
     const uint32_t he = h < hidden.size() ? hidden[h].element : UINT32_MAX;
     const uint32_t oe = o < outputs.size() ? outputs[o].element : UINT32_MAX;
-    Special sp{std::min(he, oe), 0, 0};
-    if (he == sp.element) sp.hidden_mask = hidden[h++].mask;
-    if (oe == sp.element) sp.output_mask = static_cast<uint8_t>(outputs[o++].mask);
-    special_.push_back(sp);
+    *sp = {std::min(he, oe), 0, 0};
+    if (he == sp->element) sp->hidden_mask = hidden[h++].mask;
+    if (oe == sp->element) sp->output_mask = static_cast<uint8_t>(outputs[o++].mask);
+    ++sp;
   }
+  special_.resize(static_cast<size_t>(sp - special_.data()));
   IndexByChannel(special_, static_cast<uint64_t>(hw), L.out_c, &special_begin_);
   return Status::Ok();
 }

@@ -52,7 +52,7 @@ class ExecutionFaults {
   };
 
   // A flipped weight of one output channel at reduction index kk (in [0, layer.k)):
-  // w' = w ^ mask. w is read by the epilogue (MacLayer::CachedWeight), where it is in cache.
+  // w' = w ^ mask. w is read by the epilogue (MacLayer::CachedWeights), where it is in cache.
   struct WeightDelta {
     int32_t kk;
     uint32_t mask;

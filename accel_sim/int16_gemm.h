@@ -78,15 +78,28 @@ struct PackedWeights {
   // accumulators' start value that cancels the +128 offset of the panels. Empty for kPairs16.
   std::vector<int32_t> acc_init;
 
+  // One row's weights read back by kk, its offsets computed once (the epilogue reads several
+  // weights of one row per segment).
+  class RowReader {
+   public:
+    RowReader(const PackedWeights& p, int row)
+        : lanes_(p.data.data() + static_cast<int64_t>(row / kRowBlock) * p.k_groups * kRowBlock +
+                 row % kRowBlock),
+          pairs_(p.layout == GemmLayout::kPairs16) {}
+    // w[row][kk], kk in [0, k).
+    int8_t At(int kk) const {
+      const int32_t v = lanes_[static_cast<int64_t>(kk >> (pairs_ ? 1 : 2)) * kRowBlock];
+      const int shift = pairs_ ? 16 * (kk & 1) : 8 * (kk & 3);
+      return static_cast<int8_t>(static_cast<uint32_t>(v) >> shift);
+    }
+
+   private:
+    const int32_t* lanes_;  // the row's lane of its block, k group 0
+    bool pairs_;
+  };
+
   // w[row][kk], read back from the packed copy (row < n, kk < k).
-  int8_t At(int row, int kk) const {
-    const int per = layout == GemmLayout::kPairs16 ? 2 : 4;
-    const int32_t v =
-        data[(static_cast<int64_t>(row / kRowBlock) * k_groups + kk / per) * kRowBlock +
-             row % kRowBlock];
-    const int shift = layout == GemmLayout::kPairs16 ? 16 * (kk & 1) : 8 * (kk & 3);
-    return static_cast<int8_t>(static_cast<uint32_t>(v) >> shift);
-  }
+  int8_t At(int row, int kk) const { return RowReader(*this, row).At(kk); }
 };
 
 // Packs w (row stride k) for `layout`; the default is that of BestGemmIsa().

@@ -213,23 +213,36 @@ TEST(Int8GemmTest, KernelOfAnotherLayoutAborts) {
                "cannot run pairs16");
 }
 
-TEST(AddScaledRowTest, MatchesWrappingInt32LoopForEveryTail) {
-  // The weight-flip delta row: every length around the 16- and 8-wide SIMD blocks, the extreme
-  // scales (+-255 with x = -128 is the largest product) and accumulators near the int32 edges,
-  // where the sum must wrap like the modular arithmetic the epilogue relies on.
+TEST(AddScaledRowsTest, EveryKernelMatchesWrappingInt32LoopForEveryTail) {
+  // The weight-flip delta rows: every length around the 8- and 16-wide SIMD blocks, one to
+  // five terms, the extreme scales (+-255 with x = -128 is the largest product) and
+  // accumulators near the int32 edges, where the sum must wrap like the modular arithmetic
+  // the epilogue relies on. Rows are read at an odd stride, from an unaligned start.
   std::mt19937_64 rng(17);
-  for (int32_t dw : {255, -255, 1, -1, 0, 128, -128, 77}) {
-    for (int64_t n = 0; n <= 41; ++n) {
-      std::vector<int8_t> x(static_cast<size_t>(n) + 3);
-      for (auto& v : x) v = static_cast<int8_t>(rng() % 4 == 0 ? -128 : rng());
-      std::vector<uint32_t> dst(static_cast<size_t>(n) + 2), want;
-      for (auto& v : dst) v = static_cast<uint32_t>(rng() % 2 ? rng() : 0x7fffff00u + rng() % 512);
-      want = dst;
-      for (int64_t j = 0; j < n; ++j) {
-        want[j] = static_cast<uint32_t>(static_cast<int64_t>(want[j]) + int64_t{dw} * x[j + 1]);
+  const int32_t scales[] = {255, -255, 1, -1, 0, 128, -128, 77};
+  constexpr int64_t kLd = 45;
+  std::vector<int8_t> x(5 * kLd + 1);
+  for (auto& v : x) v = static_cast<int8_t>(rng() % 4 == 0 ? -128 : rng());
+  for (const auto& [name, kernel] : AddScaledRowsKernels()) {
+    for (int count = 1; count <= 5; ++count) {
+      for (int64_t n = 0; n <= 41; ++n) {
+        std::vector<ScaledRowTerm> terms;
+        for (int t = 0; t < count; ++t) {
+          terms.push_back({static_cast<int32_t>(rng() % 5), scales[(n + t * 3) % 8]});
+        }
+        std::vector<uint32_t> dst(static_cast<size_t>(n) + 2), want;
+        for (auto& v : dst)
+          v = static_cast<uint32_t>(rng() % 2 ? rng() : 0x7fffff00u + rng() % 512);
+        want = dst;
+        for (const ScaledRowTerm& t : terms) {
+          for (int64_t j = 0; j < n; ++j) {
+            want[j] = static_cast<uint32_t>(static_cast<int64_t>(want[j]) +
+                                            int64_t{t.scale} * x[1 + t.row * kLd + j]);
+          }
+        }
+        kernel(x.data() + 1, kLd, terms.data(), count, n, dst.data());
+        ASSERT_EQ(dst, want) << name << " terms " << count << " n " << n;
       }
-      AddScaledRow(x.data() + 1, dw, n, dst.data());  // unaligned source
-      ASSERT_EQ(dst, want) << "dw " << dw << " n " << n;
     }
   }
 }
