@@ -5,6 +5,7 @@
 
 #include "common/ir/fixed_point.h"
 
+#include "common/base/cpu_features.h"
 #include "common/base/x86_intrinsics.h"
 
 namespace r2f::accel {
@@ -60,9 +61,7 @@ __attribute__((target("avx512f,avx512bw"))) void AddChunkAvx512(const int8_t* a,
 
 AddChunkFn ChooseAddChunk() {
 #ifdef R2F_X86
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
-    return &AddChunkAvx512;
-  }
+  if (UsableCpuFeatures().avx512bw) return &AddChunkAvx512;
 #endif
   return &AddChunkPortable;
 }

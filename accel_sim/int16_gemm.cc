@@ -8,6 +8,7 @@
 #include <string>
 
 #include "accel_sim/int16_gemm_kernels.h"
+#include "common/base/cpu_features.h"
 
 #include "common/base/x86_intrinsics.h"
 
@@ -192,30 +193,21 @@ void PackPanelsQuads8(const int8_t* x, int k, int cols, int ldx, uint8_t* panels
   }
 }
 
-#ifdef R2F_X86
 bool CpuHas(GemmIsa isa) {
-  // __builtin_cpu_supports also checks that the OS saves the registers (XCR0).
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  static const bool avx512 =
-      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-  static const bool avx512_vnni = avx512 && __builtin_cpu_supports("avx512vnni");
-  static const bool avx_vnni = avx2 && __builtin_cpu_supports("avxvnni");
+  const CpuFeatures& cpu = UsableCpuFeatures();
   switch (isa) {
     case GemmIsa::kAvx2:
-      return avx2;
+      return cpu.avx2;
     case GemmIsa::kAvx512:
-      return avx512;
+      return cpu.avx512bw;
     case GemmIsa::kAvxVnni:
-      return avx_vnni;
+      return cpu.avxvnni;
     case GemmIsa::kAvx512Vnni:
-      return avx512_vnni;
+      return cpu.avx512bw && cpu.avx512vnni;
     default:
-      return true;
+      return isa == GemmIsa::kAuto || isa == GemmIsa::kGeneric;
   }
 }
-#else
-bool CpuHas(GemmIsa isa) { return isa == GemmIsa::kAuto || isa == GemmIsa::kGeneric; }
-#endif
 
 constexpr GemmIsa kAllIsas[] = {GemmIsa::kGeneric, GemmIsa::kAvx2, GemmIsa::kAvx512,
                                 GemmIsa::kAvxVnni, GemmIsa::kAvx512Vnni};

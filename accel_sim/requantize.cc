@@ -7,6 +7,7 @@
 #include "accel_sim/requantize.h"
 
 #include "accel_sim/tmr_voter.h"
+#include "common/base/cpu_features.h"
 #include "common/base/x86_intrinsics.h"
 
 namespace r2f::accel {
@@ -164,50 +165,36 @@ __attribute__((target("avx2"))) void VoteAvx2(const int32_t* acc, const uint32_t
 }
 #endif
 
-RequantizeRowFn ChooseRow() {
-#ifdef R2F_X86
-  if (__builtin_cpu_supports("avx512f")) return &RowAvx512;
-  if (__builtin_cpu_supports("avx2")) return &RowAvx2;
-#endif
-  return &RowPortable;
-}
-
-RequantizeVoteFn ChooseVote() {
-#ifdef R2F_X86
-  if (__builtin_cpu_supports("avx512f")) return &VoteAvx512;
-  if (__builtin_cpu_supports("avx2")) return &VoteAvx2;
-#endif
-  return &VotePortable;
-}
-
 }  // namespace
 
 void RequantizeRowShifted(const int32_t* acc, int64_t n, int32_t bias, int shift, int32_t lo,
                           int8_t* out) {
-  static const RequantizeRowFn row = ChooseRow();
+  static const RequantizeRowFn row = RequantizeRowKernels().back().second;  // the widest
   row(acc, n, bias, shift, lo, out);
 }
 
 std::vector<std::pair<const char*, RequantizeRowFn>> RequantizeRowKernels() {
   std::vector<std::pair<const char*, RequantizeRowFn>> kernels = {{"portable", &RowPortable}};
 #ifdef R2F_X86
-  if (__builtin_cpu_supports("avx2")) kernels.emplace_back("avx2", &RowAvx2);
-  if (__builtin_cpu_supports("avx512f")) kernels.emplace_back("avx512", &RowAvx512);
+  const CpuFeatures& cpu = UsableCpuFeatures();
+  if (cpu.avx2) kernels.emplace_back("avx2", &RowAvx2);
+  if (cpu.avx512f) kernels.emplace_back("avx512", &RowAvx512);
 #endif
   return kernels;
 }
 
 void RequantizeVoteShifted(const int32_t* acc, const uint32_t* const d[3], int64_t n, int32_t bias,
                            int shift, int32_t lo, int8_t* out) {
-  static const RequantizeVoteFn vote = ChooseVote();
+  static const RequantizeVoteFn vote = RequantizeVoteKernels().back().second;  // the widest
   vote(acc, d, n, bias, shift, lo, out);
 }
 
 std::vector<std::pair<const char*, RequantizeVoteFn>> RequantizeVoteKernels() {
   std::vector<std::pair<const char*, RequantizeVoteFn>> kernels = {{"portable", &VotePortable}};
 #ifdef R2F_X86
-  if (__builtin_cpu_supports("avx2")) kernels.emplace_back("avx2", &VoteAvx2);
-  if (__builtin_cpu_supports("avx512f")) kernels.emplace_back("avx512", &VoteAvx512);
+  const CpuFeatures& cpu = UsableCpuFeatures();
+  if (cpu.avx2) kernels.emplace_back("avx2", &VoteAvx2);
+  if (cpu.avx512f) kernels.emplace_back("avx512", &VoteAvx512);
 #endif
   return kernels;
 }

@@ -1,5 +1,6 @@
 #include "accel_sim/scaled_row.h"
 
+#include "common/base/cpu_features.h"
 #include "common/base/x86_intrinsics.h"
 
 namespace r2f::accel {
@@ -71,29 +72,20 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void RowsAvx512(const int8_
 }
 #endif
 
-AddScaledRowsFn Choose() {
-#ifdef R2F_X86
-  if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) return &RowsAvx512;
-  if (__builtin_cpu_supports("avx2")) return &RowsAvx2;
-#endif
-  return &RowsPortable;
-}
-
 }  // namespace
 
 void AddScaledRows(const int8_t* x, int64_t ld, const ScaledRowTerm* terms, int count, int64_t n,
                    uint32_t* dst) {
-  static const AddScaledRowsFn kernel = Choose();
+  static const AddScaledRowsFn kernel = AddScaledRowsKernels().back().second;  // the widest
   kernel(x, ld, terms, count, n, dst);
 }
 
 std::vector<std::pair<const char*, AddScaledRowsFn>> AddScaledRowsKernels() {
   std::vector<std::pair<const char*, AddScaledRowsFn>> kernels = {{"portable", &RowsPortable}};
 #ifdef R2F_X86
-  if (__builtin_cpu_supports("avx2")) kernels.emplace_back("avx2", &RowsAvx2);
-  if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
-    kernels.emplace_back("avx512", &RowsAvx512);
-  }
+  const CpuFeatures& cpu = UsableCpuFeatures();
+  if (cpu.avx2) kernels.emplace_back("avx2", &RowsAvx2);
+  if (cpu.avx512bw && cpu.avx512vl) kernels.emplace_back("avx512", &RowsAvx512);
 #endif
   return kernels;
 }

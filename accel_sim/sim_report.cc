@@ -5,6 +5,8 @@
 #include <memory>
 
 #include "accel_sim/cycle_model.h"
+#include "accel_sim/int16_gemm.h"
+#include "common/base/cpu_features.h"
 #include "common/base/json.h"
 #include "common/base/metrics.h"
 
@@ -117,7 +119,8 @@ std::string SimReportText(const SimRun& run) {
   out += "\ncycles " + std::to_string(r.total_cycles) +
          Format(" (TMR executions included): %.6g s modelled at %g MHz; ",
                 CyclesToSeconds(a, r.total_cycles), a.clock_mhz) +
-         Format("wall time %.3g s\n", r.wall_seconds);
+         Format("wall time %.3g s", r.wall_seconds) + " on " + CpuModelName() + " (GEMM kernel " +
+         GemmIsaName(BestGemmIsa()) + ", R2F_CPU_ISA " + CpuIsaCapName(ProcessCpuIsaCap()) + ")\n";
   return out;
 }
 
@@ -163,6 +166,11 @@ Result<std::string> SimReportJson(const SimRun& run) {
                      {"seconds", CyclesToSeconds(run.accelerator, r.total_cycles)},
                      {"clock_mhz", run.accelerator.clock_mhz},
                      {"wall_seconds", r.wall_seconds},
+                     // Where the wall time was measured (common/base/cpu_features.h).
+                     {"host",
+                      {{"cpu_model", CpuModelName()},
+                       {"gemm_kernel", GemmIsaName(BestGemmIsa())},
+                       {"cpu_isa_cap", CpuIsaCapName(ProcessCpuIsaCap())}}},
                      {"layers", layers}};
   return DumpJson(json);
 }

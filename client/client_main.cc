@@ -10,11 +10,14 @@
 #include <ctime>
 #include <memory>
 
+#include "accel_sim/int16_gemm.h"
 #include "accel_sim/omp_wait_policy.h"
 #include "client/device_config.h"
 #include "client/device_service.h"
+#include "common/base/cpu_features.h"
 #include "common/base/logging.h"
 #include "common/base/malloc_policy.h"
+#include "common/codec/flag_pack.h"
 #include "common/net/transport.h"
 
 namespace {
@@ -70,6 +73,10 @@ int main(int argc, char** argv) {
   log->info("faults: ber {} seed {}; accelerator {}x{} at {} MHz", cfg.service.faults.ber,
             cfg.service.faults.seed, cfg.service.accelerator.rows, cfg.service.accelerator.cols,
             cfg.service.accelerator.clock_mhz);
+  // The figures this daemon measures (forward-pass and codec times) depend on the host.
+  log->info("host: {}; GEMM kernel {}, codec kernel {} (R2F_CPU_ISA {})", r2f::CpuModelName(),
+            r2f::accel::GemmIsaName(r2f::accel::BestGemmIsa()), r2f::FlagPackIsaName(),
+            r2f::CpuIsaCapName(r2f::ProcessCpuIsaCap()));
   if (cfg.service.reply_delay.count() > 0) {
     log->warn("debug.handler_delay_ms = {}: replies are delayed (test hook)",
               cfg.service.reply_delay.count());

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/base/cpu_features.h"
 #include "common/base/x86_intrinsics.h"
 #include "common/codec/byte_flags.h"
 #include "common/codec/flag_pack_kernels.h"
@@ -24,28 +25,14 @@ std::atomic<int> g_level{[] {
 
 int Level() { return g_level.load(std::memory_order_relaxed); }
 
-bool HasAvx512bw() {
-#if defined(R2F_X86)
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-  return has && Level() >= 2;
-#else
-  return false;
-#endif
-}
+bool HasAvx512bw() { return UsableCpuFeatures().avx512bw && Level() >= 2; }
 
-bool HasVbmi2() {
-#if defined(R2F_X86)
-  static const bool has = __builtin_cpu_supports("avx512vbmi2");
-  return has && HasAvx512bw();
-#else
-  return false;
-#endif
-}
+bool HasVbmi2() { return UsableCpuFeatures().avx512vbmi2 && HasAvx512bw(); }
 
 bool HasAvx2() {
 #if defined(R2F_X86)
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
-  return has && Level() >= 1;
+  static const bool popcnt = __builtin_cpu_supports("popcnt");
+  return UsableCpuFeatures().avx2 && popcnt && Level() >= 1;
 #else
   return false;
 #endif

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -16,6 +17,7 @@
 #include "accel_sim/requantize.h"
 #include "accel_sim/scaled_row.h"
 #include "accel_sim/tmr_voter.h"
+#include "common/base/cpu_features.h"
 #include "tests/accel_sim/accel_models.h"
 #include "tests/accel_sim/accel_reference.h"
 
@@ -101,15 +103,18 @@ void CheckInt8Gemm(int n, int k, int cols, GemmLayout layout, GemmIsa isa, std::
 
 TEST(Int8GemmTest, TestsEveryKernelTheCpuHas) {
   // The loops below take their kernels from AvailableGemmIsas(): it must list what the CPU
-  // reports, or a kernel could go untested on the machines that run it.
+  // reports (less what R2F_CPU_ISA excludes), or a kernel could go untested on the machines
+  // that run it.
   const std::vector<GemmIsa> isas = AvailableGemmIsas();
   auto has = [&](GemmIsa isa) { return std::find(isas.begin(), isas.end(), isa) != isas.end(); };
   EXPECT_TRUE(has(GemmIsa::kGeneric));
 #if defined(__x86_64__)
-  EXPECT_EQ(has(GemmIsa::kAvx2), __builtin_cpu_supports("avx2") != 0);
-  EXPECT_EQ(has(GemmIsa::kAvx512Vnni),
-            __builtin_cpu_supports("avx512vnni") != 0 && __builtin_cpu_supports("avx512bw") != 0);
-  EXPECT_EQ(has(GemmIsa::kAvxVnni), __builtin_cpu_supports("avxvnni") != 0);
+  const bool native = ProcessCpuIsaCap() == CpuIsaCap::kNative;
+  const bool avx2_allowed = ProcessCpuIsaCap() != CpuIsaCap::kPortable;
+  EXPECT_EQ(has(GemmIsa::kAvx2), __builtin_cpu_supports("avx2") != 0 && avx2_allowed);
+  EXPECT_EQ(has(GemmIsa::kAvx512Vnni), __builtin_cpu_supports("avx512vnni") != 0 &&
+                                           __builtin_cpu_supports("avx512bw") != 0 && native);
+  EXPECT_EQ(has(GemmIsa::kAvxVnni), __builtin_cpu_supports("avxvnni") != 0 && native);
 #endif
   EXPECT_TRUE(has(BestGemmIsa()));
   for (GemmIsa isa : isas) std::printf("[ info ] GEMM kernel %s\n", GemmIsaName(isa));
@@ -211,6 +216,37 @@ TEST(Int8GemmTest, KernelOfAnotherLayoutAborts) {
   std::vector<int32_t> c(kRowBlock * kPanelCols);
   EXPECT_DEATH(Int8Gemm(p, panels.data(), 1, c.data(), kPanelCols, GemmIsa::kAvx512Vnni),
                "cannot run pairs16");
+}
+
+// Exits 0 if every dispatching kernel of a process under R2F_CPU_ISA=avx2 is one an AVX2-only
+// machine has, 1 (naming the first that is not) otherwise.
+[[noreturn]] void ExitWithTheAvx2CapVerdict() {
+  auto fail = [](const std::string& what) {
+    std::fprintf(stderr, "under R2F_CPU_ISA=avx2: %s\n", what.c_str());
+    std::exit(1);
+  };
+  const std::string gemm = GemmIsaName(BestGemmIsa());
+  if (gemm != "avx2" && gemm != "generic") fail("GEMM kernel " + gemm);
+  for (const auto& [name, fn] : RequantizeRowKernels()) {
+    if (std::strcmp(name, "avx512") == 0) fail("requantisation kernel avx512");
+  }
+  for (const auto& [name, fn] : RequantizeVoteKernels()) {
+    if (std::strcmp(name, "avx512") == 0) fail("vote kernel avx512");
+  }
+  for (const auto& [name, fn] : AddScaledRowsKernels()) {
+    if (std::strcmp(name, "avx512") == 0) fail("scaled-row kernel avx512");
+  }
+  std::exit(0);
+}
+
+TEST(CpuIsaCapTest, Avx2CapLeavesNoAvx512OrVnniKernel) {
+  // In a fresh process (the cap is read once per process): the "threadsafe" style re-runs the
+  // test binary for the child, which inherits the variable.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  setenv("R2F_CPU_ISA", "avx2", 1);
+  unsetenv("R2F_GEMM_ISA");
+  EXPECT_EXIT(ExitWithTheAvx2CapVerdict(), ::testing::ExitedWithCode(0), "");
+  unsetenv("R2F_CPU_ISA");
 }
 
 TEST(AddScaledRowsTest, EveryKernelMatchesWrappingInt32LoopForEveryTail) {

@@ -23,12 +23,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "accel_sim/int16_gemm.h"
 #include "accel_sim/omp_wait_policy.h"
+#include "common/base/cpu_features.h"
 #include "common/base/malloc_policy.h"
 #include "common/codec/flag_pack.h"
 #include "tests/bench/bench_model.h"
@@ -90,34 +90,6 @@ const char* EnvOr(const char* name, const char* fallback) {
   return v != nullptr ? v : fallback;
 }
 
-// The CPU's model name from /proc/cpuinfo ("unknown" elsewhere).
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const size_t colon = line.find(':');
-      const size_t start = line.find_first_not_of(" \t", colon + 1);
-      if (start != std::string::npos) return line.substr(start);
-    }
-  }
-  return "unknown";
-}
-
-// The CPU features that choose the GEMM kernel, each "name=0|1".
-std::string CpuFeatures() {
-#if defined(__x86_64__) || defined(__i386__)
-  auto bit = [](bool on) { return on ? "=1" : "=0"; };
-  return std::string("avx2") + bit(__builtin_cpu_supports("avx2")) + " avx512f" +
-         bit(__builtin_cpu_supports("avx512f")) + " avx512bw" +
-         bit(__builtin_cpu_supports("avx512bw")) + " avx512vnni" +
-         bit(__builtin_cpu_supports("avx512vnni")) + " avxvnni" +
-         bit(__builtin_cpu_supports("avxvnni"));
-#else
-  return "not x86";
-#endif
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -155,8 +127,17 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("R2F_GEMM_ISA", EnvOr("R2F_GEMM_ISA", "(unset)"));
   benchmark::AddCustomContext("r2f_codec_isa", r2f::FlagPackIsaName());
   benchmark::AddCustomContext("R2F_CODEC_ISA", EnvOr("R2F_CODEC_ISA", "(unset)"));
-  benchmark::AddCustomContext("r2f_cpu_model", CpuModel());
-  benchmark::AddCustomContext("r2f_cpu_features", CpuFeatures());
+  benchmark::AddCustomContext("r2f_cpu_model", r2f::CpuModelName());
+  // What the CPU has, and what the kernels may use (R2F_CPU_ISA caps it: cpu_features.h).
+  benchmark::AddCustomContext("r2f_cpu_features", r2f::CpuFeaturesText(r2f::DetectCpuFeatures()));
+  benchmark::AddCustomContext("R2F_CPU_ISA", r2f::CpuIsaCapName(r2f::ProcessCpuIsaCap()));
+  benchmark::AddCustomContext("r2f_usable_features",
+                              r2f::CpuFeaturesText(r2f::UsableCpuFeatures()));
+  // LibTorch's own caps, for the fp32 baselines of an emulated AVX2-only machine
+  // (docs/accel_sim.md, "Speed").
+  for (const char* name : {"ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE", "ONEDNN_MAX_CPU_ISA"}) {
+    benchmark::AddCustomContext(name, EnvOr(name, "(unset)"));
+  }
   benchmark::AddCustomContext("r2f_malloc", kept ? "keep freed memory" : "glibc defaults");
   benchmark::AddCustomContext("OMP_WAIT_POLICY", EnvOr("OMP_WAIT_POLICY", "(unset)"));
   benchmark::AddCustomContext("GOMP_SPINCOUNT", EnvOr("GOMP_SPINCOUNT", "(unset)"));

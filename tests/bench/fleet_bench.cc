@@ -37,6 +37,7 @@
 #include <thread>
 
 #include "accel_sim/omp_wait_policy.h"
+#include "common/base/cpu_features.h"
 #include "common/base/json.h"
 #include "common/base/malloc_policy.h"
 #include "server/fleet/fleet.h"
@@ -399,15 +400,7 @@ int main(int argc, char** argv) {
   r2f::KeepFreedMemoryForReuse();  // as the daemons run (malloc_policy.h)
   // The configs and the model cache are named relative to the source tree.
   if (chdir(R2F_SOURCE_DIR) != 0) return 1;
-  std::string cpu = "unknown";
-  std::ifstream info("/proc/cpuinfo");
-  for (std::string line; std::getline(info, line);) {
-    if (line.rfind("model name", 0) == 0) {
-      cpu = line.substr(line.find(':') + 2);
-      break;
-    }
-  }
-  benchmark::AddCustomContext("cpu_model", cpu);
+  benchmark::AddCustomContext("cpu_model", r2f::CpuModelName());
   const char* spin = std::getenv("GOMP_SPINCOUNT");
   benchmark::AddCustomContext("GOMP_SPINCOUNT", spin != nullptr ? spin : "(unset)");
   benchmark::Initialize(&argc, argv);

@@ -4,10 +4,14 @@
 // kernel reads or writes a byte outside its buffers (each placed against an unmapped page).
 #include "common/codec/flag_pack.h"
 
+#include "common/base/cpu_features.h"
+
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -39,14 +43,15 @@ Data MakeData(size_t n, double density, uint64_t seed) {
 
 bool Bit(const std::vector<uint8_t>& map, size_t i) { return ((map[i / 8] >> (i % 8)) & 1) != 0; }
 
-// The name FlagPackIsaName() must give at `isa` on this CPU, or nullptr if the CPU lacks it.
+// The name FlagPackIsaName() must give at `isa` in this process (the CPU's features, capped by
+// R2F_CPU_ISA), or nullptr if it lacks that level.
 const char* ExpectedKernel(FlagPackIsa isa) {
+  const CpuFeatures& cpu = UsableCpuFeatures();
+  const bool vbmi2 = cpu.avx512bw && cpu.avx512vbmi2;
 #if defined(__x86_64__) || defined(__i386__)
-  const bool vbmi2 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                     __builtin_cpu_supports("avx512vbmi2");
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+  const bool avx2 = cpu.avx2 && __builtin_cpu_supports("popcnt");
 #else
-  const bool vbmi2 = false, avx2 = false;
+  const bool avx2 = false;
 #endif
   switch (isa) {
     case FlagPackIsa::kBest:
@@ -317,6 +322,21 @@ INSTANTIATE_TEST_SUITE_P(EveryLevel, FlagPackTest,
                                   : info.param == FlagPackIsa::kAvx2 ? "avx2"
                                                                      : "portable";
                          });
+
+TEST(FlagPackCapTest, Avx2CapRunsAtMostTheAvx2Kernels) {
+  // A fresh process (the cap is read once per process), as in CpuIsaCapTest (gemm_test.cc).
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  setenv("R2F_CPU_ISA", "avx2", 1);
+  unsetenv("R2F_CODEC_ISA");
+  EXPECT_EXIT(
+      {
+        const std::string name = FlagPackIsaName();
+        std::fprintf(stderr, "codec kernel %s\n", name.c_str());
+        std::exit(name == "avx2" || name == "portable" ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+  unsetenv("R2F_CPU_ISA");
+}
 
 }  // namespace
 }  // namespace r2f
