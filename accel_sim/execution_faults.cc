@@ -69,20 +69,24 @@ Status CheckFlips(const MacLayer& L, const FaultPlan& plan) {
 
 // begin[c] = the index of the first entry of channel >= c in `sorted` (ascending elements,
 // channel = element / per_channel), for c in [0, channels]: one walk over the entries that
-// fills the channels up to each entry's, no search per channel. Entries lie below
+// fills the channels up to each entry's, without a search per channel or a division per entry.
+// Calls visit(i, first element of entry i's channel) for each entry. Entries lie below
 // channels * per_channel.
-template <typename T>
+template <typename T, typename Visit>
 void IndexByChannel(const std::vector<T>& sorted, uint64_t per_channel, int channels,
-                    std::vector<uint32_t>* begin) {
+                    std::vector<uint32_t>* begin, Visit&& visit) {
   begin->resize(static_cast<size_t>(channels) + 1);
   uint32_t* b = begin->data();
   int c = 0;              // channels below c are filled
+  uint64_t base = 0;      // (c - 1) * per_channel
   uint64_t next_end = 0;  // c * per_channel
   for (size_t i = 0; i < sorted.size(); ++i) {
     while (sorted[i].element >= next_end) {  // entry i lies in channel c or beyond
       b[c++] = static_cast<uint32_t>(i);
+      base = next_end;
       next_end += per_channel;
     }
+    visit(i, base);
   }
   std::fill(b + c, b + channels + 1, static_cast<uint32_t>(sorted.size()));
 }
@@ -91,14 +95,20 @@ int32_t FlipDelta(int8_t v, uint32_t mask) {
   return static_cast<int8_t>(v ^ static_cast<int>(mask)) - v;
 }
 
+// Along one axis: the output index whose window reads input index i at kernel offset k, or -1.
+inline int OutputIndex(int i, int pad, int k, int stride, int limit) {
+  const int n = i + pad - k;
+  if (n < 0) return -1;
+  const int o = stride == 1 ? n : n / stride;  // most layers have stride 1: no division
+  if (stride != 1 && o * stride != n) return -1;
+  return o < limit ? o : -1;
+}
+
 // The output position whose window reads input (iy, ix) at kernel offset (ky, kx), if any.
 bool OutputOf(const MacLayer& L, int iy, int ix, int ky, int kx, int* oy, int* ox) {
-  const int ny = iy + L.pad_h - ky;
-  const int nx = ix + L.pad_w - kx;
-  if (ny < 0 || nx < 0 || ny % L.stride_h != 0 || nx % L.stride_w != 0) return false;
-  *oy = ny / L.stride_h;
-  *ox = nx / L.stride_w;
-  return *oy < L.out_h && *ox < L.out_w;
+  *oy = OutputIndex(iy, L.pad_h, ky, L.stride_h, L.out_h);
+  *ox = OutputIndex(ix, L.pad_w, kx, L.stride_w, L.out_w);
+  return *oy >= 0 && *ox >= 0;
 }
 
 }  // namespace
@@ -142,55 +152,75 @@ Status ExecutionFaults::Build(const MacLayer& L, const FaultPlan& plan, bool pri
     inputs.clear();
   }
 
-  // Weight flips, by output channel (their element order): kk = element - channel * k, the
-  // channel found by walking the channel boundaries, without a division per flip.
+  // Weight flips, by output channel (their element order), with kk = element - channel * k:
+  // one walk over the flips and the channel boundaries fills both, without a division.
   weight_flips_.resize(weights.size());
-  IndexByChannel(weights, static_cast<uint64_t>(L.k), L.out_c, &weight_begin_);
-  for (int c = 0; c < L.out_c; ++c) {
-    const uint32_t base = static_cast<uint32_t>(c) * static_cast<uint32_t>(L.k);
-    for (uint32_t i = weight_begin_[c]; i < weight_begin_[c + 1]; ++i) {
-      weight_flips_[i] = {static_cast<int32_t>(weights[i].element - base), weights[i].mask};
-    }
-  }
+  IndexByChannel(
+      weights, static_cast<uint64_t>(L.k), L.out_c, &weight_begin_, [&](size_t i, uint64_t base) {
+        weight_flips_[i] = {static_cast<int32_t>(weights[i].element - base), weights[i].mask};
+      });
 
-  // Input flips, by group (their element order), each with the outputs that read it.
-  if (!inputs.empty()) input_begin_.assign(static_cast<size_t>(L.groups) + 1, 0);
+  // Input flips, by group (their element order), each with the outputs that read it: the
+  // output rows per kernel row and columns per kernel column first, then their pairs.
+  thread_local std::vector<int> oy_of, ox_of;
+  thread_local std::vector<uint64_t> flipped_channel;  // a bit per input channel with flips
+  if (!inputs.empty()) {
+    input_begin_.assign(static_cast<size_t>(L.groups) + 1, 0);
+    oy_of.resize(static_cast<size_t>(L.kernel_h));
+    ox_of.resize(static_cast<size_t>(L.kernel_w));
+    flipped_channel.assign((static_cast<size_t>(L.in_c) + 63) / 64, 0);
+    // Room for every tap, written by index (push_back per tap cost a fifth of Build in the
+    // training pass), cut to size below.
+    taps_.resize(inputs.size() * static_cast<size_t>(khw));
+  }
+  Tap* tap = taps_.data();
   for (const MaskedElement& f : inputs) {
     const int c = static_cast<int>(f.element / in_plane);
     const int iy = static_cast<int>((f.element % in_plane) / L.in_w);
     const int ix = static_cast<int>(f.element % L.in_w);
+    flipped_channel[c / 64] |= uint64_t{1} << (c % 64);
+    for (int ky = 0; ky < L.kernel_h; ++ky) {
+      oy_of[ky] = OutputIndex(iy, L.pad_h, ky, L.stride_h, L.out_h);
+    }
+    for (int kx = 0; kx < L.kernel_w; ++kx) {
+      ox_of[kx] = OutputIndex(ix, L.pad_w, kx, L.stride_w, L.out_w);
+    }
     InputFlip in;
     in.flip = {f.element, static_cast<uint8_t>(f.mask)};
     in.dx = 0;
     in.oy_min = L.out_h;
     in.oy_max = -1;
-    in.tap_begin = static_cast<uint32_t>(taps_.size());
+    in.tap_begin = static_cast<uint32_t>(tap - taps_.data());
+    const auto row_base =
+        static_cast<uint32_t>((c / L.group_in_c) * L.k + (c % L.group_in_c) * khw);
     for (int ky = 0; ky < L.kernel_h; ++ky) {
+      const int oy = oy_of[ky];
+      if (oy < 0) continue;
       for (int kx = 0; kx < L.kernel_w; ++kx) {
-        int oy, ox;
-        if (!OutputOf(L, iy, ix, ky, kx, &oy, &ox)) continue;
-        const auto weight_row = static_cast<uint32_t>(
-            (c / L.group_in_c) * L.k + (c % L.group_in_c) * khw + ky * L.kernel_w + kx);
-        taps_.push_back({oy, ox, weight_row});
-        in.oy_min = std::min(in.oy_min, oy);
-        in.oy_max = std::max(in.oy_max, oy);
+        if (ox_of[kx] < 0) continue;
+        *tap++ = {oy, ox_of[kx], row_base + static_cast<uint32_t>(ky * L.kernel_w + kx)};
       }
+      in.oy_min = std::min(in.oy_min, oy);
+      in.oy_max = std::max(in.oy_max, oy);
     }
-    in.tap_end = static_cast<uint32_t>(taps_.size());
+    in.tap_end = static_cast<uint32_t>(tap - taps_.data());
     if (in.tap_begin == in.tap_end) continue;  // no window reads it (strided layers)
     input_flips_.push_back(in);
     ++input_begin_[c / L.group_in_c + 1];
   }
+  taps_.resize(static_cast<size_t>(tap - taps_.data()));
   for (size_t g = 0; g + 1 < input_begin_.size(); ++g) input_begin_[g + 1] += input_begin_[g];
 
   // Cross terms: a flipped weight reading a flipped input.
   if (!inputs.empty()) {
-    point_begin_.assign(static_cast<size_t>(L.out_c) + 1, 0);
+    thread_local std::vector<int> point_channel;  // each cross term's output channel
+    point_channel.clear();
     auto by_element = [](const MaskedElement& m, uint32_t v) { return m.element < v; };
     for (int oc = 0; oc < L.out_c; ++oc) {
       for (uint32_t i = weight_begin_[oc]; i < weight_begin_[oc + 1]; ++i) {
         const WeightDelta& w = weight_flips_[i];
         const int in_channel = oc / L.group_out_c * L.group_in_c + w.kk / khw;
+        if ((flipped_channel[in_channel / 64] >> (in_channel % 64) & 1) == 0) continue;
         const int ky = (w.kk % khw) / L.kernel_w;
         const int kx = w.kk % L.kernel_w;
         auto it = std::lower_bound(inputs.begin(), inputs.end(),
@@ -203,11 +233,16 @@ Status ExecutionFaults::Build(const MacLayer& L, const FaultPlan& plan, bool pri
           const int32_t dw = w.Delta(L.weights[static_cast<int64_t>(oc) * L.k + w.kk]);
           points_.push_back(
               {oy * L.out_w + ox, dw, {it->element, static_cast<uint8_t>(it->mask)}, 0});
-          ++point_begin_[oc + 1];
+          point_channel.push_back(oc);
         }
       }
     }
-    for (int c = 0; c < L.out_c; ++c) point_begin_[c + 1] += point_begin_[c];
+    // They are rare: the index by channel only when there are some.
+    if (!points_.empty()) {
+      point_begin_.assign(static_cast<size_t>(L.out_c) + 1, 0);
+      for (int oc : point_channel) ++point_begin_[oc + 1];
+      for (int c = 0; c < L.out_c; ++c) point_begin_[c + 1] += point_begin_[c];
+    }
   }
   has_input_deltas_ = !input_flips_.empty() || !points_.empty();
 
@@ -224,7 +259,8 @@ Status ExecutionFaults::Build(const MacLayer& L, const FaultPlan& plan, bool pri
     ++sp;
   }
   special_.resize(static_cast<size_t>(sp - special_.data()));
-  IndexByChannel(special_, static_cast<uint64_t>(hw), L.out_c, &special_begin_);
+  IndexByChannel(special_, static_cast<uint64_t>(hw), L.out_c, &special_begin_,
+                 [](size_t, uint64_t) {});
   return Status::Ok();
 }
 
