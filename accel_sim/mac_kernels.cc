@@ -308,6 +308,13 @@ void EpilogueTile(const MacLayer& L, const std::vector<MacImage>& images, int g,
   // sequentially (interleaving the images' indexes cost cache misses on every channel).
   for (const Segment& s : segments) {
     const SegmentInput in{col + s.col0, cols};
+    for (const MacTarget& t : images[s.image].targets) {
+      for (int r = 0; r < t.replicas; ++r) {
+        if (t.faults[r] != nullptr) {
+          t.faults[r]->Prefetch(g * L.group_out_c, (g + 1) * L.group_out_c);
+        }
+      }
+    }
     PrepareInputTiles(L, images[s.image], g, s.oy0, s.oy1, buf);
     for (int n = 0; n < L.group_out_c; ++n) {
       // Consecutive output rows of one image are contiguous on both sides.
