@@ -84,10 +84,10 @@ Status ReadZeroMap(const uint8_t* p, size_t size, size_t n, const char* what, in
 Status ReadElementCount(const uint8_t** p, const uint8_t* end, size_t n, const char* what);
 
 // Which implementation the functions above use: the widest this process may use (AVX-512 BW /
-// VBMI2, the default; R2F_CPU_ISA caps it, common/base/cpu_features.h), at most AVX2 (what AVX2-only machines and AVX-512 ones without VBMI2 run for
-// everything but DifferBitmap, which has no AVX2 version), or the portable one, which every
-// machine runs the same. Tests compare them; R2F_CODEC_ISA=avx2 or =portable in the
-// environment sets the level for a whole process.
+// VBMI2, the default; R2F_CPU_ISA caps it, common/base/cpu_features.h), at most AVX2 (what
+// AVX2-only machines and AVX-512 ones without VBMI2 run for everything but DifferBitmap, which has
+// no AVX2 version), or the portable one, which every machine runs the same. Tests compare them;
+// R2F_CODEC_ISA=avx2 or =portable in the environment sets the level for a whole process.
 enum class FlagPackIsa { kBest, kAvx2, kPortable };
 // Returns the level set before (tests restore it).
 FlagPackIsa SetFlagPackIsa(FlagPackIsa isa);
