@@ -31,7 +31,9 @@ bool MergeFlips(const std::vector<BitFlip>& flips, uint64_t elements, uint32_t w
       continue;
     }
     sorted &= last == first || last[-1].element < f.element;
-    *last++ = {f.element, mask};
+    last->element = f.element;
+    last->mask = mask;
+    ++last;
   }
   if (!in_range) return false;
   out->resize(static_cast<size_t>(last - first));
@@ -147,7 +149,8 @@ Status ExecutionFaults::Build(const MacLayer& L, const FaultPlan& plan, bool pri
     // cross terms.
     private_inputs_.resize(inputs.size());
     for (size_t i = 0; i < inputs.size(); ++i) {
-      private_inputs_[i] = {inputs[i].element, static_cast<uint8_t>(inputs[i].mask)};
+      private_inputs_[i].element = inputs[i].element;
+      private_inputs_[i].mask = static_cast<uint8_t>(inputs[i].mask);
     }
     inputs.clear();
   }
@@ -155,10 +158,11 @@ Status ExecutionFaults::Build(const MacLayer& L, const FaultPlan& plan, bool pri
   // Weight flips, by output channel (their element order), with kk = element - channel * k:
   // one walk over the flips and the channel boundaries fills both, without a division.
   weight_flips_.resize(weights.size());
-  IndexByChannel(
-      weights, static_cast<uint64_t>(L.k), L.out_c, &weight_begin_, [&](size_t i, uint64_t base) {
-        weight_flips_[i] = {static_cast<int32_t>(weights[i].element - base), weights[i].mask};
-      });
+  IndexByChannel(weights, static_cast<uint64_t>(L.k), L.out_c, &weight_begin_,
+                 [&](size_t i, uint64_t base) {
+                   weight_flips_[i].kk = static_cast<int32_t>(weights[i].element - base);
+                   weight_flips_[i].mask = weights[i].mask;
+                 });
 
   // Input flips, by group (their element order), each with the outputs that read it: the
   // output rows per kernel row and columns per kernel column first, then their pairs.
@@ -253,9 +257,9 @@ Status ExecutionFaults::Build(const MacLayer& L, const FaultPlan& plan, bool pri
   while (h < hidden.size() || o < outputs.size()) {
     const uint32_t he = h < hidden.size() ? hidden[h].element : UINT32_MAX;
     const uint32_t oe = o < outputs.size() ? outputs[o].element : UINT32_MAX;
-    *sp = {std::min(he, oe), 0, 0};
-    if (he == sp->element) sp->hidden_mask = hidden[h++].mask;
-    if (oe == sp->element) sp->output_mask = static_cast<uint8_t>(outputs[o++].mask);
+    sp->element = std::min(he, oe);
+    sp->hidden_mask = he == sp->element ? hidden[h++].mask : 0;
+    sp->output_mask = oe == sp->element ? static_cast<uint8_t>(outputs[o++].mask) : 0;
     ++sp;
   }
   special_.resize(static_cast<size_t>(sp - special_.data()));
