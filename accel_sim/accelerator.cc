@@ -29,6 +29,7 @@ class AcceleratorImpl : public Accelerator {
 
   const pb::QuantizedModel& model() const override { return model_->model(); }
   const std::vector<uint32_t>& mac_layers() const override { return model_->mac_layer_ids(); }
+  const CompiledModel& compiled() const { return *model_; }
 
   void AdoptBuffers(Accelerator& previous) override {
     auto* other = dynamic_cast<AcceleratorImpl*>(&previous);
@@ -268,10 +269,13 @@ class AcceleratorImpl : public Accelerator {
 }  // namespace
 
 Result<std::unique_ptr<Accelerator>> Accelerator::Create(pb::QuantizedModel model,
-                                                         const AcceleratorConfig& config) {
+                                                         const AcceleratorConfig& config,
+                                                         const Accelerator* previous) {
   R2F_RETURN_IF_ERROR(ValidateAcceleratorConfig(config));
-  R2F_ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> compiled,
-                       CompiledModel::Compile(std::move(model)));
+  const auto* reuse = dynamic_cast<const AcceleratorImpl*>(previous);
+  R2F_ASSIGN_OR_RETURN(
+      std::unique_ptr<CompiledModel> compiled,
+      CompiledModel::Compile(std::move(model), reuse ? &reuse->compiled() : nullptr));
   return std::unique_ptr<Accelerator>(new AcceleratorImpl(std::move(compiled), config));
 }
 

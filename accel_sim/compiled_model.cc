@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <limits>
+#include <string>
 
 namespace r2f::accel {
 namespace {
@@ -49,6 +51,55 @@ void TransposeGroups(MacLayer& L) {
   }
 }
 
+// previous's layer at L's position when its prepared arrays have L's shape: the same node,
+// geometry and kernel path, packed in the layout PackWeights would choose now. Null otherwise.
+const MacLayer* ReusablePreparation(const MacLayer& L, const CompiledModel* previous) {
+  if (previous == nullptr || L.mac_index >= static_cast<int>(previous->mac_layers().size())) {
+    return nullptr;
+  }
+  const MacLayer& p = previous->mac_layers()[L.mac_index];
+  const bool same = p.node_id == L.node_id && p.out_c == L.out_c && p.k == L.k &&
+                    p.groups == L.groups && p.direct_kernel == L.direct_kernel &&
+                    p.weights.size() == static_cast<size_t>(L.weight_count()) &&
+                    p.weights_t.size() == p.weights.size() &&
+                    p.packed.size() == (L.direct_kernel ? 0u : static_cast<size_t>(L.groups));
+  if (!same) return nullptr;
+  for (const PackedWeights& packed : p.packed) {
+    if (packed.layout != GemmIsaLayout(GemmIsa::kAuto) || packed.n != L.group_out_c) {
+      return nullptr;
+    }
+  }
+  return &p;
+}
+
+// L's prepared arrays for `weights` ([out_c][k]) from `before`'s, which have L's shape: copied,
+// then every weight that differs written into the int8, transposed and packed copies. Eight
+// weights are compared at a time: a retraining step changes few of them.
+void PatchPreparation(const MacLayer& before, const std::string& weights, MacLayer& L) {
+  L.weights = before.weights;
+  L.weights_t = before.weights_t;
+  L.packed = before.packed;
+  const int64_t count = static_cast<int64_t>(L.weights.size());
+  auto patch = [&](int64_t i) {
+    const auto w = static_cast<int8_t>(weights[static_cast<size_t>(i)]);
+    if (w == L.weights[static_cast<size_t>(i)]) return;
+    L.weights[static_cast<size_t>(i)] = w;
+    const int oc = static_cast<int>(i / L.k), kk = static_cast<int>(i % L.k);
+    const int g = oc / L.group_out_c, row = oc % L.group_out_c;
+    L.weights_t[(static_cast<size_t>(g) * L.k + kk) * L.group_out_c + row] = w;
+    if (!L.packed.empty()) L.packed[g].Set(row, kk, w);
+  };
+  int64_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    uint64_t now, was;
+    std::memcpy(&now, weights.data() + i, 8);
+    std::memcpy(&was, L.weights.data() + i, 8);
+    if (now == was) continue;
+    for (int64_t b = i; b < i + 8; ++b) patch(b);
+  }
+  for (; i < count; ++i) patch(i);
+}
+
 }  // namespace
 
 LayerExposure MacLayer::Exposure() const {
@@ -60,11 +111,12 @@ LayerExposure MacLayer::Exposure() const {
   return e;
 }
 
-Result<std::unique_ptr<CompiledModel>> CompiledModel::Compile(pb::QuantizedModel model) {
+Result<std::unique_ptr<CompiledModel>> CompiledModel::Compile(pb::QuantizedModel model,
+                                                              const CompiledModel* previous) {
   std::unique_ptr<CompiledModel> compiled(new CompiledModel());
   compiled->model_ = std::move(model);
   R2F_RETURN_IF_ERROR(compiled->FormatAndShapes());
-  R2F_RETURN_IF_ERROR(compiled->Build(/*kernels=*/true));
+  R2F_RETURN_IF_ERROR(compiled->Build(/*kernels=*/true, previous));
   return compiled;
 }
 
@@ -88,7 +140,7 @@ Status CompiledModel::FormatAndShapes() {
       .WithContext("quantized model graph '" + model_.graph().name() + "'");
 }
 
-Status CompiledModel::Build(bool kernels) {
+Status CompiledModel::Build(bool kernels, const CompiledModel* previous) {
   const pb::Graph& graph = model_.graph();
   const int num_nodes = graph.nodes_size();
 
@@ -325,14 +377,16 @@ Status CompiledModel::Build(bool kernels) {
     mac_layers_.push_back(std::move(L));
     quantized_layer.push_back(layer_of_node[i]);
   }
-  if (kernels) PrepareKernels(quantized_layer);
+  if (kernels) PrepareKernels(quantized_layer, previous);
   return Status::Ok();
 }
 
 // Weights as the kernels read them: copied, transposed per group and packed. Layers are
 // independent, so they are prepared on the OpenMP threads, largest first: a deployModel builds
-// a whole new model, and on the device and the server alike this was ~80% of the ~1 ms build.
-void CompiledModel::PrepareKernels(const std::vector<int>& quantized_layer) {
+// a whole new model, and on the device and the server alike this was ~80% of the ~1 ms build
+// (before layers were reused from the previous model: ReusablePreparation).
+void CompiledModel::PrepareKernels(const std::vector<int>& quantized_layer,
+                                   const CompiledModel* previous) {
   std::vector<size_t> order(mac_layers_.size());
   for (size_t m = 0; m < order.size(); ++m) order[m] = m;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
@@ -347,6 +401,10 @@ void CompiledModel::PrepareKernels(const std::vector<int>& quantized_layer) {
     try {
       MacLayer& L = mac_layers_[order[j]];
       const pb::QuantizedLayer& q = model_.layers(quantized_layer[order[j]]);
+      if (const MacLayer* before = ReusablePreparation(L, previous)) {
+        PatchPreparation(*before, q.weights(), L);
+        continue;
+      }
       L.weights.assign(q.weights().begin(), q.weights().end());
       L.weights_t.resize(L.weights.size());
       TransposeGroups(L);

@@ -100,7 +100,13 @@ class CompiledModel {
  public:
   // Validates and prepares `model`. Errors name the node or layer and what is wrong, e.g.
   // "layer 12 'layer2.0.conv1': expected 4608 weights, got 100".
-  static Result<std::unique_ptr<CompiledModel>> Compile(pb::QuantizedModel model);
+  //
+  // `previous` (optional, not retained): a compiled model whose prepared weights are reused for
+  // every MAC layer of the same node and shape: copied, with only the weights that differ
+  // patched in. A retraining step changes about 1% of the int8 weights, and preparing every
+  // layer anew was most of a deployModel's build. The result is the same as without.
+  static Result<std::unique_ptr<CompiledModel>> Compile(pb::QuantizedModel model,
+                                                        const CompiledModel* previous = nullptr);
   // The same checks without preparing the kernels (no weight copies, transposes or packing):
   // OK exactly when Compile would succeed. *model gets its output shapes filled in.
   static Status Check(pb::QuantizedModel* model);
@@ -116,9 +122,10 @@ class CompiledModel {
 
  private:
   CompiledModel() = default;
-  Status FormatAndShapes();    // the format version, then shape inference of the graph
-  Status Build(bool kernels);  // the other checks; with `kernels` also what the kernels read
-  void PrepareKernels(const std::vector<int>& quantized_layer);
+  Status FormatAndShapes();  // the format version, then shape inference of the graph
+  // The other checks; with `kernels` also what the kernels read (from `previous` where it can).
+  Status Build(bool kernels, const CompiledModel* previous = nullptr);
+  void PrepareKernels(const std::vector<int>& quantized_layer, const CompiledModel* previous);
 
   pb::QuantizedModel model_;
   std::vector<NodeInfo> nodes_;

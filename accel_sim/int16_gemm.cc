@@ -318,6 +318,23 @@ PackedWeights PackWeights(const int8_t* w, int n, int k, GemmLayout layout) {
   return p;
 }
 
+void PackedWeights::Set(int row, int kk, int8_t value) {
+  const int per = GroupSize(layout);
+  const int bits = 32 / per;
+  const int shift = bits * (kk % per);
+  const uint32_t mask = ((1u << bits) - 1) << shift;
+  auto& word = reinterpret_cast<uint32_t&>(
+      data[(static_cast<size_t>(row / kRowBlock) * k_groups + kk / per) * kRowBlock +
+           row % kRowBlock]);
+  const int8_t old = static_cast<int8_t>(word >> shift);
+  word = (word & ~mask) | ((static_cast<uint32_t>(int32_t{value}) << shift) & mask);
+  // acc_init = -128 * (sum of the row's weights), modulo 2^32 as PackWeights computes it.
+  if (layout == GemmLayout::kQuads8) {
+    acc_init[row] = static_cast<int32_t>(static_cast<uint32_t>(acc_init[row]) -
+                                         128u * static_cast<uint32_t>(int32_t{value} - old));
+  }
+}
+
 int64_t PanelBytes(GemmLayout layout, int k, int cols) {
   const int per = GroupSize(layout);
   // One k group of a panel is kPanelCols lanes of 4 bytes in either layout.

@@ -100,6 +100,9 @@ struct PackedWeights {
 
   // w[row][kk], read back from the packed copy (row < n, kk < k).
   int8_t At(int row, int kk) const { return RowReader(*this, row).At(kk); }
+  // Makes w[row][kk] = value (row < n, kk < k), acc_init included: the same as packing the
+  // changed weights anew (a retrained model changes few of them).
+  void Set(int row, int kk, int8_t value);
 };
 
 // Packs w (row stride k) for `layout`; the default is that of BestGemmIsa().

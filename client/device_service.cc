@@ -140,7 +140,10 @@ Result<std::unique_ptr<accel::Accelerator>> DeviceService::Instantiate(
     pb::QuantizedModel model) const {
   const std::string what = "model version " + std::to_string(model.model_version());
   R2F_RETURN_IF_ERROR(CheckVersion(model));
-  auto accelerator = accel::Accelerator::Create(std::move(model), options_.accelerator);
+  // Built from the running model's prepared layers where they fit: a retrained model differs
+  // from it in ~1% of its weights.
+  auto accelerator =
+      accel::Accelerator::Create(std::move(model), options_.accelerator, accelerator_.get());
   if (!accelerator.ok()) return accelerator.status().WithContext(what + " rejected");
   R2F_RETURN_IF_ERROR(CheckFitsData((*accelerator)->model()));
   return accelerator;

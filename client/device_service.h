@@ -81,7 +81,8 @@ class DeviceService {
  private:
   DeviceService(DeviceServiceOptions options, Dataset train, Dataset test);
   void Restore();
-  // A version >= 1, Accelerator::Create, and an input that fits the device's data.
+  // A version >= 1, Accelerator::Create (from the running model's prepared layers where they
+  // fit), and an input that fits the device's data.
   // By value: a deploy moves the model it built from a delta in (a copy costs ~0.3 ms).
   Result<std::unique_ptr<accel::Accelerator>> Instantiate(pb::QuantizedModel model) const;
   // Exactly what Instantiate would refuse, without the build (Accelerator::Validate; fills in

@@ -22,7 +22,8 @@ Status DeviceMirror::Set(pb::QuantizedModel model) {
 
 Result<accel::Accelerator*> DeviceMirror::Clean() {
   if (stale_) {
-    R2F_ASSIGN_OR_RETURN(clean_, accel::Accelerator::Create(model_, config_));
+    // From the stale simulator's prepared layers: the model changed in few weights.
+    R2F_ASSIGN_OR_RETURN(clean_, accel::Accelerator::Create(model_, config_, clean_.get()));
     stale_ = false;
   }
   return clean_.get();

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <memory>
+#include <random>
 #include <string>
 
 #include "accel_sim/accelerator.h"
@@ -195,6 +197,101 @@ TEST_F(CompileTest, AcceleratorCreateReportsTheSameErrors) {
   EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument);
   EXPECT_NE(r.status().message().find("'fc': expected 1280 weights, got 1"), std::string::npos)
       << r.status().message();
+}
+
+// Compile with a previous model reuses its prepared layers (the deployModel of a retrained
+// model): the result must be what compiling from scratch gives, for every network's layer kinds
+// (grouped and depthwise layers take the direct kernel), whatever the previous model was.
+class CompileReuseTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  static pb::QuantizedModel Model(const std::string& network, double width_scale, uint64_t seed) {
+    NetworkSpec spec = *DefaultNetworkSpec(network);
+    spec.width *= width_scale;
+    return MakeRandomQuantizedModel(*BuildNetwork(spec), seed).value();
+  }
+  // `model` with about `fraction` of its weights and a few biases changed, full range, and a
+  // new version: a retraining step.
+  static pb::QuantizedModel Retrained(pb::QuantizedModel model, double fraction, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::bernoulli_distribution change(fraction);
+    for (pb::QuantizedLayer& layer : *model.mutable_layers()) {
+      std::string& w = *layer.mutable_weights();
+      for (char& c : w) {
+        if (change(rng)) c = static_cast<char>(testing::RandomInt8(rng));
+      }
+      if (!w.empty()) w.back() = static_cast<char>(w.back() ^ 0x80);  // and every last weight
+      layer.set_bias(0, layer.bias(0) + 3);
+    }
+    model.set_model_version(model.model_version() + 1);
+    return model;
+  }
+  static void ExpectSamePreparation(const CompiledModel& fresh, const CompiledModel& reused) {
+    ASSERT_EQ(fresh.mac_layers().size(), reused.mac_layers().size());
+    for (size_t m = 0; m < fresh.mac_layers().size(); ++m) {
+      const MacLayer& a = fresh.mac_layers()[m];
+      const MacLayer& b = reused.mac_layers()[m];
+      EXPECT_EQ(a.weights, b.weights) << a.name;
+      EXPECT_EQ(a.weights_t, b.weights_t) << a.name;
+      EXPECT_EQ(a.bias, b.bias) << a.name;
+      ASSERT_EQ(a.packed.size(), b.packed.size()) << a.name;
+      for (size_t g = 0; g < a.packed.size(); ++g) {
+        EXPECT_EQ(a.packed[g].layout, b.packed[g].layout) << a.name;
+        EXPECT_EQ(a.packed[g].data, b.packed[g].data) << a.name << " group " << g;
+        EXPECT_EQ(a.packed[g].acc_init, b.packed[g].acc_init) << a.name << " group " << g;
+      }
+    }
+  }
+};
+
+TEST_P(CompileReuseTest, RetrainedModelFromThePreviousEqualsAFreshCompile) {
+  const pb::QuantizedModel base = Model(GetParam(), 1.0, 5);
+  const std::unique_ptr<CompiledModel> previous = CompiledModel::Compile(base).value();
+  for (double fraction : {0.0, 0.01, 0.5}) {
+    const pb::QuantizedModel next = Retrained(base, fraction, 11);
+    const auto fresh = CompiledModel::Compile(next).value();
+    const auto reused = CompiledModel::Compile(next, previous.get()).value();
+    ExpectSamePreparation(*fresh, *reused);
+  }
+}
+
+TEST_P(CompileReuseTest, APreviousModelOfOtherShapesGivesTheSameResult) {
+  // Same node ids, other channel counts; and another network altogether.
+  for (const pb::QuantizedModel& other :
+       {Model(GetParam(), 0.5, 7),
+        Model(GetParam() == "resnet18" ? "mobilenetv2" : "resnet18", 1.0, 7)}) {
+    const auto previous = CompiledModel::Compile(other).value();
+    const pb::QuantizedModel next = Model(GetParam(), 1.0, 5);
+    const auto fresh = CompiledModel::Compile(next).value();
+    const auto reused = CompiledModel::Compile(next, previous.get()).value();
+    ExpectSamePreparation(*fresh, *reused);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Networks, CompileReuseTest,
+                         ::testing::Values("resnet18", "mobilenetv2", "shufflenetv2"));
+
+// The accelerator built from the running one infers exactly what one built afresh does.
+TEST(AcceleratorReuseTest, SameLogitsAsAFreshBuild) {
+  pb::QuantizedModel base =
+      MakeRandomQuantizedModel(*BuildNetwork(*DefaultNetworkSpec("resnet18")), 5).value();
+  const auto running = Accelerator::Create(base, AcceleratorConfig{}).value();
+  pb::QuantizedModel next = base;
+  std::string& w = *next.mutable_layers(0)->mutable_weights();
+  for (size_t i = 0; i < w.size(); i += 7) w[i] = static_cast<char>(w[i] + 1);
+  next.set_model_version(base.model_version() + 1);
+  const auto fresh = Accelerator::Create(next, AcceleratorConfig{}).value();
+  const auto reused = Accelerator::Create(next, AcceleratorConfig{}, running.get()).value();
+  std::vector<uint8_t> pixels(2 * 28 * 28);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 37);
+  ImageBatch images;
+  images.batch = 2;
+  images.pixels = pixels.data();
+  images.sample_ids = {0, 1};
+  const auto a = fresh->Infer(images, FaultConfig{}, TmrConfig{}, 1, false).value();
+  const auto b = reused->Infer(images, FaultConfig{}, TmrConfig{}, 1, false).value();
+  const auto before = running->Infer(images, FaultConfig{}, TmrConfig{}, 1, false).value();
+  EXPECT_EQ(a.logits.data, b.logits.data);
+  EXPECT_NE(before.logits.data, b.logits.data);  // the change reached the logits
 }
 
 }  // namespace

@@ -174,6 +174,28 @@ TEST(Int8GemmTest, PackedWeightsReadBack) {
   }
 }
 
+// Set on a packed copy equals packing the changed matrix anew, acc_init included, in both
+// layouts, through rows of several row blocks and k not a multiple of the group.
+TEST(Int8GemmTest, SetEqualsPackingTheChangedWeights) {
+  std::mt19937_64 rng(8);
+  for (GemmLayout layout : {GemmLayout::kPairs16, GemmLayout::kQuads8}) {
+    for (int k : {1, 3, 7, 36}) {
+      const int n = 2 * kRowBlock + 5;
+      std::vector<int8_t> w = RandomMatrix(static_cast<size_t>(n) * k, rng);
+      PackedWeights patched = PackWeights(w.data(), n, k, layout);
+      for (int change = 0; change < 3 * n; ++change) {
+        const int i = static_cast<int>(rng() % n), t = static_cast<int>(rng() % k);
+        const int8_t v = testing::RandomInt8(rng);
+        w[static_cast<size_t>(i) * k + t] = v;
+        patched.Set(i, t, v);
+      }
+      const PackedWeights fresh = PackWeights(w.data(), n, k, layout);
+      EXPECT_EQ(patched.data, fresh.data) << "k " << k;
+      EXPECT_EQ(patched.acc_init, fresh.acc_init) << "k " << k;
+    }
+  }
+}
+
 TEST(Int8GemmTest, PackPanelsHonoursRowStride) {
   std::mt19937_64 rng(3);
   // 20 columns: one whole panel and a padded one; 150: also two groups of four panels (the
