@@ -74,30 +74,33 @@ const MacLayer* ReusablePreparation(const MacLayer& L, const CompiledModel* prev
 
 // L's prepared arrays for `weights` ([out_c][k]) from `before`'s, which have L's shape: copied,
 // then every weight that differs written into the int8, transposed and packed copies. Eight
-// weights are compared at a time: a retraining step changes few of them.
+// weights are compared at a time, a row at a time: a retraining step changes few of them.
 void PatchPreparation(const MacLayer& before, const std::string& weights, MacLayer& L) {
   L.weights = before.weights;
   L.weights_t = before.weights_t;
   L.packed = before.packed;
-  const int64_t count = static_cast<int64_t>(L.weights.size());
-  auto patch = [&](int64_t i) {
-    const auto w = static_cast<int8_t>(weights[static_cast<size_t>(i)]);
-    if (w == L.weights[static_cast<size_t>(i)]) return;
-    L.weights[static_cast<size_t>(i)] = w;
-    const int oc = static_cast<int>(i / L.k), kk = static_cast<int>(i % L.k);
+  const auto* target = reinterpret_cast<const int8_t*>(weights.data());
+  for (int oc = 0; oc < L.out_c; ++oc) {
     const int g = oc / L.group_out_c, row = oc % L.group_out_c;
-    L.weights_t[(static_cast<size_t>(g) * L.k + kk) * L.group_out_c + row] = w;
-    if (!L.packed.empty()) L.packed[g].Set(row, kk, w);
-  };
-  int64_t i = 0;
-  for (; i + 8 <= count; i += 8) {
-    uint64_t now, was;
-    std::memcpy(&now, weights.data() + i, 8);
-    std::memcpy(&was, L.weights.data() + i, 8);
-    if (now == was) continue;
-    for (int64_t b = i; b < i + 8; ++b) patch(b);
+    const int64_t at = static_cast<int64_t>(oc) * L.k;
+    const int8_t* want = target + at;
+    int8_t* have = L.weights.data() + at;
+    // weights_t is [groups][k][group_out_c]: this row's weight kk is column[kk * group_out_c].
+    int8_t* column = L.weights_t.data() + static_cast<int64_t>(g) * L.k * L.group_out_c + row;
+    PackedWeights* packed = L.packed.empty() ? nullptr : &L.packed[g];
+    auto patch = [&](int kk) {
+      if (want[kk] == have[kk]) return;
+      have[kk] = want[kk];
+      column[static_cast<int64_t>(kk) * L.group_out_c] = want[kk];
+      if (packed != nullptr) packed->Set(row, kk, want[kk]);
+    };
+    int kk = 0;
+    for (; kk + 8 <= L.k; kk += 8) {
+      if (std::memcmp(want + kk, have + kk, 8) == 0) continue;
+      for (int b = kk; b < kk + 8; ++b) patch(b);
+    }
+    for (; kk < L.k; ++kk) patch(kk);
   }
-  for (; i < count; ++i) patch(i);
 }
 
 }  // namespace

@@ -319,17 +319,19 @@ PackedWeights PackWeights(const int8_t* w, int n, int k, GemmLayout layout) {
 }
 
 void PackedWeights::Set(int row, int kk, int8_t value) {
-  const int per = GroupSize(layout);
-  const int bits = 32 / per;
-  const int shift = bits * (kk % per);
-  const uint32_t mask = ((1u << bits) - 1) << shift;
-  auto& word = reinterpret_cast<uint32_t&>(
-      data[(static_cast<size_t>(row / kRowBlock) * k_groups + kk / per) * kRowBlock +
+  // Two int16 or four int8 weights per 32-bit lane, by shifts (this runs per changed weight).
+  const bool pairs = layout == GemmLayout::kPairs16;
+  const int log2_per = pairs ? 1 : 2;
+  const int bits = pairs ? 16 : 8;
+  const int shift = bits * (kk & ((1 << log2_per) - 1));
+  const uint32_t mask = (pairs ? 0xFFFFu : 0xFFu) << shift;
+  auto& lane = reinterpret_cast<uint32_t&>(
+      data[(static_cast<size_t>(row / kRowBlock) * k_groups + (kk >> log2_per)) * kRowBlock +
            row % kRowBlock]);
-  const int8_t old = static_cast<int8_t>(word >> shift);
-  word = (word & ~mask) | ((static_cast<uint32_t>(int32_t{value}) << shift) & mask);
+  const auto old = static_cast<int8_t>(lane >> shift);
+  lane = (lane & ~mask) | ((static_cast<uint32_t>(int32_t{value}) << shift) & mask);
   // acc_init = -128 * (sum of the row's weights), modulo 2^32 as PackWeights computes it.
-  if (layout == GemmLayout::kQuads8) {
+  if (!pairs) {
     acc_init[row] = static_cast<int32_t>(static_cast<uint32_t>(acc_init[row]) -
                                          128u * static_cast<uint32_t>(int32_t{value} - old));
   }

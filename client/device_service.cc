@@ -256,11 +256,12 @@ Result<pb::Ack> DeviceService::SetAIoTMode(const pb::SetAIoTModeRequest& request
 }
 
 Status DeviceService::Install(std::unique_ptr<accel::Accelerator> accelerator, std::string* detail,
-                              bool saved) {
+                              bool saved, std::unique_ptr<accel::Accelerator>* replaced) {
   // Durable before the Ack: a device killed right after it restarts with this model.
   if (!saved) R2F_RETURN_IF_ERROR(store_.SaveModel(accelerator->model()));
   if (accelerator_) accelerator->AdoptBuffers(*accelerator_);
   std::swap(accelerator_, accelerator);
+  if (replaced != nullptr) *replaced = std::move(accelerator);
   if (mode_.tmr() == pb::TMR_PARTIAL && !CheckProtection(mode_).ok()) {
     // The protection set was chosen for the previous graph; running the new one half-protected
     // by layer ids that now mean something else would be wrong.
@@ -275,6 +276,44 @@ Status DeviceService::Install(std::unique_ptr<accel::Accelerator> accelerator, s
 }
 
 Result<pb::Ack> DeviceService::DeployModel(const pb::DeployModelRequest& request) {
+  R2F_ASSIGN_OR_RETURN(pb::Ack ack, StartDeploy(request));
+  R2F_RETURN_IF_ERROR(FinishPendingSave());
+  return ack;
+}
+
+Status DeviceService::FinishPendingSave() {
+  if (!pending_save_) return Status::Ok();
+  const std::shared_ptr<PendingSave> save = pending_save_;  // FinishSave resets pending_save_
+  return FinishSave(*save);
+}
+
+Status DeviceService::FinishSave(PendingSave& save) {
+  if (save.finished) return save.outcome;
+  save.finished = true;
+  if (pending_save_.get() == &save) pending_save_.reset();
+  Status saved = save.append.get();
+  if (!saved.ok()) {
+    // The journal is as it was before (AppendDelta cuts a failed record off): start over from
+    // the whole model.
+    saved = store_.SaveModel(accelerator_->model()).WithContext(saved.message());
+  }
+  if (!saved.ok()) {
+    // What a restart would load and what runs must agree: back to the acknowledged model.
+    const uint64_t unsaved = model_version();
+    save.previous->AdoptBuffers(*accelerator_);
+    accelerator_ = std::move(save.previous);
+    saved = saved.WithContext("model version " + std::to_string(unsaved) +
+                              " could not be saved; the device runs version " +
+                              std::to_string(model_version()) + " again");
+    GetLogger("device")->error("deployModel: {}", saved.ToString());
+  }
+  save.previous.reset();
+  save.outcome = saved;
+  return saved;
+}
+
+Result<pb::Ack> DeviceService::StartDeploy(const pb::DeployModelRequest& request) {
+  (void)FinishPendingSave();  // an earlier deploy's (its own reply reports a failure)
   ++requests_handled_;
   using google::protobuf::util::MessageDifferencer;
   std::string detail;
@@ -321,13 +360,16 @@ Result<pb::Ack> DeviceService::DeployModel(const pb::DeployModelRequest& request
     R2F_RETURN_IF_ERROR(Install(std::move(accelerator), &detail));
     return MakeAck(pb::MSG_DEPLOY_MODEL, detail);
   }
-  // The journal's append waits on the disk (its fdatasync took 0.5-0.8 ms of every deploy in
-  // the loop benchmark) while the build keeps the CPU busy (~0.6 ms): side by side. The model
-  // is checked first, so that only a model the device can run is ever saved; the build cannot
+  // The journal's append waits on the disk (its fdatasync took ~1 ms of every deploy in the loop
+  // benchmark, on a host busy with the server and the broker) while the model is built; Handle
+  // then lets the next getData run before the Ack waits for it (PendingSave). The model is
+  // checked first, so that only a model the device can run is ever saved; the build cannot
   // then fail on the model.
   R2F_RETURN_IF_ERROR(CheckRunnable(&model));
-  std::future<Status> append =
-      std::async(std::launch::async, [this, &delta] { return store_.AppendDelta(delta); });
+  auto save = std::make_shared<PendingSave>();
+  save->version = delta.new_version();
+  save->append =
+      std::async(std::launch::async, [this, record = delta] { return store_.AppendDelta(record); });
   Result<std::unique_ptr<accel::Accelerator>> accelerator =
       Status::Internal("the build did not run");
   try {
@@ -335,21 +377,17 @@ Result<pb::Ack> DeviceService::DeployModel(const pb::DeployModelRequest& request
   } catch (const std::exception& e) {  // out of memory: the daemon goes on with its model
     accelerator = Status::ResourceExhausted(std::string("building the model: ") + e.what());
   }
-  const Status appended = append.get();
   if (!accelerator.ok()) {
     // The device goes on with the model it has, so a restart must find that one too.
-    if (appended.ok()) {
+    if (save->append.get().ok()) {
       const Status undone = store_.DropLastDelta();
       if (!undone.ok()) GetLogger("device")->error("deployModel: {}", undone.ToString());
     }
     return accelerator.status();
   }
-  if (!appended.ok()) {
-    // The journal is as it was before (AppendDelta cuts a failed record off): start over from
-    // the whole model.
-    R2F_RETURN_IF_ERROR(store_.SaveModel((*accelerator)->model()).WithContext(appended.message()));
-  }
-  R2F_RETURN_IF_ERROR(Install(std::move(accelerator).value(), &detail, /*saved=*/true));
+  R2F_RETURN_IF_ERROR(
+      Install(std::move(accelerator).value(), &detail, /*saved=*/true, &save->previous));
+  pending_save_ = std::move(save);
   return MakeAck(pb::MSG_DEPLOY_MODEL, detail);
 }
 
@@ -522,10 +560,27 @@ Result<Message> DeviceService::Handle(const Message& request) {
   auto log = GetLogger("device");
   const auto start = Clock::now();
   size_t samples = 0;
+  // Only a getData runs while a deploy's save is pending, on the model being saved; anything
+  // else finds the store and the running model settled.
+  if (request.kind != pb::MSG_GET_DATA) (void)FinishPendingSave();
   const Status admitted =
       request.kind == pb::MSG_LEASE ? Status::Ok() : lease_.Admit(request.lease_id);
   Result<Message> reply = admitted.ok() ? Dispatch(request, &samples) : Result<Message>(admitted);
+  if (reply.ok() && pending_save_) {
+    // The reply vouches for the model being saved: it goes out once the save is done, or as an
+    // error if it failed (a getData's retryable: run again, it answers from the model the device
+    // went back to).
+    reply->before_send = [this, save = pending_save_,
+                          deploy = request.kind == pb::MSG_DEPLOY_MODEL] {
+      const Status saved = FinishSave(*save);
+      if (saved.ok() || deploy) return saved;
+      return Status::Unavailable("this reply came from model version " +
+                                 std::to_string(save->version) +
+                                 ", which was not saved: " + saved.message());
+    };
+  }
   if (reply.ok() && options_.reply_delay.count() > 0) {
+    (void)FinishPendingSave();  // "executed" includes the save (tests kill the daemon now)
     log->info("{}: executed; replying after the debug delay of {} ms", Describe(request),
               options_.reply_delay.count());
     std::this_thread::sleep_for(options_.reply_delay);
@@ -578,7 +633,7 @@ Result<Message> DeviceService::Dispatch(const Message& request, size_t* samples)
       }
       R2F_ASSIGN_OR_RETURN(auto req,
                            ParsePayload<pb::DeployModelRequest>(request, "DeployModelRequest"));
-      R2F_ASSIGN_OR_RETURN(pb::Ack ack, DeployModel(req));
+      R2F_ASSIGN_OR_RETURN(pb::Ack ack, StartDeploy(req));  // its save may still run: Handle
       return sendAck(ack);
     }
     case pb::MSG_LEASE: {

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -49,7 +50,8 @@ class DeviceService {
   // WeightDelta applies only to the version it names (else InvalidArgument, and the server
   // sends the whole model); the result must match weights_crc32 (else Corruption); a delta to
   // the version already running, with matching weights, is a no-op. If a new model no longer
-  // has a protected layer, the TMR mode falls back to none (said in Ack.detail).
+  // has a protected layer, the TMR mode falls back to none (said in Ack.detail). The model is
+  // on disk when this returns OK.
   Result<pb::Ack> DeployModel(const pb::DeployModelRequest& request);
 
   // Table I #3, getData. Needs a model and request.mode equal to the device's mode; samples must
@@ -66,6 +68,10 @@ class DeviceService {
   // the call and wraps the result with sendAck / sendData (client/r2f_client_api.h). Errors
   // (also for payloads that do not parse or kinds this device does not serve) become MSG_ERROR
   // replies in the transport. Logs each request at debug and a summary at info every 30 s.
+  // A weight delta's Ack is returned before the delta is on disk, with a before_send that
+  // waits for it (Message::before_send): the transport may run the next getData meanwhile,
+  // whose reply waits too. Call before_send on this object's thread, and the service stays
+  // alive until it has run.
   Result<Message> Handle(const Message& request);
 
   uint64_t model_version() const;  // 0: no model
@@ -91,9 +97,29 @@ class DeviceService {
   static Status CheckVersion(const pb::QuantizedModel& model);
   Status CheckFitsData(const pb::QuantizedModel& model) const;
   // Replaces the running model by `accelerator`'s (already validated), saving it whole first
-  // unless `saved` (a weight delta's journal record already holds it).
+  // unless `saved` (a weight delta's journal record holds it, or will: PendingSave). The model
+  // replaced goes to *replaced when given.
   Status Install(std::unique_ptr<accel::Accelerator> accelerator, std::string* detail,
-                 bool saved = false);
+                 bool saved = false, std::unique_ptr<accel::Accelerator>* replaced = nullptr);
+
+  // A weight delta's journal append (and fdatasync), still running when StartDeploy returns:
+  // Handle lets the transport run the next getData on the new model meanwhile and send the Ack
+  // (and that getData's reply) once it is done (Message::before_send). Anything else waits for
+  // it first: the store and the running model are then settled.
+  struct PendingSave {
+    std::future<Status> append;
+    std::unique_ptr<accel::Accelerator> previous;  // the model acknowledged before
+    uint64_t version = 0;                          // the model being saved
+    bool finished = false;
+    Status outcome;
+  };
+  // DeployModel, leaving a delta's append running in pending_save_.
+  Result<pb::Ack> StartDeploy(const pb::DeployModelRequest& request);
+  // Finishes `save`: joins the append; if it failed, saves the whole model instead; if that
+  // fails too, the device goes back to the model it ran before (which a restart would load),
+  // and the outcome is the error. Idempotent.
+  Status FinishSave(PendingSave& save);
+  Status FinishPendingSave();  // pending_save_'s, OK when none
   // Handle() without the logging and the debug delay; *samples gets getData's sample count.
   Result<Message> Dispatch(const Message& request, size_t* samples);
   Status CheckProtection(const pb::SetAIoTModeRequest& request) const;
@@ -108,6 +134,7 @@ class DeviceService {
   DeviceStateStore store_;
   DeviceLease lease_;
   std::unique_ptr<accel::Accelerator> accelerator_;  // null: no model deployed
+  std::shared_ptr<PendingSave> pending_save_;        // null: the running model is saved
   pb::SetAIoTModeRequest mode_;
   accel::TmrConfig tmr_;  // mode_ in accel_sim's terms
   uint64_t requests_handled_ = 0;

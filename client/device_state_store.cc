@@ -165,8 +165,24 @@ Result<pb::QuantizedModel> DeviceStateStore::LoadModel(uint64_t max_bytes, int* 
   if (!persistent()) return Status::NotFound("no state directory");
   R2F_ASSIGN_OR_RETURN(pb::QuantizedModel model,
                        LoadProto<pb::QuantizedModel>(model_path(), max_bytes, "saved model"));
+  // Read whole, so bounded first: at most kCompactEvery records of at most max_bytes each (a
+  // device file in its place would never end).
+  std::error_code ec;
+  const std::filesystem::file_status kind = std::filesystem::status(journal_path(), ec);
+  if (!std::filesystem::exists(kind)) return model;  // no journal: the model as saved
+  if (!std::filesystem::is_regular_file(kind)) {
+    return Status::Corruption("journal " + journal_path() + " is not a regular file");
+  }
+  const uintmax_t journal_bytes = std::filesystem::file_size(journal_path(), ec);
+  const uintmax_t limit = uintmax_t{kCompactEvery} * (max_bytes + kRecordHeader);
+  if (ec || journal_bytes > limit) {
+    return Status::Corruption("journal " + journal_path() + " has " +
+                              std::to_string(journal_bytes) + " bytes, more than " +
+                              std::to_string(kCompactEvery) + " records can (" +
+                              std::to_string(limit) + ")");
+  }
   std::ifstream in(journal_path(), std::ios::binary);
-  if (!in) return model;  // no journal: the model as saved
+  if (!in) return model;
   std::stringstream buffer;
   buffer << in.rdbuf();
   const std::string journal = buffer.str();

@@ -244,36 +244,82 @@ void DeviceEndpoint::WorkerLoop() {
     Work w;
     {
       std::unique_lock<std::mutex> l(work_mu_);
+      if (held_ && work_.empty() && !session_->stopping()) {
+        // Nothing to run meanwhile: the held reply goes as soon as its promise is kept.
+        l.unlock();
+        ReleaseHeld();
+        continue;
+      }
       work_cv_.wait(l, [this] { return session_->stopping() || !work_.empty(); });
-      if (session_->stopping()) return;
+      if (session_->stopping()) {
+        l.unlock();
+        // Its promise is kept (the device's state is settled), its reply not sent: the
+        // server's retry is answered after the restart or reconnect.
+        if (held_) (void)held_->reply.before_send();
+        held_.reset();
+        return;
+      }
       w = std::move(work_.front());
       work_.pop_front();
     }
     switch (w.type) {
       case Work::Type::kHandle: {
-        auto reply = std::make_shared<const Message>(RunHandler(w.request, w.enqueued));
-        // "Busy, try later" is not an answer to keep: the retry runs the handler again.
-        const bool cacheable =
-            reply->kind != pb::MSG_ERROR || !IsRetryable(DecodeErrorReply(reply->payload).code());
-        {
-          std::lock_guard<std::mutex> l(cache_mu_);
-          if (cacheable) {
-            cache_.Insert(w.request.job_id, w.request.request_id,
-                          {w.request.kind, w.request_crc32, w.request.payload.size(), reply});
-          }
-          in_progress_.erase(RequestKey(w.request.job_id, w.request.request_id));
+        Message reply = RunHandler(w.request, w.enqueued);
+        if (held_) ReleaseHeld();  // the earlier reply goes first
+        if (reply.before_send) {
+          held_ = Held{std::move(w), std::move(reply)};
+        } else {
+          Finish(w, std::move(reply));
         }
-        SendReply(*reply, w.request.kind);
         break;
       }
       case Work::Type::kResend:
+        if (held_) ReleaseHeld();
         SendReply(*w.reply, w.request.kind);
         break;
       case Work::Type::kError:
+        if (held_) ReleaseHeld();
         SendReply(ErrorReply(w.request, w.error), w.request.kind);
         break;
     }
   }
+}
+
+void DeviceEndpoint::ReleaseHeld() {
+  Held held = std::move(*held_);
+  held_.reset();
+  const auto start = Clock::now();
+  Status kept = Status::Internal("before_send did not run");
+  try {
+    kept = held.reply.before_send();
+  } catch (const std::exception& e) {
+    kept = Status::Internal(std::string("before_send threw: ") + e.what());
+  }
+  held.reply.before_send = nullptr;
+  // The device's part of the reply includes waiting for its promise (not the requests run
+  // meanwhile).
+  held.reply.handler_us += static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+  if (!kept.ok()) {
+    held.reply = ErrorReply(held.work.request, kept.WithContext(Describe(held.work.request)));
+  }
+  Finish(held.work, std::move(held.reply));
+}
+
+void DeviceEndpoint::Finish(const Work& w, Message reply) {
+  auto shared = std::make_shared<const Message>(std::move(reply));
+  // "Busy, try later" is not an answer to keep: the retry runs the handler again.
+  const bool cacheable =
+      shared->kind != pb::MSG_ERROR || !IsRetryable(DecodeErrorReply(shared->payload).code());
+  {
+    std::lock_guard<std::mutex> l(cache_mu_);
+    if (cacheable) {
+      cache_.Insert(w.request.job_id, w.request.request_id,
+                    {w.request.kind, w.request_crc32, w.request.payload.size(), shared});
+    }
+    in_progress_.erase(RequestKey(w.request.job_id, w.request.request_id));
+  }
+  SendReply(*shared, w.request.kind);
 }
 
 Message DeviceEndpoint::ErrorReply(const Message& request_header, const Status& s) const {

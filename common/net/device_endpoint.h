@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -67,6 +68,10 @@ class DeviceEndpoint : public MqttSession::Listener {
   void OnRequest(Message request);
   bool Enqueue(Work w);
   void WorkerLoop();
+  // A handled request's reply into the reply cache and out.
+  void Finish(const Work& w, Message reply);
+  // The held reply: its before_send called (its error sent instead if it fails), then Finish.
+  void ReleaseHeld();
   // With Message::handler_us and queued_us (the wait since `enqueued`) set.
   Message RunHandler(const Message& request, MqttSession::Clock::time_point enqueued);
   Message RunHandlerUntimed(const Message& request);
@@ -92,6 +97,12 @@ class DeviceEndpoint : public MqttSession::Listener {
   std::deque<Work> work_;
   Transport::Handler handler_;
   std::thread worker_;
+  // Worker thread only: the reply whose before_send has not run yet, with its request.
+  struct Held {
+    Work work;
+    Message reply;
+  };
+  std::optional<Held> held_;
 };
 
 }  // namespace r2f

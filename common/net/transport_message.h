@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,12 @@ struct Message {
   uint64_t lease_id = 0;    // requests: the device lease the server holds (0: none)
   uint64_t handler_us = 0;  // replies: the device's handler time (Envelope.handler_us)
   uint64_t queued_us = 0;  // replies: the request's wait in the device's queue (Envelope.queued_us)
+  // Device replies only, never sent: when set, the transport calls it before the reply is
+  // published or cached, on the handler's thread, and may run the next waiting request first;
+  // a failure goes out instead, as an MSG_ERROR reply. Replies keep their order. For a promise
+  // the reply makes that the next request need not wait for: a deployModel Ack says the model
+  // is on disk, the getData behind it only needs the model in memory (docs/daemons.md).
+  std::function<Status()> before_send;
 };
 
 // Server -> device kinds (sent on .../cmd): every valid kind except UNSPECIFIED and the reply and

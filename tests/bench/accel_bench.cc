@@ -8,14 +8,21 @@
 //   BM_Forward/training_exact  the same with the exact method's layer-local reference (the
 //                              device's pass in an APRM-exact iteration)
 //
+//   BM_Build/fresh             Accelerator::Create of a retrained BenchModel (1% of its weights
+//                              changed): validating and preparing every layer
+//   BM_Build/reuse             the same from the running accelerator's prepared layers, as a
+//                              device's deployModel builds it (ratio build_reuse/build_fresh)
+//
 // Every iteration uses a new execution tag, so each sees fresh soft errors.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <string>
 #include <utility>
 
+#include "common/base/random.h"
 #include "tests/bench/bench_model.h"
 #include "tests/bench/forward_once.h"
 
@@ -37,6 +44,35 @@ accel::Accelerator& Device() {
 void BM_Forward(benchmark::State& state, Mode mode) {
   TimeForward(state, Device(), BenchPixels(), kBatch, mode);
 }
+
+// BenchModel with ~1% of its weights changed (a retraining step's delta) and the next version.
+const pb::QuantizedModel& RetrainedBenchModel() {
+  static const pb::QuantizedModel model = [] {
+    pb::QuantizedModel m = BenchModel();
+    uint64_t state = 7;
+    for (pb::QuantizedLayer& layer : *m.mutable_layers()) {
+      std::string& w = *layer.mutable_weights();
+      for (size_t i = SplitMix64(state) % 100; i < w.size(); i += 1 + SplitMix64(state) % 199) {
+        w[i] = static_cast<char>(w[i] + 1);
+      }
+    }
+    m.set_model_version(m.model_version() + 1);
+    return m;
+  }();
+  return model;
+}
+
+void BM_Build(benchmark::State& state, bool reuse) {
+  const accel::Accelerator* running = reuse ? &Device() : nullptr;
+  for (auto _ : state) {
+    auto built =
+        accel::Accelerator::Create(RetrainedBenchModel(), accel::AcceleratorConfig{}, running);
+    if (!built.ok()) state.SkipWithError(built.status().ToString().c_str());
+    benchmark::DoNotOptimize(built);
+  }
+}
+BENCHMARK_CAPTURE(BM_Build, fresh, false)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Build, reuse, true)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Registered by name (a BENCHMARK_CAPTURE name like ber1e-4 is a token sequence that
 // formatting may space out, and the ratios look the names up).

@@ -5,7 +5,7 @@
 //   ./build/bin/r2f_bench --benchmark_format=json --benchmark_out=bench.json
 //
 // Unless given on the command line: only the benchmarks of the ratios (BM_Forward/*,
-// BM_TorchFp32Forward, the exact codec's and the two training steps; the tables'
+// BM_TorchFp32Forward, the exact codec's, the two training steps and the two builds; the tables'
 // BM_Network/* and BM_Gemm/* need a --benchmark_filter),
 // 7 repetitions of each in random interleaved order (a burst of load then hits all benchmarks
 // alike), at least 0.3 s per repetition. At the end it prints (console) or adds (JSON: a
@@ -69,6 +69,9 @@ const std::vector<RatioSpec>& Targets() {
         // The server's straight-through fake-quant step against a plain LibTorch fp32 training
         // step of the same network and batch (tests/bench/train_bench.cc).
         {"hil_step/torch_step", "BM_HilTrainStep", "BM_TorchFp32TrainStep", 1.5, true},
+        // A deployModel's build of a retrained model from the running one's prepared layers
+        // against preparing every layer (tests/bench/accel_bench.cc).
+        {"build_reuse/build_fresh", "BM_Build/reuse", "BM_Build/fresh", 0.5, true},
     };
   }();
   return specs;
@@ -99,7 +102,7 @@ int main(int argc, char** argv) {
   std::vector<char*> args = {argv[0]};
   static char filter[] =
       "--benchmark_filter=^BM_Forward/|^BM_TorchFp32Forward|^BM_ExactEncode|^BM_ExactDecode|"
-      "^BM_TorchFp32TrainStep|^BM_HilTrainStep";
+      "^BM_TorchFp32TrainStep|^BM_HilTrainStep|^BM_Build/";
   static char reps[] = "--benchmark_repetitions=7";
   static char interleave[] = "--benchmark_enable_random_interleaving=true";
   static char min_time[] = "--benchmark_min_time=0.3";

@@ -143,6 +143,27 @@ TEST(DeviceStateStoreTest, AStaleJournalIsDroppedALaterBadRecordIsCorruption) {
       << model.status().ToString();
 }
 
+// The journal is read whole, so a file that could not be one is refused before reading: a
+// device file (which would never end) or one longer than kCompactEvery records can be.
+TEST(DeviceStateStoreTest, AJournalThatCannotBeOneIsCorruptionNotAHang) {
+  testing::TempDir dir;
+  DeviceStateStore store(dir.path());
+  ASSERT_TRUE(store.SaveModel(testing::TestModel()).ok());
+  std::filesystem::create_symlink("/dev/zero", store.journal_path());
+  Result<pb::QuantizedModel> model = store.LoadModel(1 << 20);
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(model.status().message().find("is not a regular file"), std::string::npos)
+      << model.status().ToString();
+  std::filesystem::remove(store.journal_path());
+  testing::WriteFile(store.journal_path(), "");
+  std::filesystem::resize_file(store.journal_path(),
+                               DeviceStateStore::kCompactEvery * ((1 << 20) + 8) + 1);  // sparse
+  model = store.LoadModel(1 << 20);
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(model.status().message().find("more than 64 records can"), std::string::npos)
+      << model.status().ToString();
+}
+
 TEST(DeviceStateStoreTest, WithoutADirectoryNothingIsKept) {
   DeviceStateStore store("");
   const pb::QuantizedModel v1 = testing::TestModel();

@@ -2,6 +2,7 @@
 // deltas (wrong base, CRC mismatch), persistence across a restart, and the training encodings
 // checked bit for bit against a local accelerator run.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <memory>
@@ -253,6 +254,80 @@ TEST_F(DeviceServiceTest, ADeltaToAModelTheDeviceCannotRunIsRefusedAndNotSaved) 
   EXPECT_EQ(service_->model_version(), 2u);
   ASSERT_NE(service_->deployed_model(), nullptr);
   EXPECT_EQ(service_->deployed_model()->SerializeAsString(), v2.SerializeAsString());
+}
+
+// Through Handle (the transport's path), a delta's Ack is held until its journal record is on
+// disk (before_send), and the getData behind it runs on the new model meanwhile.
+class DeferredSaveTest : public DeviceServiceTest {
+ protected:
+  static Message Req(pb::MessageKind kind, const std::string& payload) {
+    Message m;
+    m.kind = kind;
+    m.payload = payload;
+    return m;
+  }
+  // Deploys v1 whole, then hands Handle a delta to v2 and a getData: both replies hold a
+  // before_send; the getData's ran on v2.
+  void DeltaThenGetData(Message* ack, Message* data) {
+    Deploy();
+    pb::DeployModelRequest delta;
+    *delta.mutable_delta() = MakeWeightDelta(Model(), testing::Retrained(Model(), 2)).value();
+    auto a = service_->Handle(Req(pb::MSG_DEPLOY_MODEL, delta.SerializeAsString()));
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    auto d = service_->Handle(
+        Req(pb::MSG_GET_DATA, Request(pb::MODE_INFERENCE, {0, 1}).SerializeAsString()));
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    ASSERT_TRUE(a->before_send && d->before_send);
+    pb::DataReply reply;
+    ASSERT_TRUE(reply.ParseFromString(d->payload));
+    EXPECT_EQ(reply.model_version(), 2u);
+    *ack = std::move(a).value();
+    *data = std::move(d).value();
+  }
+};
+
+TEST_F(DeferredSaveTest, TheAckWaitsForTheSaveAndTheGetDataBehindItRunsOnTheNewModel) {
+  Message ack, data;
+  ASSERT_NO_FATAL_FAILURE(DeltaThenGetData(&ack, &data));
+  EXPECT_TRUE(ack.before_send().ok());
+  EXPECT_TRUE(data.before_send().ok());
+  EXPECT_TRUE(ack.before_send().ok());  // idempotent
+  service_ = MakeService();
+  EXPECT_EQ(service_->model_version(), 2u);
+  // Nothing pending afterwards: a setAIoTMode's reply goes out at once.
+  auto mode =
+      service_->Handle(Req(pb::MSG_SET_AIOT_MODE, Mode(pb::MODE_TRAINING).SerializeAsString()));
+  ASSERT_TRUE(mode.ok()) << mode.status().ToString();
+  EXPECT_FALSE(mode->before_send);
+}
+
+// When neither the journal nor the whole model can be written, the Ack becomes the error, the
+// device goes back to the model it acknowledged before (the one a restart loads), and the
+// getData that ran on the unsaved model answers with a retryable error.
+TEST_F(DeferredSaveTest, ASaveThatFailsIsNotAcknowledgedAndTheDeviceGoesBack) {
+  Deploy();
+  // The journal's appends fail (no space), and so does the whole model's temporary file.
+  const std::string journal = options_.state_dir + "/model.journal";
+  const std::string tmp = options_.state_dir + "/model.pb.tmp." + std::to_string(::getpid());
+  std::filesystem::create_symlink("/dev/full", journal);
+  std::filesystem::create_directory(tmp);
+  Message ack, data;
+  ASSERT_NO_FATAL_FAILURE(DeltaThenGetData(&ack, &data));
+  const Status acked = ack.before_send();
+  ExpectError(acked, Status::Code::kIoError,
+              "model version 2 could not be saved; the device runs version 1 again");
+  EXPECT_NE(acked.message().find("No space left on device"), std::string::npos) << acked.ToString();
+  ExpectError(data.before_send(), Status::Code::kUnavailable,
+              "this reply came from model version 2, which was not saved");
+  EXPECT_EQ(service_->model_version(), 1u);
+  auto again = service_->GetData(Request(pb::MODE_INFERENCE, {0, 1}));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->model_version(), 1u);
+
+  std::filesystem::remove(journal);
+  std::filesystem::remove(tmp);
+  service_ = MakeService();
+  EXPECT_EQ(service_->model_version(), 1u);
 }
 
 TEST_F(DeviceServiceTest, GetDataErrorsNameTheProblem) {

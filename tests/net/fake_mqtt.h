@@ -81,6 +81,12 @@ class FakeBroker {
     RouteLocked(topic, payload, retained);
   }
 
+  // Topics of every publish, in the order the broker received them.
+  std::vector<std::string> Published() {
+    std::lock_guard<std::mutex> l(mu_);
+    return published_;
+  }
+
   // --- for FakeClient ---
   struct Session {
     MqttClient::Handlers handlers;
@@ -125,6 +131,7 @@ class FakeBroker {
   }
   void Publish(const std::string& topic, const std::string& payload, bool retained) {
     std::lock_guard<std::mutex> l(mu_);
+    published_.push_back(topic);
     for (auto& [filter, n] : drops_) {
       if (n > 0 && TopicMatches(filter, topic)) {
         --n;
@@ -222,6 +229,7 @@ class FakeBroker {
   std::map<std::string, Session> sessions_;
   std::map<std::string, std::string> retained_;
   std::map<std::string, int> drops_;
+  std::vector<std::string> published_;
   std::map<std::pair<std::string, std::string>, uint64_t> delivered_;
   std::deque<std::pair<std::string, std::function<void()>>> events_;
   std::string running_;

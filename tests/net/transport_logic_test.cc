@@ -7,9 +7,11 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/base/checksum.h"
 #include "common/net/chunker.h"
@@ -166,6 +168,79 @@ TEST(TransportLogicTest, HandlerErrorsAreFinalButBusyDevicesAreRetried) {
   EXPECT_EQ(device.calls.load(), 4);
   EXPECT_EQ(server->stats().retries, 2u);
   EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(200 + 400));
+}
+
+// A reply with a before_send is held until its promise is kept, and the next request runs
+// meanwhile (the promise below is kept only once it has); the replies go out in order.
+TEST(TransportLogicTest, AHeldReplyWaitsForItsPromiseWhileTheNextRequestRuns) {
+  FakeBroker broker;
+  std::promise<void> get_ran, get_sent;
+  std::shared_future<void> get_ran_future = get_ran.get_future().share();
+  std::future<void> get_sent_future = get_sent.get_future();
+  FakeDevice device(broker, "d1", [&](const Message& req) -> Result<Message> {
+    Message reply;
+    if (req.kind == pb::MSG_GET_DATA) {
+      get_ran.set_value();
+      reply.kind = pb::MSG_DATA;
+      return reply;
+    }
+    // The getData is queued behind this request before its reply is due.
+    get_sent_future.wait();
+    std::this_thread::sleep_for(milliseconds(200));
+    reply.kind = pb::MSG_ACK;
+    reply.before_send = [get_ran_future]() -> Status {
+      if (get_ran_future.wait_for(seconds(5)) != std::future_status::ready) {
+        return Status::Internal("the request behind did not run while this reply was held");
+      }
+      return Status::Ok();
+    };
+    return reply;
+  });
+  auto server = NewServer(broker, "srv");
+  std::promise<void> sent;
+  auto deploy = std::async(std::launch::async, [&] {
+    return server->Call("d1", Request(pb::MSG_DEPLOY_MODEL, "m"), seconds(10), 1,
+                        [&] { sent.set_value(); });
+  });
+  sent.get_future().wait();  // the getData reaches the device behind the deploy
+  auto get = server->Call("d1", Request(pb::MSG_GET_DATA, "x"), seconds(10), 1,
+                          [&] { get_sent.set_value(); });
+  ASSERT_TRUE(get.ok()) << get.status().ToString();
+  auto ack = deploy.get();
+  ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+  EXPECT_EQ(ack->kind, pb::MSG_ACK);
+  std::vector<std::string> replies;
+  for (const std::string& topic : broker.Published()) {
+    if (topic == "r2f/v1/d1/ack" || topic == "r2f/v1/d1/data") replies.push_back(topic);
+  }
+  EXPECT_EQ(replies, (std::vector<std::string>{"r2f/v1/d1/ack", "r2f/v1/d1/data"}));
+}
+
+// A broken promise goes out as the error instead of the reply: a final one is kept in the reply
+// cache like any answer, a retryable one is not (the retry runs the handler again).
+TEST(TransportLogicTest, ABrokenPromiseIsSentAsTheError) {
+  FakeBroker broker;
+  std::atomic<int> unavailable{1};
+  FakeDevice device(broker, "d1", [&](const Message& req) -> Result<Message> {
+    Message reply;
+    reply.kind = pb::MSG_ACK;
+    const bool final_error = req.payload == "final";
+    reply.before_send = [&unavailable, final_error]() -> Status {
+      if (final_error) return Status::IoError("disk full");
+      return unavailable-- > 0 ? Status::Unavailable("not yet") : Status::Ok();
+    };
+    return reply;
+  });
+  auto server = NewServer(broker, "srv");
+  auto failed = server->Call("d1", Request(pb::MSG_DEPLOY_MODEL, "final"), seconds(5), 3);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), Status::Code::kIoError);
+  EXPECT_NE(failed.status().message().find("disk full"), std::string::npos)
+      << failed.status().ToString();
+  EXPECT_EQ(device.calls.load(), 1);
+  auto retried = server->Call("d1", Request(pb::MSG_DEPLOY_MODEL, "again"), seconds(5), 3);
+  ASSERT_TRUE(retried.ok()) << retried.status().ToString();
+  EXPECT_EQ(device.calls.load(), 3);  // "not yet" was not cached: the retry ran the handler
 }
 
 TEST(TransportLogicTest, ARetriedIdWithOtherContentIsRefused) {
