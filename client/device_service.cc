@@ -149,16 +149,6 @@ Result<std::unique_ptr<accel::Accelerator>> DeviceService::Instantiate(
   return accelerator;
 }
 
-Status DeviceService::CheckRunnable(pb::QuantizedModel* model) const {
-  R2F_RETURN_IF_ERROR(CheckVersion(*model));
-  const Status valid = accel::Accelerator::Validate(model);
-  if (!valid.ok()) {
-    return valid.WithContext("model version " + std::to_string(model->model_version()) +
-                             " rejected");
-  }
-  return CheckFitsData(*model);
-}
-
 Status DeviceService::CheckVersion(const pb::QuantizedModel& model) {
   if (model.model_version() != 0) return Status::Ok();
   return Status::InvalidArgument("model version 0: model_version must be >= 1 (0 means no model)");
@@ -354,39 +344,22 @@ Result<pb::Ack> DeviceService::StartDeploy(const pb::DeployModelRequest& request
   detail = "applied weight delta " + std::to_string(delta.base_version()) + " -> " +
            std::to_string(delta.new_version()) + " (" + std::to_string(delta.layers_size()) +
            " layer(s) changed)";
+  // Built first (the checks and the kernels: ~0.2 ms from the running model's layers), so that
+  // only a model the device can run is ever saved.
+  R2F_ASSIGN_OR_RETURN(std::unique_ptr<accel::Accelerator> accelerator,
+                       Instantiate(std::move(model)));
   if (!store_.NextDeltaAppends()) {  // every kCompactEvery deltas: the model is saved whole
-    R2F_ASSIGN_OR_RETURN(std::unique_ptr<accel::Accelerator> accelerator,
-                         Instantiate(std::move(model)));
     R2F_RETURN_IF_ERROR(Install(std::move(accelerator), &detail));
     return MakeAck(pb::MSG_DEPLOY_MODEL, detail);
   }
-  // The journal's append waits on the disk (its fdatasync took ~1 ms of every deploy in the loop
-  // benchmark, on a host busy with the server and the broker) while the model is built; Handle
-  // then lets the next getData run before the Ack waits for it (PendingSave). The model is
-  // checked first, so that only a model the device can run is ever saved; the build cannot
-  // then fail on the model.
-  R2F_RETURN_IF_ERROR(CheckRunnable(&model));
+  // The journal's append waits on the disk (its fdatasync took ~1 ms in the loop benchmark, on a
+  // host busy with the server and the broker) while the transport runs the next getData on the
+  // new model; the Ack waits for it (PendingSave, Handle).
   auto save = std::make_shared<PendingSave>();
   save->version = delta.new_version();
+  R2F_RETURN_IF_ERROR(Install(std::move(accelerator), &detail, /*saved=*/true, &save->previous));
   save->append =
       std::async(std::launch::async, [this, record = delta] { return store_.AppendDelta(record); });
-  Result<std::unique_ptr<accel::Accelerator>> accelerator =
-      Status::Internal("the build did not run");
-  try {
-    accelerator = Instantiate(std::move(model));
-  } catch (const std::exception& e) {  // out of memory: the daemon goes on with its model
-    accelerator = Status::ResourceExhausted(std::string("building the model: ") + e.what());
-  }
-  if (!accelerator.ok()) {
-    // The device goes on with the model it has, so a restart must find that one too.
-    if (save->append.get().ok()) {
-      const Status undone = store_.DropLastDelta();
-      if (!undone.ok()) GetLogger("device")->error("deployModel: {}", undone.ToString());
-    }
-    return accelerator.status();
-  }
-  R2F_RETURN_IF_ERROR(
-      Install(std::move(accelerator).value(), &detail, /*saved=*/true, &save->previous));
   pending_save_ = std::move(save);
   return MakeAck(pb::MSG_DEPLOY_MODEL, detail);
 }

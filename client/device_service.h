@@ -91,9 +91,6 @@ class DeviceService {
   // fit), and an input that fits the device's data.
   // By value: a deploy moves the model it built from a delta in (a copy costs ~0.3 ms).
   Result<std::unique_ptr<accel::Accelerator>> Instantiate(pb::QuantizedModel model) const;
-  // Exactly what Instantiate would refuse, without the build (Accelerator::Validate; fills in
-  // the graph's output shapes).
-  Status CheckRunnable(pb::QuantizedModel* model) const;
   static Status CheckVersion(const pb::QuantizedModel& model);
   Status CheckFitsData(const pb::QuantizedModel& model) const;
   // Replaces the running model by `accelerator`'s (already validated), saving it whole first

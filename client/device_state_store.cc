@@ -78,7 +78,6 @@ Status DeviceStateStore::SaveModel(const pb::QuantizedModel& model) {
   // do not match), but they would only cost time, so the journal goes.
   CloseJournal();
   journal_records_ = 0;
-  last_record_at_ = -1;
   journal_damaged_ = false;
   if (::unlink(journal_path().c_str()) != 0 && errno != ENOENT) {
     return Errno("cannot remove", journal_path());
@@ -131,17 +130,7 @@ Status DeviceStateStore::AppendDelta(const pb::WeightDelta& delta) {
     (void)TruncateJournal(start);
     return failed;
   }
-  last_record_at_ = start;
   ++journal_records_;
-  return Status::Ok();
-}
-
-Status DeviceStateStore::DropLastDelta() {
-  if (last_record_at_ < 0) return Status::FailedPrecondition("no appended record to take back");
-  const off_t at = last_record_at_;
-  last_record_at_ = -1;
-  R2F_RETURN_IF_ERROR(TruncateJournal(at));
-  --journal_records_;
   return Status::Ok();
 }
 

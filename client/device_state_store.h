@@ -49,9 +49,6 @@ class DeviceStateStore {
   // is cut off again; if even that fails, the next save is a whole model).
   bool NextDeltaAppends() const;
   Status AppendDelta(const pb::WeightDelta& delta);
-  // Takes back the record the last AppendDelta wrote (the caller could not install its model
-  // after all), so that a restart does not run a model that was never acknowledged.
-  Status DropLastDelta();
   Status SaveMode(const pb::SetAIoTModeRequest& mode) const;
 
   // NotFound when nothing was saved; Corruption naming the file when it does not parse;
@@ -74,7 +71,6 @@ class DeviceStateStore {
   std::string dir_;
   int journal_fd_ = -1;
   int journal_records_ = 0;       // records in the journal since the last whole model
-  off_t last_record_at_ = -1;     // where the last appended record starts (DropLastDelta)
   bool journal_damaged_ = false;  // the journal could not be repaired: save whole next
 };
 

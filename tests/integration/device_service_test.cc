@@ -231,9 +231,9 @@ TEST_F(DeviceServiceTest, WeightDeltaAppliesOnlyToItsBaseAndChecksTheCrc) {
   EXPECT_NE(ack->detail().find("nothing changed"), std::string::npos) << ack->detail();
 }
 
-// A delta is checked before it is saved (the journal's append then overlaps the build): one
-// whose result the simulator refuses is refused naming the layer, and never reaches the state a
-// restart reads. Deltas that apply are saved: a restart runs the last one.
+// A delta's result is built before it is saved: one the simulator refuses is refused naming the
+// layer, and never reaches the state a restart reads. Deltas that apply are saved: a restart
+// runs the last one.
 TEST_F(DeviceServiceTest, ADeltaToAModelTheDeviceCannotRunIsRefusedAndNotSaved) {
   Deploy();
   const pb::QuantizedModel v2 = testing::Retrained(Model(), 2);
