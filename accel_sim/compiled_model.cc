@@ -399,13 +399,15 @@ void CompiledModel::PrepareKernels(const std::vector<int>& quantized_layer,
   // An exception must not leave an OpenMP region (that terminates the process): the first one
   // (an allocation failing) is kept and thrown after it, to the caller as before.
   std::exception_ptr failure;
-#pragma omp parallel for schedule(dynamic, 1)
+  int reused = 0;
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : reused)
   for (int j = 0; j < n; ++j) {
     try {
       MacLayer& L = mac_layers_[order[j]];
       const pb::QuantizedLayer& q = model_.layers(quantized_layer[order[j]]);
       if (const MacLayer* before = ReusablePreparation(L, previous)) {
         PatchPreparation(*before, q.weights(), L);
+        ++reused;
         continue;
       }
       L.weights.assign(q.weights().begin(), q.weights().end());
@@ -422,6 +424,7 @@ void CompiledModel::PrepareKernels(const std::vector<int>& quantized_layer,
     }
   }
   if (failure) std::rethrow_exception(failure);
+  reused_layers_ = reused;
 }
 
 }  // namespace r2f::accel

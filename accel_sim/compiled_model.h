@@ -119,6 +119,9 @@ class CompiledModel {
   const std::vector<uint32_t>& mac_layer_ids() const { return mac_layer_ids_; }
   const std::vector<int8_t>& input_lut() const { return input_lut_; }
   uint32_t output_node() const { return model_.graph().output(); }
+  // MAC layers whose prepared weights came from Compile's `previous` (the others were prepared
+  // anew).
+  int reused_layers() const { return reused_layers_; }
 
  private:
   CompiledModel() = default;
@@ -132,6 +135,7 @@ class CompiledModel {
   std::vector<MacLayer> mac_layers_;
   std::vector<uint32_t> mac_layer_ids_;
   std::vector<int8_t> input_lut_;
+  int reused_layers_ = 0;
 };
 
 }  // namespace r2f::accel

@@ -11,6 +11,21 @@ namespace r2f {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Calls and clears reply.before_send; an exception becomes the error (it must not leave the
+// worker thread).
+Status KeepPromise(Message& reply) {
+  Status kept = Status::Internal("before_send did not run");
+  try {
+    kept = reply.before_send();
+  } catch (const std::exception& e) {
+    kept = Status::Internal(std::string("before_send threw: ") + e.what());
+  } catch (...) {
+    kept = Status::Internal("before_send threw");
+  }
+  reply.before_send = nullptr;
+  return kept;
+}
 using std::chrono::milliseconds;
 
 // At most one MSG_ERROR reply per (job, request) in this period: a bad 512-chunk message gets one
@@ -255,7 +270,7 @@ void DeviceEndpoint::WorkerLoop() {
         l.unlock();
         // Its promise is kept (the device's state is settled), its reply not sent: the
         // server's retry is answered after the restart or reconnect.
-        if (held_) (void)held_->reply.before_send();
+        if (held_) (void)KeepPromise(held_->reply);
         held_.reset();
         return;
       }
@@ -289,13 +304,7 @@ void DeviceEndpoint::ReleaseHeld() {
   Held held = std::move(*held_);
   held_.reset();
   const auto start = Clock::now();
-  Status kept = Status::Internal("before_send did not run");
-  try {
-    kept = held.reply.before_send();
-  } catch (const std::exception& e) {
-    kept = Status::Internal(std::string("before_send threw: ") + e.what());
-  }
-  held.reply.before_send = nullptr;
+  const Status kept = KeepPromise(held.reply);
   // The device's part of the reply includes waiting for its promise (not the requests run
   // meanwhile).
   held.reply.handler_us += static_cast<uint64_t>(

@@ -236,6 +236,10 @@ class CompileReuseTest : public ::testing::TestWithParam<std::string> {
       ASSERT_EQ(a.packed.size(), b.packed.size()) << a.name;
       for (size_t g = 0; g < a.packed.size(); ++g) {
         EXPECT_EQ(a.packed[g].layout, b.packed[g].layout) << a.name;
+        EXPECT_EQ(a.packed[g].n, b.packed[g].n) << a.name;
+        EXPECT_EQ(a.packed[g].k, b.packed[g].k) << a.name;
+        EXPECT_EQ(a.packed[g].k_groups, b.packed[g].k_groups) << a.name;
+        EXPECT_EQ(a.packed[g].row_blocks, b.packed[g].row_blocks) << a.name;
         EXPECT_EQ(a.packed[g].data, b.packed[g].data) << a.name << " group " << g;
         EXPECT_EQ(a.packed[g].acc_init, b.packed[g].acc_init) << a.name << " group " << g;
       }
@@ -251,19 +255,25 @@ TEST_P(CompileReuseTest, RetrainedModelFromThePreviousEqualsAFreshCompile) {
     const auto fresh = CompiledModel::Compile(next).value();
     const auto reused = CompiledModel::Compile(next, previous.get()).value();
     ExpectSamePreparation(*fresh, *reused);
+    EXPECT_EQ(fresh->reused_layers(), 0);
+    EXPECT_EQ(reused->reused_layers(), static_cast<int>(reused->mac_layers().size()));
   }
 }
 
 TEST_P(CompileReuseTest, APreviousModelOfOtherShapesGivesTheSameResult) {
   // Same node ids, other channel counts; and another network altogether.
-  for (const pb::QuantizedModel& other :
-       {Model(GetParam(), 0.5, 7),
-        Model(GetParam() == "resnet18" ? "mobilenetv2" : "resnet18", 1.0, 7)}) {
-    const auto previous = CompiledModel::Compile(other).value();
+  const pb::QuantizedModel half_width = Model(GetParam(), 0.5, 7);
+  const pb::QuantizedModel other_network =
+      Model(GetParam() == "resnet18" ? "mobilenetv2" : "resnet18", 1.0, 7);
+  for (const pb::QuantizedModel* other : {&half_width, &other_network}) {
+    const auto previous = CompiledModel::Compile(*other).value();
     const pb::QuantizedModel next = Model(GetParam(), 1.0, 5);
     const auto fresh = CompiledModel::Compile(next).value();
     const auto reused = CompiledModel::Compile(next, previous.get()).value();
     ExpectSamePreparation(*fresh, *reused);
+    if (other == &half_width) {  // most layers change shape (a few keep fixed widths)
+      EXPECT_LT(reused->reused_layers(), static_cast<int>(reused->mac_layers().size()) / 2);
+    }
   }
 }
 

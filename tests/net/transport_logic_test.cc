@@ -177,6 +177,7 @@ TEST(TransportLogicTest, AHeldReplyWaitsForItsPromiseWhileTheNextRequestRuns) {
   std::promise<void> get_ran, get_sent;
   std::shared_future<void> get_ran_future = get_ran.get_future().share();
   std::future<void> get_sent_future = get_sent.get_future();
+  std::atomic<Transport*> device_transport{nullptr};
   FakeDevice device(broker, "d1", [&](const Message& req) -> Result<Message> {
     Message reply;
     if (req.kind == pb::MSG_GET_DATA) {
@@ -184,9 +185,16 @@ TEST(TransportLogicTest, AHeldReplyWaitsForItsPromiseWhileTheNextRequestRuns) {
       reply.kind = pb::MSG_DATA;
       return reply;
     }
-    // The getData is queued behind this request before its reply is due.
+    // The getData is queued behind this request before its reply is due: the device has
+    // received it (counted on the receiving thread just before it is queued there).
     get_sent_future.wait();
-    std::this_thread::sleep_for(milliseconds(200));
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          Transport* t = device_transport.load();
+          return t != nullptr && t->stats().messages_received >= 2;
+        },
+        seconds(5)));
+    std::this_thread::sleep_for(milliseconds(50));
     reply.kind = pb::MSG_ACK;
     reply.before_send = [get_ran_future]() -> Status {
       if (get_ran_future.wait_for(seconds(5)) != std::future_status::ready) {
@@ -196,6 +204,7 @@ TEST(TransportLogicTest, AHeldReplyWaitsForItsPromiseWhileTheNextRequestRuns) {
     };
     return reply;
   });
+  device_transport = device.transport.get();
   auto server = NewServer(broker, "srv");
   std::promise<void> sent;
   auto deploy = std::async(std::launch::async, [&] {
