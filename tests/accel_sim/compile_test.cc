@@ -39,8 +39,8 @@ class CompileTest : public ::testing::Test {
     return -1;
   }
   // Compiles and returns the error message ("" if it compiled). The check without kernels
-  // (Accelerator::Validate, what a device runs before it saves a weight delta) must say the
-  // same, in every test of this file.
+  // (Accelerator::Validate, the public cheap check) must say the same, in every test of this
+  // file.
   std::string Error() {
     auto r = CompiledModel::Compile(model_);
     const std::string compiled = r.ok() ? "" : r.status().message();
