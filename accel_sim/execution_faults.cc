@@ -15,7 +15,7 @@ struct MaskedElement {
 // Merges `flips` into `out`; false, with `out` unspecified, if a flip lies outside [0,
 // elements) x [0, width) (CheckFlips then names it).
 bool MergeFlips(const std::vector<BitFlip>& flips, uint64_t elements, uint32_t width,
-                std::vector<MaskedElement>* out) {
+                UninitializedVector<MaskedElement>* out) {
   out->resize(flips.size());
   // Sampled plans come in increasing bit order: one pass merges them. Hand-made plans may
   // come in any order: sorted and merged again below. Written by index, not push_back: the
@@ -74,9 +74,9 @@ Status CheckFlips(const MacLayer& L, const FaultPlan& plan) {
 // fills the channels up to each entry's, without a search per channel or a division per entry.
 // Calls visit(i, first element of entry i's channel) for each entry. Entries lie below
 // channels * per_channel.
-template <typename T, typename Visit>
-void IndexByChannel(const std::vector<T>& sorted, uint64_t per_channel, int channels,
-                    std::vector<uint32_t>* begin, Visit&& visit) {
+template <typename Entries, typename Visit>
+void IndexByChannel(const Entries& sorted, uint64_t per_channel, int channels,
+                    UninitializedVector<uint32_t>* begin, Visit&& visit) {
   begin->resize(static_cast<size_t>(channels) + 1);
   uint32_t* b = begin->data();
   int c = 0;              // channels below c are filled
@@ -132,9 +132,9 @@ Status ExecutionFaults::Build(const MacLayer& L, const FaultPlan& plan, bool pri
   const int64_t hw = L.out_spatial();
   const int khw = L.kernel_h * L.kernel_w;
   const int64_t in_plane = static_cast<int64_t>(L.in_h) * L.in_w;
-  thread_local std::vector<MaskedElement> weights, inputs, hidden, outputs;
+  thread_local UninitializedVector<MaskedElement> weights, inputs, hidden, outputs;
   const LayerExposure exposure = L.Exposure();
-  auto merge = [&](FaultSite site, std::vector<MaskedElement>* out) {
+  auto merge = [&](FaultSite site, UninitializedVector<MaskedElement>* out) {
     const int s = static_cast<int>(site);
     return MergeFlips(plan.at(site), exposure.elements[s], kSiteBitWidth[s], out);
   };

@@ -39,6 +39,7 @@
 #include "accel_sim/compiled_model.h"
 #include "accel_sim/fault_plan.h"
 #include "common/base/status.h"
+#include "common/base/uninitialized_vector.h"
 
 namespace r2f::accel {
 
@@ -164,16 +165,16 @@ class ExecutionFaults {
   const MacLayer* layer_ = nullptr;
   bool any_ = false;
   bool has_input_deltas_ = false;  // input_flips_ or points_ not empty
-  std::vector<WeightDelta> weight_flips_;
-  std::vector<uint32_t> weight_begin_;     // per output channel, + 1
-  std::vector<InputMask> private_inputs_;  // a private input's flips
+  UninitializedVector<WeightDelta> weight_flips_;
+  UninitializedVector<uint32_t> weight_begin_;     // per output channel, + 1
+  UninitializedVector<InputMask> private_inputs_;  // a private input's flips
   std::vector<InputFlip> input_flips_;
   std::vector<uint32_t> input_begin_;  // per group, + 1 (when there are input flips)
-  std::vector<Tap> taps_;
+  UninitializedVector<Tap> taps_;
   std::vector<PointDelta> points_;
   std::vector<uint32_t> point_begin_;  // per output channel, + 1 (when there are cross terms)
-  std::vector<Special> special_;
-  std::vector<uint32_t> special_begin_;  // per output channel, + 1
+  UninitializedVector<Special> special_;
+  UninitializedVector<uint32_t> special_begin_;  // per output channel, + 1
 };
 
 }  // namespace r2f::accel

@@ -14,15 +14,26 @@ void SampleSparse(Rng* rng, uint64_t n_bits, double ber, Sink sink) {
   // The number of clean bits before the next flip is geometric: P(skip = s) = (1-p)^s p, drawn
   // by inversion as floor(log(U) / log(1-p)) with U uniform in (0, 1].
   const double inv_log_keep = 1.0 / std::log1p(-ber);
+  // Uniforms are drawn a block ahead: the generator's state then stays in registers while it
+  // draws, instead of being saved and restored around every log() call. Draws a flip does not
+  // use are discarded with the stream, which nothing reads afterwards, so the flips are the
+  // same as with one draw at a time.
+  constexpr int kBlock = 8;
+  double uniform[kBlock];
   uint64_t pos = 0;
-  while (pos < n_bits) {
-    const double skip = std::floor(std::log(rng->UniformOpenClosed()) * inv_log_keep);
-    // Compare in double first: a skip beyond the end may exceed the range of uint64_t.
-    if (skip >= static_cast<double>(n_bits - pos)) break;
-    pos += static_cast<uint64_t>(skip);
-    if (pos >= n_bits) break;  // guards the double-to-integer rounding at the boundary
-    sink(pos);
-    ++pos;
+  while (true) {
+    for (double& u : uniform) u = rng->UniformOpenClosed();
+    for (const double u : uniform) {
+      // t >= 0 (log(U) <= 0 < -inv_log_keep), and for an integer m, floor(t) >= m exactly when
+      // t >= m: the end test needs no floor, and truncation is the floor below it. Compared in
+      // double first: a skip beyond the end may exceed the range of uint64_t.
+      const double t = std::log(u) * inv_log_keep;
+      if (!(t < static_cast<double>(n_bits - pos))) return;
+      pos += static_cast<uint64_t>(t);
+      if (pos >= n_bits) return;  // guards the double-to-integer rounding at the boundary
+      sink(pos);
+      ++pos;
+    }
   }
 }
 

@@ -382,6 +382,34 @@ TEST(FaultSamplerTest, StreamsArePinned) {
   EXPECT_EQ(positions, (std::vector<uint64_t>{8483, 346023, 737929, 829076, 926337}));
 }
 
+// The sparse sampler's contract, one draw at a time: skip = floor(log(U) / log(1 - ber)) clean
+// bits, U = Rng::UniformOpenClosed(), until a skip passes the end. The sampler draws its
+// uniforms in blocks; the flips must be those of this loop, across block boundaries and at the
+// ends of ranges of every size (every experiment's faults depend on it).
+TEST(FaultSamplerTest, SparsePositionsAreOneGeometricSkipPerDraw) {
+  for (const double ber : {1e-1, 3e-3, 1e-4}) {
+    for (const uint64_t n : {uint64_t{1}, uint64_t{9}, uint64_t{1000}, uint64_t{123457}}) {
+      for (uint64_t stream = 0; stream < 5; ++stream) {
+        Rng reference_rng(HashCombine(stream, n));
+        std::vector<uint64_t> expected;
+        const double inv_log_keep = 1.0 / std::log1p(-ber);
+        for (uint64_t pos = 0;;) {
+          const double skip =
+              std::floor(std::log(reference_rng.UniformOpenClosed()) * inv_log_keep);
+          if (skip >= static_cast<double>(n - pos)) break;
+          pos += static_cast<uint64_t>(skip);
+          expected.push_back(pos++);
+          if (pos >= n) break;
+        }
+        Rng rng(HashCombine(stream, n));
+        std::vector<uint64_t> positions;
+        SampleFlipPositions(&rng, n, ber, Sampling::kSparse, &positions);
+        ASSERT_EQ(positions, expected) << "ber " << ber << ", n " << n << ", stream " << stream;
+      }
+    }
+  }
+}
+
 TEST(FaultSamplerTest, StreamsAreKeyedByEveryComponent) {
   const FaultKey base{1, 2, 3, 4, 0};
   auto first = [](FaultKey k, FaultSite s) { return FaultStream(k, s).Next(); };
