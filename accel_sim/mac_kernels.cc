@@ -299,6 +299,43 @@ void PrepareInputTiles(const MacLayer& L, const MacImage& image, int g, int oy0,
   }
 }
 
+// The epilogue of row segment s of group g when the segment's image has one target, a lone
+// execution f (an inference without TMR: the common faulty case). The same values as EmitRow,
+// in three passes over the group's channels instead of one channel at a time: f's deltas into
+// the tile, every row's requantisation, then the hidden and output flips. The first pass reads
+// the channels' weight flips back to back: their records and the flipped weights lie far from
+// the cache (indexed before the forward pass, read once per segment), and loads that do not
+// wait for a requantisation in between overlap.
+void EmitLoneSegment(const MacLayer& L, const MacTarget& t, const ExecutionFaults& f, int g,
+                     const Segment& s, int32_t* acc, int64_t ld, const SegmentInput& in) {
+  const int c0 = g * L.group_out_c;
+  const int64_t hw = L.out_spatial();
+  const int64_t pos = static_cast<int64_t>(s.oy0) * L.out_w;
+  const int64_t len = static_cast<int64_t>(s.oy1 - s.oy0) * L.out_w;
+  for (int n = 0; n < L.group_out_c; ++n) {
+    auto* faulty = reinterpret_cast<uint32_t*>(acc + n * ld + s.col0);
+    if (f.HasWeightDeltas(c0 + n)) AddWeightDeltas(L, f, c0 + n, in, len, faulty);
+    if (f.HasInputDeltas(c0 + n, s.oy0, s.oy1)) f.AddInputDeltas(c0 + n, s.oy0, s.oy1, faulty);
+  }
+  for (int n = 0; n < L.group_out_c; ++n) {
+    const int oc = c0 + n;
+    RequantizeRow(acc + n * ld + s.col0, len, L.bias[oc], L.shift[oc], L.relu,
+                  t.output + oc * hw + pos);
+  }
+  for (int n = 0; n < L.group_out_c; ++n) {
+    const int oc = c0 + n;
+    auto [first, last] = f.SpecialsOf(oc);
+    const int32_t* row = acc + n * ld + s.col0;
+    const auto base = static_cast<uint32_t>(oc * hw + pos);
+    for (const ExecutionFaults::Special* p = first; p != last; ++p) {
+      const uint32_t i = p->element - base;  // wraps for the segment's earlier rows
+      if (i < static_cast<uint64_t>(len)) {
+        t.output[base + i] = FaultyValue(L, oc, row[i], 0, p);
+      }
+    }
+  }
+}
+
 // Requantisation of a tile's GEMM result acc[n * ld + j] for the output channels of group g;
 // col is the tile's im2col (`cols` columns per row).
 void EpilogueTile(const MacLayer& L, const std::vector<MacImage>& images, int g,
@@ -314,6 +351,12 @@ void EpilogueTile(const MacLayer& L, const std::vector<MacImage>& images, int g,
           t.faults[r]->Prefetch(g * L.group_out_c, (g + 1) * L.group_out_c);
         }
       }
+    }
+    const MacImage& image = images[s.image];
+    if (image.targets.size() == 1 && image.targets[0].replicas == 1 &&
+        image.targets[0].faults[0] != nullptr) {
+      EmitLoneSegment(L, image.targets[0], *image.targets[0].faults[0], g, s, acc, ld, in);
+      continue;
     }
     PrepareInputTiles(L, images[s.image], g, s.oy0, s.oy1, buf);
     for (int n = 0; n < L.group_out_c; ++n) {
