@@ -70,21 +70,27 @@ Status CheckFlips(const MacLayer& L, const FaultPlan& plan) {
 }
 
 // begin[c] = the index of the first entry of channel >= c in `sorted` (ascending elements,
-// channel = element / per_channel), for c in [0, channels]: a count per channel and their
-// prefix sums. Calls visit(i, first element of entry i's channel) for each entry. Entries lie
-// below channels * per_channel. (A walk that moved to the next channel while an entry lay
-// beyond it avoided the division, but mispredicted its exit on most entries.)
+// channel = element / per_channel), for c in [0, channels]: one walk over the entries that
+// fills the channels up to each entry's, without a search per channel or a division per entry.
+// Calls visit(i, first element of entry i's channel) for each entry. Entries lie below
+// channels * per_channel.
 template <typename Entries, typename Visit>
-void IndexByChannel(const Entries& sorted, uint32_t per_channel, int channels,
+void IndexByChannel(const Entries& sorted, uint64_t per_channel, int channels,
                     UninitializedVector<uint32_t>* begin, Visit&& visit) {
-  begin->assign(static_cast<size_t>(channels) + 1, 0);
+  begin->resize(static_cast<size_t>(channels) + 1);
   uint32_t* b = begin->data();
+  int c = 0;              // channels below c are filled
+  uint64_t base = 0;      // (c - 1) * per_channel
+  uint64_t next_end = 0;  // c * per_channel
   for (size_t i = 0; i < sorted.size(); ++i) {
-    const uint32_t c = sorted[i].element / per_channel;
-    ++b[c + 1];
-    visit(i, uint64_t{c} * per_channel);
+    while (sorted[i].element >= next_end) {  // entry i lies in channel c or beyond
+      b[c++] = static_cast<uint32_t>(i);
+      base = next_end;
+      next_end += per_channel;
+    }
+    visit(i, base);
   }
-  for (int c = 0; c < channels; ++c) b[c + 1] += b[c];
+  std::fill(b + c, b + channels + 1, static_cast<uint32_t>(sorted.size()));
 }
 
 int32_t FlipDelta(int8_t v, uint32_t mask) {
@@ -152,7 +158,7 @@ Status ExecutionFaults::Build(const MacLayer& L, const FaultPlan& plan, bool pri
   // Weight flips, by output channel (their element order), with kk = element - channel * k:
   // one walk over the flips and the channel boundaries fills both, without a division.
   weight_flips_.resize(weights.size());
-  IndexByChannel(weights, static_cast<uint32_t>(L.k), L.out_c, &weight_begin_,
+  IndexByChannel(weights, static_cast<uint64_t>(L.k), L.out_c, &weight_begin_,
                  [&](size_t i, uint64_t base) {
                    weight_flips_[i].kk = static_cast<int32_t>(weights[i].element - base);
                    weight_flips_[i].mask = weights[i].mask;
@@ -257,7 +263,7 @@ Status ExecutionFaults::Build(const MacLayer& L, const FaultPlan& plan, bool pri
     ++sp;
   }
   special_.resize(static_cast<size_t>(sp - special_.data()));
-  IndexByChannel(special_, static_cast<uint32_t>(hw), L.out_c, &special_begin_,
+  IndexByChannel(special_, static_cast<uint64_t>(hw), L.out_c, &special_begin_,
                  [](size_t, uint64_t) {});
   return Status::Ok();
 }
