@@ -31,8 +31,9 @@ class DefaultInitAllocator : public std::allocator<T> {
   void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
     ::new (static_cast<void*>(p)) U;
   }
+  // noexcept as the construction is: a vector relocates nothrow elements when it grows.
   template <typename U, typename... Args>
-  void construct(U* p, Args&&... args) {
+  void construct(U* p, Args&&... args) noexcept(std::is_nothrow_constructible_v<U, Args...>) {
     ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
   }
 };

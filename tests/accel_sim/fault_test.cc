@@ -6,6 +6,7 @@
 #include <bitset>
 #include <cmath>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "accel_sim/accelerator.h"
@@ -387,25 +388,32 @@ TEST(FaultSamplerTest, StreamsArePinned) {
 // uniforms in blocks; the flips must be those of this loop, across block boundaries and at the
 // ends of ranges of every size (every experiment's faults depend on it).
 TEST(FaultSamplerTest, SparsePositionsAreOneGeometricSkipPerDraw) {
+  std::vector<std::pair<double, uint64_t>> cases;  // (ber, n_bits)
   for (const double ber : {1e-1, 3e-3, 1e-4}) {
     for (const uint64_t n : {uint64_t{1}, uint64_t{9}, uint64_t{1000}, uint64_t{123457}}) {
-      for (uint64_t stream = 0; stream < 5; ++stream) {
-        Rng reference_rng(HashCombine(stream, n));
-        std::vector<uint64_t> expected;
-        const double inv_log_keep = 1.0 / std::log1p(-ber);
-        for (uint64_t pos = 0;;) {
-          const double skip =
-              std::floor(std::log(reference_rng.UniformOpenClosed()) * inv_log_keep);
-          if (skip >= static_cast<double>(n - pos)) break;
-          pos += static_cast<uint64_t>(skip);
-          expected.push_back(pos++);
-          if (pos >= n) break;
-        }
-        Rng rng(HashCombine(stream, n));
-        std::vector<uint64_t> positions;
-        SampleFlipPositions(&rng, n, ber, Sampling::kSparse, &positions);
-        ASSERT_EQ(positions, expected) << "ber " << ber << ", n " << n << ", stream " << stream;
+      cases.emplace_back(ber, n);
+    }
+  }
+  // Huge ranges, where n - pos is not exact in double and a skip may pass 2^64.
+  cases.emplace_back(1e-15, (uint64_t{1} << 62) + 3);
+  cases.emplace_back(1e-18, (uint64_t{1} << 62) + 3);
+  for (const auto& [ber, n] : cases) {
+    for (uint64_t stream = 0; stream < 5; ++stream) {
+      Rng reference_rng(HashCombine(stream, n));
+      std::vector<uint64_t> expected;
+      const double inv_log_keep = 1.0 / std::log1p(-ber);
+      for (uint64_t pos = 0;;) {
+        const double skip = std::floor(std::log(reference_rng.UniformOpenClosed()) * inv_log_keep);
+        if (skip >= static_cast<double>(n - pos)) break;
+        pos += static_cast<uint64_t>(skip);
+        if (pos >= n) break;
+        expected.push_back(pos++);
+        if (pos >= n) break;
       }
+      Rng rng(HashCombine(stream, n));
+      std::vector<uint64_t> positions;
+      SampleFlipPositions(&rng, n, ber, Sampling::kSparse, &positions);
+      ASSERT_EQ(positions, expected) << "ber " << ber << ", n " << n << ", stream " << stream;
     }
   }
 }

@@ -8,7 +8,8 @@ namespace r2f {
 namespace {
 
 // What the fault index relies on: refilling a cleared buffer writes nothing before the caller
-// does. unsigned char may be read while indeterminate, so the old bytes can be looked at.
+// does. The standard calls the new elements' values indeterminate; GCC and Clang leave the
+// bytes as they were, which is what this looks at (std::vector zeroes them).
 TEST(UninitializedVectorTest, ResizeAfterClearWritesNothing) {
   UninitializedVector<unsigned char> v(4096, 0xAB);
   const unsigned char* data = v.data();
