@@ -301,37 +301,27 @@ void PrepareInputTiles(const MacLayer& L, const MacImage& image, int g, int oy0,
 
 // The epilogue of row segment s of group g when the segment's image has one target, a lone
 // execution f (an inference without TMR: the common faulty case). The same values as EmitRow,
-// in three passes over the group's channels instead of one channel at a time: f's deltas into
-// the tile, every row's requantisation, then the hidden and output flips. The first pass reads
-// the channels' weight flips back to back: their records and the flipped weights lie far from
-// the cache (indexed before the forward pass, read once per segment), and loads that do not
-// wait for a requantisation in between overlap.
+// without its general path's work per channel (which targets and replicas the channel affects,
+// a search for the specials in the segment): f's deltas go into the tile, the row is
+// requantised, then the channel's hidden and output flips that lie in the segment are applied,
+// found by a filter over the channel's few specials.
 void EmitLoneSegment(const MacLayer& L, const MacTarget& t, const ExecutionFaults& f, int g,
                      const Segment& s, int32_t* acc, int64_t ld, const SegmentInput& in) {
-  const int c0 = g * L.group_out_c;
   const int64_t hw = L.out_spatial();
   const int64_t pos = static_cast<int64_t>(s.oy0) * L.out_w;
   const int64_t len = static_cast<int64_t>(s.oy1 - s.oy0) * L.out_w;
   for (int n = 0; n < L.group_out_c; ++n) {
-    auto* faulty = reinterpret_cast<uint32_t*>(acc + n * ld + s.col0);
-    if (f.HasWeightDeltas(c0 + n)) AddWeightDeltas(L, f, c0 + n, in, len, faulty);
-    if (f.HasInputDeltas(c0 + n, s.oy0, s.oy1)) f.AddInputDeltas(c0 + n, s.oy0, s.oy1, faulty);
-  }
-  for (int n = 0; n < L.group_out_c; ++n) {
-    const int oc = c0 + n;
-    RequantizeRow(acc + n * ld + s.col0, len, L.bias[oc], L.shift[oc], L.relu,
-                  t.output + oc * hw + pos);
-  }
-  for (int n = 0; n < L.group_out_c; ++n) {
-    const int oc = c0 + n;
+    const int oc = g * L.group_out_c + n;
+    int32_t* row = acc + n * ld + s.col0;
+    auto* faulty = reinterpret_cast<uint32_t*>(row);
+    if (f.HasWeightDeltas(oc)) AddWeightDeltas(L, f, oc, in, len, faulty);
+    if (f.HasInputDeltas(oc, s.oy0, s.oy1)) f.AddInputDeltas(oc, s.oy0, s.oy1, faulty);
+    RequantizeRow(row, len, L.bias[oc], L.shift[oc], L.relu, t.output + oc * hw + pos);
     auto [first, last] = f.SpecialsOf(oc);
-    const int32_t* row = acc + n * ld + s.col0;
     const auto base = static_cast<uint32_t>(oc * hw + pos);
     for (const ExecutionFaults::Special* p = first; p != last; ++p) {
       const uint32_t i = p->element - base;  // wraps for the segment's earlier rows
-      if (i < static_cast<uint64_t>(len)) {
-        t.output[base + i] = FaultyValue(L, oc, row[i], 0, p);
-      }
+      if (i < static_cast<uint64_t>(len)) t.output[base + i] = FaultyValue(L, oc, row[i], 0, p);
     }
   }
 }
