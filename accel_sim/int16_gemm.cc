@@ -319,15 +319,11 @@ PackedWeights PackWeights(const int8_t* w, int n, int k, GemmLayout layout) {
 }
 
 void PackedWeights::Set(int row, int kk, int8_t value) {
-  // Two int16 or four int8 weights per 32-bit lane, by shifts (this runs per changed weight).
+  // Two int16 or four int8 weights per 32-bit lane (this runs per changed weight).
   const bool pairs = layout == GemmLayout::kPairs16;
-  const int log2_per = pairs ? 1 : 2;
-  const int bits = pairs ? 16 : 8;
-  const int shift = bits * (kk & ((1 << log2_per) - 1));
+  const int shift = LaneShift(pairs, kk);
   const uint32_t mask = (pairs ? 0xFFFFu : 0xFFu) << shift;
-  auto& lane = reinterpret_cast<uint32_t&>(
-      data[(static_cast<size_t>(row / kRowBlock) * k_groups + (kk >> log2_per)) * kRowBlock +
-           row % kRowBlock]);
+  auto& lane = reinterpret_cast<uint32_t&>(data[static_cast<size_t>(LaneIndex(row, kk))]);
   const auto old = static_cast<int8_t>(lane >> shift);
   lane = (lane & ~mask) | ((static_cast<uint32_t>(int32_t{value}) << shift) & mask);
   // acc_init = -128 * (sum of the row's weights), modulo 2^32 as PackWeights computes it.

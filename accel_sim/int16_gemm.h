@@ -78,19 +78,27 @@ struct PackedWeights {
   // accumulators' start value that cancels the +128 offset of the panels. Empty for kPairs16.
   std::vector<int32_t> acc_init;
 
+  // Where w[row][kk] lives: data[LaneIndex(row, kk)] >> LaneShift(pairs, kk), in its low 16
+  // bits (pairs: kPairs16) or 8 bits (kQuads8).
+  int64_t LaneIndex(int row, int kk) const {
+    return (static_cast<int64_t>(row / kRowBlock) * k_groups +
+            (kk >> LogWeightsPerLane(layout == GemmLayout::kPairs16))) *
+               kRowBlock +
+           row % kRowBlock;
+  }
+  static int LaneShift(bool pairs, int kk) { return pairs ? 16 * (kk & 1) : 8 * (kk & 3); }
+  static int LogWeightsPerLane(bool pairs) { return pairs ? 1 : 2; }
+
   // One row's weights read back by kk, its offsets computed once (the epilogue reads several
   // weights of one row per segment).
   class RowReader {
    public:
     RowReader(const PackedWeights& p, int row)
-        : lanes_(p.data.data() + static_cast<int64_t>(row / kRowBlock) * p.k_groups * kRowBlock +
-                 row % kRowBlock),
-          pairs_(p.layout == GemmLayout::kPairs16) {}
+        : lanes_(p.data.data() + p.LaneIndex(row, 0)), pairs_(p.layout == GemmLayout::kPairs16) {}
     // w[row][kk], kk in [0, k).
     int8_t At(int kk) const {
-      const int32_t v = lanes_[static_cast<int64_t>(kk >> (pairs_ ? 1 : 2)) * kRowBlock];
-      const int shift = pairs_ ? 16 * (kk & 1) : 8 * (kk & 3);
-      return static_cast<int8_t>(static_cast<uint32_t>(v) >> shift);
+      const int32_t v = lanes_[static_cast<int64_t>(kk >> LogWeightsPerLane(pairs_)) * kRowBlock];
+      return static_cast<int8_t>(static_cast<uint32_t>(v) >> LaneShift(pairs_, kk));
     }
 
    private:
