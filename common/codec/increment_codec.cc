@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "common/codec/byte_flags.h"
+#include "common/base/byte_flags.h"
 #include "common/codec/flag_pack.h"
 #include "common/codec/lz4_block.h"
 #include "common/codec/patch_codec.h"
