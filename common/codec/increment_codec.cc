@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/base/byte_flags.h"
+#include "common/base/uninitialized_vector.h"
 #include "common/codec/flag_pack.h"
 #include "common/codec/lz4_block.h"
 #include "common/codec/patch_codec.h"
@@ -44,7 +45,7 @@ EncodedLayer MakeLayer(Encoding encoding, size_t n) {
 EncodedLayer EncodeIncrementLz4(const int8_t* y, const int8_t* v, size_t n) {
   EncodedLayer layer = MakeLayer(Encoding::kIncrementLz4, n);
   if (n == 0) return layer;
-  thread_local std::vector<uint8_t> d;  // kept: a fresh buffer per layer costs page faults
+  thread_local UninitializedVector<uint8_t> d;  // kept: a fresh buffer per layer costs page faults
   d.resize(n);
   uint8_t* const out = d.data();  // a local pointer: through the vector GCC does not vectorise
   for (size_t i = 0; i < n; ++i) out[i] = static_cast<uint8_t>(U8(y[i]) - U8(v[i]));
@@ -55,7 +56,7 @@ EncodedLayer EncodeIncrementLz4(const int8_t* y, const int8_t* v, size_t n) {
 EncodedLayer EncodeIncrementSparse(const int8_t* y, const int8_t* v, size_t n) {
   // The differing positions as a bitmap first (64 per instruction where AVX-512 is there), then
   // only those visited.
-  thread_local std::vector<uint8_t> differ;
+  thread_local UninitializedVector<uint8_t> differ;
   differ.resize(BitmapBytes(n));
   const size_t count = DifferBitmap(y, v, n, differ.data());
   return EncodeIncrementSparseAt(y, v, differ.data(), count, n);

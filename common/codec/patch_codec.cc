@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "common/base/uninitialized_vector.h"
 #include "common/codec/flag_pack.h"
 #include "common/codec/lz4_block.h"
 #include "common/codec/sparse_stream.h"
@@ -48,7 +49,7 @@ Status ApplyBitmap(const uint8_t* p, size_t size, int8_t* out, size_t n) {
   }
   R2F_ASSIGN_OR_RETURN(const size_t count, CountFlags(p, n, "patch: bitmap"));
   // The patched values with their zeros put back, then put in place.
-  thread_local std::vector<int8_t> patched;
+  thread_local UninitializedVector<int8_t> patched;
   patched.resize(count);
   R2F_RETURN_IF_ERROR(ReadZeroMap(p + map_bytes, static_cast<size_t>(end - p) - map_bytes, count,
                                   "patch", patched.data()));
@@ -102,8 +103,8 @@ Result<EncodedLayer> EncodeExact(const int8_t* y, const int8_t* v, const uint8_t
                                  ExactScan* scan_out) {
   if (n > kMaxLayerElements) return EncodeRaw(y, n);  // its InvalidArgument
   // The buffers are kept per thread: fresh 1-2 MB allocations per layer cost page faults.
-  thread_local std::vector<uint8_t> differ, flagged;
-  thread_local std::vector<int8_t> values;
+  thread_local UninitializedVector<uint8_t> differ, flagged;
+  thread_local UninitializedVector<int8_t> values;
   differ.resize(BitmapBytes(n));
   flagged.resize(BitmapBytes(n));
   values.resize(n + kPackSlack);

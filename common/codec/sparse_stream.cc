@@ -3,6 +3,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/base/uninitialized_vector.h"
 #include "common/codec/flag_pack.h"
 
 namespace r2f {
@@ -16,7 +17,7 @@ template <typename Write>
 std::string EncodeFlagged(size_t count, size_t n, Write&& write) {
   std::string out;
   if (n == 0) return out;
-  thread_local std::vector<uint8_t> inner;
+  thread_local UninitializedVector<uint8_t> inner;
   const size_t room = 10 + MaxGapBytes(count, n) + count + kPackSlack;
   if (inner.size() < room) inner.resize(room);
   uint8_t* p = WriteVarint32(inner.data(), static_cast<uint32_t>(n));
@@ -42,7 +43,7 @@ std::string EncodeSparseDifferences(const uint8_t* bitmap, const int8_t* y, cons
                                     size_t count, size_t n) {
   // The values go after the gaps, whose size is known only once they are written: both are
   // packed in one pass, the values to a buffer of their own, then put in place.
-  thread_local std::vector<uint8_t> values;
+  thread_local UninitializedVector<uint8_t> values;
   if (values.size() < count + kPackSlack) values.resize(count + kPackSlack);
   return EncodeFlagged(count, n, [=](uint8_t* at) {
     at += PackGapsAndDifferences(bitmap, count, n, y, v, at, values.data());
