@@ -131,6 +131,22 @@ void ApplySpecials(const MacLayer& L, const MacTarget& t, int oc, int64_t pos, i
     }
     if (e == UINT32_MAX) return;
     const int64_t i = e - base;
+    // One replica's special where the other two replicas' deltas are equal: their values are
+    // equal, so they outvote it and the row's vote stands (the common case: specials of
+    // different replicas rarely meet). Only the disagreement is marked.
+    if (t.replicas == 3) {
+      int with = 0, only = 0;
+      for (int r = 0; r < 3; ++r) {
+        if (it[r] != end[r] && it[r]->element == e) ++with, only = r;
+      }
+      const uint32_t* da = deltas[(only + 1) % 3];
+      const uint32_t* db = deltas[(only + 2) % 3];
+      if (with == 1 && (da != nullptr ? da[i] : 0u) == (db != nullptr ? db[i] : 0u)) {
+        ++it[only];
+        if (t.disagree != nullptr) t.disagree[e] = 1;
+        continue;
+      }
+    }
     int8_t v[3];
     bool hit = false;  // some replica's hidden state was flipped here
     for (int r = 0; r < t.replicas; ++r) {

@@ -90,8 +90,22 @@ __attribute__((target("avx512f"))) void VoteAvx512(const int32_t* acc, const uin
     const __m128i q2 = ReplicaBytes16(a, d[2] + i, k);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), Majority16(q0, q1, q2));
   }
-  const uint32_t* tail[3] = {d[0] + i, d[1] + i, d[2] + i};
-  VotePortable(acc + i, tail, n - i, bias, shift, lo, out + i);
+  if (i < n) {
+    // Masked tail: lanes beyond n are neither read nor written. The replicas' values are voted
+    // as int32 clamped to [lo, 127]: sign-extended bytes, whose bitwise majority is the
+    // sign-extended majority of the bytes, so the saturating narrowing after it is exact.
+    const auto m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, acc + i), k.bias);
+    const __m512i hi = _mm512_set1_epi32(127);
+    __m512i q[3];
+    for (int r = 0; r < 3; ++r) {
+      const __m512i sum = _mm512_add_epi32(a, _mm512_maskz_loadu_epi32(m, d[r] + i));
+      q[r] = _mm512_min_epi32(Requant16(sum, k), hi);
+    }
+    constexpr int kMajority = 0xE8;  // ternary-logic table of (a & b) | (a & c) | (b & c)
+    _mm512_mask_cvtsepi32_storeu_epi8(out + i, m,
+                                      _mm512_ternarylogic_epi32(q[0], q[1], q[2], kMajority));
+  }
 }
 
 // The constants of the AVX2 requantisation of one row.
