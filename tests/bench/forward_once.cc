@@ -1,8 +1,21 @@
 #include "tests/bench/forward_once.h"
 
+#include <time.h>
+
+#include <chrono>
 #include <numeric>
 
 namespace r2f::bench {
+namespace {
+
+// CPU time of every thread of the process so far, in seconds.
+double ProcessCpuSeconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+}  // namespace
 
 Result<uint64_t> ForwardOnce(accel::Accelerator& device, const std::vector<uint8_t>& pixels,
                              int batch, Mode mode, uint64_t tag) {
@@ -39,6 +52,8 @@ void TimeForward(benchmark::State& state, accel::Accelerator& device,
     return;
   }
   uint64_t flips = 0;
+  const double cpu_start = ProcessCpuSeconds();
+  const auto wall_start = std::chrono::steady_clock::now();
   for (auto _ : state) {
     Result<uint64_t> r = ForwardOnce(device, pixels, batch, mode, tag++);
     if (!r.ok()) {
@@ -47,6 +62,11 @@ void TimeForward(benchmark::State& state, accel::Accelerator& device,
     }
     flips += *r;
   }
+  const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - wall_start;
+  // How many threads were busy on average: the rest of kThreads waited (barriers, serial
+  // parts). Google Benchmark's CPU time is the main thread's only.
+  if (wall.count() > 0)
+    state.counters["threads_busy"] = (ProcessCpuSeconds() - cpu_start) / wall.count();
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * batch);
   state.counters["flips_per_batch"] =
       benchmark::Counter(static_cast<double>(flips), benchmark::Counter::kAvgIterations);
