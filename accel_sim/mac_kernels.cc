@@ -383,15 +383,26 @@ void RunGemmPath(const MacLayer& L, const std::vector<MacImage>& images) {
   const int64_t share = (total_cols + 2 * threads - 1) / (2 * threads);
   cols_target = std::min(cols_target, std::max<int64_t>(share, kMinTileCols));
   const int64_t rows_per_tile = std::max<int64_t>(1, cols_target / L.out_w);
-  const int64_t tiles = (total_rows + rows_per_tile - 1) / rows_per_tile;
+  // As many tiles as that needs, rounded up to a multiple of the threads, with the rows split
+  // evenly: the deep layers have 4-10 tiles, and 7 tiles of which the last was short left one
+  // core idle for a whole tile at the end of the layer (a tenth of the threads' time in the
+  // clean pass's MAC layers was such waiting; docs/accel_sim.md, Threading). Where whole
+  // panels are possible (out_w divides kPanelCols), tiles are cut at multiples of the panel
+  // width: the GEMM pads a tile's columns to whole panels.
+  int64_t unit = kPanelCols % L.out_w == 0 ? kPanelCols / L.out_w : 1;  // rows
+  if (unit > rows_per_tile) unit = 1;
+  const int64_t units = (total_rows + unit - 1) / unit;
+  const int64_t units_per_tile = std::max<int64_t>(1, rows_per_tile / unit);
+  int64_t tiles = (units + units_per_tile - 1) / units_per_tile;
+  tiles = std::min(units, (tiles + threads - 1) / threads * threads);
   const int64_t items = tiles * L.groups;
 
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t item = 0; item < items; ++item) {
     const int64_t tile = item / L.groups;
     const int g = static_cast<int>(item % L.groups);
-    const int64_t r0 = tile * rows_per_tile;
-    const int64_t r1 = std::min(total_rows, r0 + rows_per_tile);
+    const int64_t r0 = std::min(total_rows, tile * units / tiles * unit);
+    const int64_t r1 = std::min(total_rows, (tile + 1) * units / tiles * unit);
     const auto cols = static_cast<int>((r1 - r0) * L.out_w);
     const int64_t ld = (cols + kPanelCols - 1) / kPanelCols * kPanelCols;
     const PackedWeights& w = L.packed[g];
