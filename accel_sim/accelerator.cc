@@ -10,6 +10,7 @@
 #include "accel_sim/compiled_model.h"
 #include "accel_sim/cycle_model.h"
 #include "accel_sim/graph_executor.h"
+#include "accel_sim/parallel_for.h"
 #include "accel_sim/tmr_voter.h"
 
 namespace r2f::accel {
@@ -87,13 +88,28 @@ class AcceleratorImpl : public Accelerator {
     R2F_RETURN_IF_ERROR(ExecuteChains(*model_, req, &ws_));
     TrainingResult result;
     result.logits = Logits(0, deployed, images.batch);
-    result.faulty = LayerOutputs(0, deployed, images.batch);
-    result.reference = LayerOutputs(deployed, deployed + 1, images.batch);
-    if (reference == TrainingReference::kLocalExact) {
-      for (size_t m = 0; m < model_->mac_layers().size(); ++m) {
-        result.disagreement.push_back(ws_.disagreement(deployed, m));
+    // Every MAC layer's output of both chains, and the exact method's disagreement masks, in
+    // one parallel pass: on one thread these copies (~3-5 MB per ResNet18 batch) took 0.3 ms
+    // of a 9.4 ms training pass while the other thread waited.
+    const size_t layers = model_->mac_layers().size();
+    const bool masks = reference == TrainingReference::kLocalExact;
+    result.faulty.resize(layers);
+    result.reference.resize(layers);
+    if (masks) result.disagreement.resize(layers);
+    ParallelFor(static_cast<int64_t>(layers * (masks ? 3 : 2)), [&](int64_t j) {
+      const size_t m = static_cast<size_t>(j) % layers;
+      const uint32_t id = model_->mac_layer_ids()[m];
+      switch (static_cast<size_t>(j) / layers) {
+        case 0:
+          result.faulty[m] = NodeTensor(id, 0, deployed, images.batch);
+          break;
+        case 1:
+          result.reference[m] = NodeTensor(id, deployed, deployed + 1, images.batch);
+          break;
+        default:
+          result.disagreement[m] = ws_.disagreement(deployed, m);
       }
-    }
+    });
     result.faulty_stats = Stats(0, deployed, images.batch, tmr);
     // Both references execute every MAC layer three times: the cost of LW-TMR.
     TmrConfig lw;
@@ -219,8 +235,10 @@ class AcceleratorImpl : public Accelerator {
   }
 
   std::vector<Int8Tensor> LayerOutputs(int first, int last, int batch) const {
-    std::vector<Int8Tensor> out;
-    for (uint32_t id : model_->mac_layer_ids()) out.push_back(NodeTensor(id, first, last, batch));
+    const std::vector<uint32_t>& ids = model_->mac_layer_ids();
+    std::vector<Int8Tensor> out(ids.size());
+    ParallelFor(static_cast<int64_t>(ids.size()),
+                [&](int64_t m) { out[m] = NodeTensor(ids[m], first, last, batch); });
     return out;
   }
 

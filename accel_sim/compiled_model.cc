@@ -1,12 +1,13 @@
 #include "accel_sim/compiled_model.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <exception>
 #include <limits>
 #include <string>
 
+#include "accel_sim/parallel_for.h"
 #include "common/base/byte_flags.h"
 
 namespace r2f::accel {
@@ -400,36 +401,25 @@ void CompiledModel::PrepareKernels(const std::vector<int>& quantized_layer,
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     return mac_layers_[a].weight_count() > mac_layers_[b].weight_count();
   });
-  const int n = static_cast<int>(order.size());
-  // An exception must not leave an OpenMP region (that terminates the process): the first one
-  // (an allocation failing) is kept and thrown after it, to the caller as before.
-  std::exception_ptr failure;
-  int reused = 0;
-#pragma omp parallel for schedule(dynamic, 1) reduction(+ : reused)
-  for (int j = 0; j < n; ++j) {
-    try {
-      MacLayer& L = mac_layers_[order[j]];
-      const pb::QuantizedLayer& q = model_.layers(quantized_layer[order[j]]);
-      if (const MacLayer* before = ReusablePreparation(L, previous)) {
-        PatchPreparation(*before, q.weights(), L);
-        ++reused;
-        continue;
-      }
-      L.weights.assign(q.weights().begin(), q.weights().end());
-      L.weights_t.resize(L.weights.size());
-      TransposeGroups(L);
-      if (L.direct_kernel) continue;
-      for (int g = 0; g < L.groups; ++g) {
-        L.packed.push_back(PackWeights(
-            L.weights.data() + static_cast<int64_t>(g) * L.group_out_c * L.k, L.group_out_c, L.k));
-      }
-    } catch (...) {
-#pragma omp critical(r2f_prepare_kernels_failure)
-      if (!failure) failure = std::current_exception();
+  std::atomic<int> reused{0};
+  ParallelFor(static_cast<int64_t>(order.size()), [&](int64_t j) {
+    MacLayer& L = mac_layers_[order[j]];
+    const pb::QuantizedLayer& q = model_.layers(quantized_layer[order[j]]);
+    if (const MacLayer* before = ReusablePreparation(L, previous)) {
+      PatchPreparation(*before, q.weights(), L);
+      reused.fetch_add(1, std::memory_order_relaxed);
+      return;
     }
-  }
-  if (failure) std::rethrow_exception(failure);
-  reused_layers_ = reused;
+    L.weights.assign(q.weights().begin(), q.weights().end());
+    L.weights_t.resize(L.weights.size());
+    TransposeGroups(L);
+    if (L.direct_kernel) return;
+    for (int g = 0; g < L.groups; ++g) {
+      L.packed.push_back(PackWeights(
+          L.weights.data() + static_cast<int64_t>(g) * L.group_out_c * L.k, L.group_out_c, L.k));
+    }
+  });
+  reused_layers_ = reused.load();
 }
 
 }  // namespace r2f::accel
