@@ -3,27 +3,15 @@
 #pragma once
 
 #include <cstdint>
-#include <exception>
+#include <functional>
 
 namespace r2f::accel {
 
 // Runs job(0) .. job(n - 1) on the OpenMP threads, one at a time per thread as each finishes
 // (jobs of different sizes balance). An exception must not leave an OpenMP region (that
 // terminates the process): the first one a job throws (an allocation failing) is rethrown here
-// after the region, the other jobs having run.
-template <typename Job>
-void ParallelFor(int64_t n, Job&& job) {
-  std::exception_ptr failure;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t j = 0; j < n; ++j) {
-    try {
-      job(j);
-    } catch (...) {
-#pragma omp critical(r2f_parallel_for_failure)
-      if (!failure) failure = std::current_exception();
-    }
-  }
-  if (failure) std::rethrow_exception(failure);
-}
+// after the region, the other jobs having run. For jobs of microseconds or more: each call
+// costs a std::function call.
+void ParallelFor(int64_t n, const std::function<void(int64_t)>& job);
 
 }  // namespace r2f::accel
