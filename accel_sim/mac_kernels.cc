@@ -137,7 +137,10 @@ void ApplySpecials(const MacLayer& L, const MacTarget& t, int oc, int64_t pos, i
     if (t.replicas == 3) {
       int with = 0, only = 0;
       for (int r = 0; r < 3; ++r) {
-        if (it[r] != end[r] && it[r]->element == e) ++with, only = r;
+        if (it[r] != end[r] && it[r]->element == e) {
+          ++with;
+          only = r;
+        }
       }
       const uint32_t* da = deltas[(only + 1) % 3];
       const uint32_t* db = deltas[(only + 2) % 3];

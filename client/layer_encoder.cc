@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "accel_sim/parallel_for.h"
 #include "common/base/checksum.h"
 #include "common/codec/increment_codec.h"
 #include "common/codec/patch_codec.h"
@@ -36,11 +37,12 @@ Status LayerEncoder::EncodeAll(const std::vector<LayerOutputs>& layers,
   std::vector<LayerStats> stats(static_cast<size_t>(n));
   std::vector<Status> status(static_cast<size_t>(n));
   const auto start = Clock::now();
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int k = 0; k < n; ++k) {
+  // On the OpenMP threads; an exception (an allocation failing) comes back here instead of
+  // ending the process from inside the parallel region.
+  accel::ParallelFor(n, [&](int64_t k) {
     const size_t l = static_cast<size_t>(order[static_cast<size_t>(k)]);
     status[l] = Encode(layers[l], slots[l], &stats[l]);
-  }
+  });
   const double wall = SecondsSince(start);
   for (int l = 0; l < n; ++l) {
     if (!status[static_cast<size_t>(l)].ok()) {

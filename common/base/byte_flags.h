@@ -1,5 +1,7 @@
-// Eight bytes' worth of flags in one step, for the codec's per-element scans (a branch per
-// element costs a misprediction wherever flags are dense, as the exact method's are at 1e-4).
+// Eight or sixteen bytes' worth of flags in one step: which bytes are non-zero, which differ.
+// For per-element scans where a branch per element would mispredict wherever flags are dense
+// (the codec's, at 1e-4 in the exact method) or would cost more than the rare hit it finds
+// (the reusing build's compare of a retrained model's weights).
 #pragma once
 
 #include <cstddef>

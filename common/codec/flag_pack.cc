@@ -6,9 +6,9 @@
 #include <cstring>
 #include <string>
 
+#include "common/base/byte_flags.h"
 #include "common/base/cpu_features.h"
 #include "common/base/x86_intrinsics.h"
-#include "common/base/byte_flags.h"
 #include "common/codec/flag_pack_kernels.h"
 #include "common/codec/lz4_block.h"
 
