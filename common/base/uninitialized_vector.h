@@ -1,7 +1,8 @@
 // A std::vector whose resize() leaves new elements of trivial types uninitialised, for buffers
 // that are always written before they are read. std::vector<T>::resize zeroes every new
 // element: for per-call scratch that is cleared and refilled on every call (the fault index of
-// accel_sim/execution_faults.cc), that zeroing was a pass over the memory of its own.
+// accel_sim/execution_faults.cc, the codec's per-thread buffers), that zeroing was a pass over
+// the memory of its own.
 #pragma once
 
 #include <memory>

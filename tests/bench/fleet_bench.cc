@@ -23,7 +23,6 @@
 //                          time outside BP, codec and the calls.
 // The machine and its CPU are in the JSON context (--benchmark_context is added).
 #include <benchmark/benchmark.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,6 +40,7 @@
 #include "common/base/json.h"
 #include "common/base/malloc_policy.h"
 #include "server/fleet/fleet.h"
+#include "tests/bench/process_cpu.h"
 #include "tests/support/daemon_test_util.h"
 #include "tests/support/mosquitto_fixture.h"
 
@@ -216,13 +216,6 @@ double RssMb() {
   return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / 1e6;
 }
 
-double CpuSeconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
 double g_single_device_rate = 0;  // BM_FleetThroughput/1, for the speed-ups of the others
 
 void BM_FleetThroughputBody(benchmark::State& state) {
@@ -247,7 +240,7 @@ void BM_FleetThroughputBody(benchmark::State& state) {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
     });
-    const double cpu0 = CpuSeconds();
+    const double cpu0 = bench::ProcessCpuSeconds();
     const auto t0 = Clock::now();
     Result<FleetResult> r =
         RunFleet(BenchFleet(bed, Devices(1, n), "tp", true, kIterations), true, observe);
@@ -266,7 +259,8 @@ void BM_FleetThroughputBody(benchmark::State& state) {
                                  [&](Clock::time_point t) { return t > from && t <= to; });
     }
     rate = static_cast<double>(in_window) / std::chrono::duration<double>(to - from).count();
-    cpu = (CpuSeconds() - cpu0) / wall / std::max(1u, std::thread::hardware_concurrency());
+    cpu = (bench::ProcessCpuSeconds() - cpu0) / wall /
+          std::max(1u, std::thread::hardware_concurrency());
     rss = peak_rss;
   }
   if (n == 1) g_single_device_rate = rate;

@@ -1,21 +1,11 @@
 #include "tests/bench/forward_once.h"
 
-#include <time.h>
-
 #include <chrono>
 #include <numeric>
 
+#include "tests/bench/process_cpu.h"
+
 namespace r2f::bench {
-namespace {
-
-// CPU time of every thread of the process so far, in seconds.
-double ProcessCpuSeconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
-}
-
-}  // namespace
 
 Result<uint64_t> ForwardOnce(accel::Accelerator& device, const std::vector<uint8_t>& pixels,
                              int batch, Mode mode, uint64_t tag) {
