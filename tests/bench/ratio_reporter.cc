@@ -26,6 +26,10 @@ std::string Target(const RatioSpec& spec) {
   return buf;
 }
 
+bool Meets(const RatioSpec& spec, double ratio) {
+  return spec.at_most ? ratio <= spec.target : ratio >= spec.target;
+}
+
 std::string Number(double v) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.6g", v);
@@ -79,6 +83,7 @@ void TimeCollector::Add(const std::vector<Run>& runs) {
     const std::string name = run.run_name.function_name;
     if (run.run_type == Run::RT_Iteration) {
       samples_[name].push_back(Seconds(run));
+      by_repetition_[name][run.repetition_index].push_back(Seconds(run));
     } else if (run.aggregate_name == "median") {
       medians_[name] = Seconds(run);
     }
@@ -93,6 +98,24 @@ double TimeCollector::MedianSeconds(const std::string& name) const {
   return 0;
 }
 
+void TimeCollector::AddPairs(const RatioSpec& spec, RatioResult* r) const {
+  const auto num = by_repetition_.find(spec.numerator);
+  const auto den = by_repetition_.find(spec.denominator);
+  if (num == by_repetition_.end() || den == by_repetition_.end()) return;
+  for (const auto& [index, times] : num->second) {
+    const auto other = den->second.find(index);
+    if (other == den->second.end() || times.size() != 1 || other->second.size() != 1 ||
+        !(other->second[0] > 0)) {
+      continue;
+    }
+    const double ratio = times[0] / other->second[0];
+    r->pair_low = r->pairs == 0 ? ratio : std::min(r->pair_low, ratio);
+    r->pair_high = r->pairs == 0 ? ratio : std::max(r->pair_high, ratio);
+    ++r->pairs;
+    r->pairs_ok += Meets(spec, ratio);
+  }
+}
+
 std::vector<RatioResult> TimeCollector::Ratios(const std::vector<RatioSpec>& specs) const {
   std::vector<RatioResult> out;
   for (const RatioSpec& spec : specs) {
@@ -103,7 +126,8 @@ std::vector<RatioResult> TimeCollector::Ratios(const std::vector<RatioSpec>& spe
     r.measured = r.numerator_seconds > 0 && r.denominator_seconds > 0;
     if (r.measured) {
       r.ratio = r.numerator_seconds / r.denominator_seconds;
-      r.ok = spec.at_most ? r.ratio <= spec.target : r.ratio >= spec.target;
+      r.ok = Meets(spec, r.ratio);
+      AddPairs(spec, &r);
     }
     out.push_back(r);
   }
@@ -124,7 +148,11 @@ std::string RatiosJson(const std::vector<RatioResult>& ratios) {
        << "      \"denominator_s\": " << Number(r.denominator_seconds) << ",\n"
        << "      \"ratio\": " << (r.measured ? Number(r.ratio) : "null") << ",\n"
        << "      \"target\": \"" << Target(r.spec) << "\",\n"
-       << "      \"ok\": " << (r.measured ? (r.ok ? "true" : "false") : "null") << "\n"
+       << "      \"ok\": " << (r.measured ? (r.ok ? "true" : "false") : "null") << ",\n"
+       << "      \"pairs\": " << r.pairs << ",\n"
+       << "      \"pairs_ok\": " << r.pairs_ok << ",\n"
+       << "      \"pair_low\": " << (r.pairs > 0 ? Number(r.pair_low) : "null") << ",\n"
+       << "      \"pair_high\": " << (r.pairs > 0 ? Number(r.pair_high) : "null") << "\n"
        << "    }";
   }
   os << (ratios.empty() ? "]" : "\n  ]");
@@ -136,15 +164,22 @@ std::string RatiosTable(const std::vector<RatioResult>& ratios) {
   os << "Ratios of median real time per iteration, measured side by side in this run:\n";
   for (const RatioResult& r : ratios) {
     char line[256];
-    if (r.measured) {
-      std::snprintf(line, sizeof(line), "  %-16s %7.3f  (target %s: %s)  %.3f ms / %.3f ms\n",
-                    r.spec.name.c_str(), r.ratio, Target(r.spec).c_str(), r.ok ? "ok" : "MISSED",
-                    r.numerator_seconds * 1e3, r.denominator_seconds * 1e3);
-    } else {
+    if (!r.measured) {
       std::snprintf(line, sizeof(line), "  %-16s not measured (%s or %s did not run)\n",
                     r.spec.name.c_str(), r.spec.numerator.c_str(), r.spec.denominator.c_str());
+      os << line;
+      continue;
     }
+    std::snprintf(line, sizeof(line), "  %-16s %7.3f  (target %s: %s)  %.3f ms / %.3f ms",
+                  r.spec.name.c_str(), r.ratio, Target(r.spec).c_str(), r.ok ? "ok" : "MISSED",
+                  r.numerator_seconds * 1e3, r.denominator_seconds * 1e3);
     os << line;
+    if (r.pairs > 1) {
+      std::snprintf(line, sizeof(line), "  by repetition %.3f-%.3f, target held in %d of %d",
+                    r.pair_low, r.pair_high, r.pairs_ok, r.pairs);
+      os << line;
+    }
+    os << "\n";
   }
   return os.str();
 }

@@ -8,7 +8,12 @@
 //   JSON (display or --benchmark_out file): a top-level "ratios" array next to "context" and
 //   "benchmarks", so the document stays valid JSON.
 // The statistic is the median over repetitions of the per-iteration real time (the "median"
-// aggregate when only aggregates are reported).
+// aggregate when only aggregates are reported). Next to it, each ratio says how it varied over
+// the run: repetition i of the numerator against repetition i of the denominator (with
+// --benchmark_enable_random_interleaving, which r2f_bench's default run uses, the i-th
+// repetitions of two benchmarks fall at about the same stage of the run), the lowest and highest
+// of those ratios and in how many of the pairs the target held. On a noisy host a verdict whose
+// target held in 3 of 7 pairs reads differently from one that held in none.
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -36,6 +41,13 @@ struct RatioResult {
   double ratio = 0;
   bool measured = false;  // both benchmarks ran (a --benchmark_filter may skip them)
   bool ok = false;        // measured and within the target
+  // The pairs of repetitions of the same index (each benchmark reported it once): how many, in
+  // how many the target held, their lowest and highest ratio. 0 pairs when only aggregates were
+  // reported.
+  int pairs = 0;
+  int pairs_ok = 0;
+  double pair_low = 0;
+  double pair_high = 0;
 };
 
 // Collects per-iteration real times by benchmark name (the registered name, without the
@@ -49,8 +61,14 @@ class TimeCollector {
   bool empty() const { return samples_.empty() && medians_.empty(); }
 
  private:
+  // Fills r's pairs from the per-repetition times of its two benchmarks.
+  void AddPairs(const RatioSpec& spec, RatioResult* r) const;
+
   std::map<std::string, std::vector<double>> samples_;  // per repetition, seconds
-  std::map<std::string, double> medians_;               // "median" aggregates, seconds
+  // Per repetition index, seconds: an index reported twice under one name (two instances of
+  // it) gives no pair.
+  std::map<std::string, std::map<int64_t, std::vector<double>>> by_repetition_;
+  std::map<std::string, double> medians_;  // "median" aggregates, seconds
 };
 
 // "ratios" as a JSON array (no trailing newline), indented for the JSON reporter's layout.
