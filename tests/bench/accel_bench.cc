@@ -8,6 +8,11 @@
 //   BM_Forward/training_exact  the same with the exact method's layer-local reference (the
 //                              device's pass in an APRM-exact iteration)
 //
+//   BM_FaultPrep/lone          on one thread, every MAC layer's flips of every image drawn
+//                              and indexed as BM_Forward/ber1e-4's lone executions need them
+//   BM_FaultPrep/tmr           the same for three TMR replicas sharing a clean GEMM (input
+//                              flips become deltas), as the training pass's reference needs them
+//
 //   BM_Build/fresh             Accelerator::Create of a retrained BenchModel (1% of its weights
 //                              changed): validating and preparing every layer
 //   BM_Build/reuse             the same from the running accelerator's prepared layers, as a
@@ -22,6 +27,9 @@
 #include <string>
 #include <utility>
 
+#include "accel_sim/compiled_model.h"
+#include "accel_sim/execution_faults.h"
+#include "accel_sim/fault_sampler.h"
 #include "common/base/random.h"
 #include "tests/bench/bench_model.h"
 #include "tests/bench/forward_once.h"
@@ -44,6 +52,41 @@ accel::Accelerator& Device() {
 void BM_Forward(benchmark::State& state, Mode mode) {
   TimeForward(state, Device(), BenchPixels(), kBatch, mode);
 }
+
+// The preparation of a faulty pass alone (accel_sim/graph_executor.cc, PrepareAllFaults): the
+// flips drawn (SampleFaultPlan) and indexed (ExecutionFaults::Build) for every MAC layer, image
+// and replica, at BER 1e-4, on one thread. It is a part of what BM_Forward/ber1e-4 and the
+// training pass cost beyond the clean pass that can be timed apart from the GEMM, so that a
+// change to the sampler or the index shows beyond a noisy host's swings.
+void BM_FaultPrep(benchmark::State& state, int replicas) {
+  static const std::unique_ptr<accel::CompiledModel> model =
+      OrDie(accel::CompiledModel::Compile(BenchModel()));
+  accel::FaultConfig faults;
+  faults.ber = 1e-4;
+  std::vector<accel::ExecutionFaults> indexes(static_cast<size_t>(replicas));
+  accel::FaultPlan plan;
+  uint64_t tag = 0, flips = 0;
+  for (auto _ : state) {
+    ++tag;
+    for (const accel::MacLayer& layer : model->mac_layers()) {
+      for (int image = 0; image < kBatch; ++image) {
+        for (int r = 0; r < replicas; ++r) {
+          const accel::FaultKey key{faults.seed, tag, static_cast<uint64_t>(image), layer.node_id,
+                                    static_cast<uint32_t>(r)};
+          accel::SampleFaultPlan(faults, key, layer.Exposure(), &plan);
+          for (const auto& site : plan.flips) flips += site.size();
+          const Status built = indexes[r].Build(layer, plan, /*private_input=*/replicas == 1);
+          if (!built.ok()) state.SkipWithError(built.ToString().c_str());
+        }
+      }
+    }
+    benchmark::ClobberMemory();
+  }
+  state.counters["flips"] =
+      benchmark::Counter(static_cast<double>(flips) / static_cast<double>(tag));
+}
+BENCHMARK_CAPTURE(BM_FaultPrep, lone, 1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_FaultPrep, tmr, 3)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // BenchModel with ~1% of its weights changed (a retraining step's delta) and the next version.
 const pb::QuantizedModel& RetrainedBenchModel() {
