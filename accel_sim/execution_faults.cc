@@ -70,27 +70,29 @@ Status CheckFlips(const MacLayer& L, const FaultPlan& plan) {
 }
 
 // begin[c] = the index of the first entry of channel >= c in `sorted` (ascending elements,
-// channel = element / per_channel), for c in [0, channels]: one walk over the entries that
-// fills the channels up to each entry's, without a search per channel or a division per entry.
-// Calls visit(i, first element of entry i's channel) for each entry. Entries lie below
-// channels * per_channel.
+// channel = element / per_channel), for c in [0, channels]: a count per channel, then their
+// prefix sums. Calls visit(i, first element of entry i's channel) for each entry. Entries lie
+// below channels * per_channel.
+//
+// Branch-free per entry: a walk that filled the channels up to each entry's mispredicted its
+// loop's exit on most entries (a third of Build for a lone execution, perf, AMD EPYC Zen 4).
 template <typename Entries, typename Visit>
 void IndexByChannel(const Entries& sorted, uint64_t per_channel, int channels,
                     UninitializedVector<uint32_t>* begin, Visit&& visit) {
-  begin->resize(static_cast<size_t>(channels) + 1);
+  begin->assign(static_cast<size_t>(channels) + 1, 0);
   uint32_t* b = begin->data();
-  int c = 0;              // channels below c are filled
-  uint64_t base = 0;      // (c - 1) * per_channel
-  uint64_t next_end = 0;  // c * per_channel
+  // The channel by a multiplication: elements stay below 2^32, so the product is within 1 of
+  // the quotient, and one comparison either way makes it exact.
+  const double inverse = 1.0 / static_cast<double>(per_channel);
   for (size_t i = 0; i < sorted.size(); ++i) {
-    while (sorted[i].element >= next_end) {  // entry i lies in channel c or beyond
-      b[c++] = static_cast<uint32_t>(i);
-      base = next_end;
-      next_end += per_channel;
-    }
-    visit(i, base);
+    const uint64_t element = sorted[i].element;
+    auto c = static_cast<uint64_t>(static_cast<double>(element) * inverse);
+    c -= c * per_channel > element;
+    c += (c + 1) * per_channel <= element;
+    ++b[c + 1];
+    visit(i, c * per_channel);
   }
-  std::fill(b + c, b + channels + 1, static_cast<uint32_t>(sorted.size()));
+  for (int c = 0; c < channels; ++c) b[c + 1] += b[c];
 }
 
 int32_t FlipDelta(int8_t v, uint32_t mask) {
