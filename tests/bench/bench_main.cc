@@ -6,7 +6,7 @@
 //
 // Unless given on the command line: only the benchmarks of the ratios (BM_Forward/*,
 // BM_TorchFp32Forward, the exact codec's, the two training steps and the two builds; the tables'
-// BM_Network/* and BM_Gemm/* need a --benchmark_filter),
+// BM_Network/*, BM_Gemm/* and BM_FaultPrep/* need a --benchmark_filter),
 // 7 repetitions of each in random interleaved order (a burst of load then hits all benchmarks
 // alike), at least 0.3 s per repetition. At the end it prints (console) or adds (JSON: a
 // top-level "ratios" array, on stdout and in the --benchmark_out file) the ratios of median
