@@ -26,6 +26,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "accel_sim/compiled_model.h"
 #include "accel_sim/execution_faults.h"
