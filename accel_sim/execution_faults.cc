@@ -81,14 +81,10 @@ void IndexByChannel(const Entries& sorted, uint64_t per_channel, int channels,
                     UninitializedVector<uint32_t>* begin, Visit&& visit) {
   begin->assign(static_cast<size_t>(channels) + 1, 0);
   uint32_t* b = begin->data();
-  // The channel by a multiplication: elements stay below 2^32, so the product is within 1 of
-  // the quotient, and one comparison either way makes it exact.
-  const double inverse = 1.0 / static_cast<double>(per_channel);
+  // Elements are 32-bit: a 32-bit division, as fast here as a multiplication by the inverse.
+  const auto divisor = static_cast<uint32_t>(per_channel);
   for (size_t i = 0; i < sorted.size(); ++i) {
-    const uint64_t element = sorted[i].element;
-    auto c = static_cast<uint64_t>(static_cast<double>(element) * inverse);
-    c -= c * per_channel > element;
-    c += (c + 1) * per_channel <= element;
+    const uint32_t c = sorted[i].element / divisor;
     ++b[c + 1];
     visit(i, c * per_channel);
   }
