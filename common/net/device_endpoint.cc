@@ -222,23 +222,45 @@ void DeviceEndpoint::OnRequest(Message request) {
   if (Enqueue(std::move(w))) in_progress_.insert(std::move(key));
 }
 
-bool DeviceEndpoint::Enqueue(Work w) {
+bool DeviceEndpoint::Enqueue(Work w, bool urgent) {
+  const bool request = w.type == Work::Type::kHandle;
+  // Requests and replies have a bound each: replies to junk (rejections) must not take the
+  // room of real requests, and a flood of junk must not grow the queue without limit.
+  const size_t limit = request ? o_.max_queued_requests : o_.max_queued_requests + 16;
   {
     std::lock_guard<std::mutex> l(work_mu_);
-    // Error and cache replies may exceed the request bound a little, never without limit.
-    const size_t limit =
-        w.type == Work::Type::kHandle ? o_.max_queued_requests : 2 * o_.max_queued_requests + 16;
-    if (work_.size() >= limit) {
-      session_->Count(&TransportStats::dropped);
-      spdlog::warn("transport {}: work queue full ({}), dropped {} (the server will retry)",
-                   session_->client_id(), work_.size(), Describe(w.request));
-      return false;
+    const size_t queued = request ? queued_requests_ : work_.size() - queued_requests_;
+    if (queued < limit) {
+      w.enqueued = Clock::now();
+      if (urgent) {
+        work_.push_front(std::move(w));
+      } else {
+        work_.push_back(std::move(w));
+      }
+      queued_requests_ += request ? 1 : 0;
+      work_cv_.notify_one();
+      return true;
     }
-    w.enqueued = Clock::now();
-    work_.push_back(std::move(w));
   }
-  work_cv_.notify_one();
-  return true;
+  session_->Count(&TransportStats::dropped);
+  uint64_t suppressed = 0;
+  if (session_->MayLogRejection(o_.device_id, &suppressed)) {
+    spdlog::warn("transport {}: {} queue full ({}), dropped {}{}", session_->client_id(),
+                 request ? "request" : "reply", limit, Describe(w.request), NotLogged(suppressed));
+  }
+  if (request) {
+    // "Busy" as soon as the running request is done, ahead of the queued ones, so that the
+    // server backs off and retries within a second or so rather than after its call timeout.
+    // Not cached and not deduplicated: each retry is judged afresh.
+    Work busy;
+    busy.type = Work::Type::kError;
+    busy.request = std::move(w.request);
+    busy.request.payload.clear();
+    busy.error = Status::ResourceExhausted("device busy: " + std::to_string(limit) +
+                                           " requests already queued");
+    (void)Enqueue(std::move(busy), /*urgent=*/true);
+  }
+  return false;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -276,6 +298,7 @@ void DeviceEndpoint::WorkerLoop() {
       }
       w = std::move(work_.front());
       work_.pop_front();
+      queued_requests_ -= w.type == Work::Type::kHandle;
     }
     switch (w.type) {
       case Work::Type::kHandle: {

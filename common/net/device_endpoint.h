@@ -66,7 +66,9 @@ class DeviceEndpoint : public MqttSession::Listener {
   void RejectRequest(const std::string& job_id, uint64_t request_id, pb::MessageKind kind,
                      const Status& s);
   void OnRequest(Message request);
-  bool Enqueue(Work w);
+  // Queues w (at the front if urgent) within its lane's bound; a request beyond it is answered
+  // "busy" instead. False if w was not queued.
+  bool Enqueue(Work w, bool urgent = false);
   void WorkerLoop();
   // A handled request's reply into the reply cache and out.
   void Finish(const Work& w, Message reply);
@@ -95,6 +97,9 @@ class DeviceEndpoint : public MqttSession::Listener {
   std::mutex work_mu_;
   std::condition_variable work_cv_;
   std::deque<Work> work_;
+  // Of work_, the requests for the handler (kHandle); the rest are replies (kResend, kError)
+  // with a bound of their own, so that rejected junk cannot take a real request's place.
+  size_t queued_requests_ = 0;
   Transport::Handler handler_;
   std::thread worker_;
   // Worker thread only: the reply whose before_send has not run yet, with its request.

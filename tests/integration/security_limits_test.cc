@@ -5,7 +5,8 @@
 // - Transport through the project's broker config and ACL: a device flooding the server with
 //   replies nobody asked for costs no memory; a device whose reply passes its budget fails its
 //   own call with the limit named while another device is served; a device refuses an
-//   oversized request at the first chunk; a full request queue drops and the retry recovers.
+//   oversized request at the first chunk; a full request queue answers busy and the retry
+//   recovers.
 // - Device config: the request limit follows limits.max_model_bytes.
 #include <gtest/gtest.h>
 
@@ -317,8 +318,9 @@ TEST_F(TransportLimitsTest, DeviceRefusesAnOversizedRequestAtTheFirstChunk) {
   EXPECT_EQ(device->stats().handler_calls, 1u);
 }
 
-// max_queued_requests: requests beyond the queue are dropped (logged), the call's retry brings
-// them back, and the device keeps serving.
+// max_queued_requests: requests beyond the queue are answered "device busy" (counted as
+// dropped, logged), the call's retry after its back-off brings them back, and the device keeps
+// serving.
 TEST_F(TransportLimitsTest, FullRequestQueueDropsAndTheRetryRecovers) {
   TransportOptions d = Device("dev-a", kPassA);
   d.max_queued_requests = 2;

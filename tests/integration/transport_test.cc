@@ -3,10 +3,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <functional>
 #include <future>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
@@ -438,6 +440,98 @@ TEST_F(TransportTest, MalformedEnvelopesAreRejectedAndServingGoesOn) {
   EXPECT_EQ(device_->stats().handler_calls, static_cast<uint64_t>(valid_calls));
   EXPECT_GE(device_->stats().rejected, 7u);
   EXPECT_EQ(device_->stats().error_replies_sent, 6u);
+}
+
+// A handler that holds every call until Open(): to fill the device's request queue.
+class Gate {
+ public:
+  Result<Message> Hold(const Message& m) {
+    std::unique_lock<std::mutex> l(mu_);
+    ++entered_;
+    cv_.notify_all();
+    cv_.wait(l, [&] { return open_; });
+    return Echo(m);
+  }
+  bool AwaitEntered(int n) {
+    std::unique_lock<std::mutex> l(mu_);
+    return cv_.wait_for(l, seconds(5), [&] { return entered_ >= n; });
+  }
+  void Open() {
+    std::lock_guard<std::mutex> l(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int entered_ = 0;
+  bool open_ = false;
+};
+
+// The error replies to junk have a queue bound of their own: rejected messages, however many
+// arrive while the handler is busy, never take the place of a real request.
+TEST_F(TransportTest, JunkRejectionsDoNotCrowdOutRealRequests) {
+  Gate gate;
+  TransportOptions dev = Options(broker_, TransportOptions::Role::kDevice);
+  dev.max_queued_requests = 2;
+  StartPair([&](const Message& m) { return gate.Hold(m); }, dev,
+            Options(broker_, TransportOptions::Role::kServer));
+  auto running = std::async(std::launch::async, [&] {
+    return server_->Call(kDevice, Request(pb::MSG_SET_AIOT_MODE, "running"), seconds(20), 1);
+  });
+  ASSERT_TRUE(gate.AwaitEntered(1));
+  RawClient raw(broker_.uri(), "raw-peer");
+  const std::string cmd = DeviceTopic("r2f/v1", kDevice, TopicLeaf::kCmd);
+  constexpr int kJunk = 16;  // more than the request bound, within the replies' (2 + 16)
+  for (int i = 0; i < kJunk; ++i) {
+    raw.Publish(cmd, RawRequest(3000 + i, [](pb::Envelope& e) { e.set_device_id("dev-2"); }));
+  }
+  ASSERT_TRUE(WaitFor([&] { return device_->stats().rejected >= kJunk; }, seconds(5)));
+  // One attempt: a real request dropped now would time out.
+  auto queued = std::async(std::launch::async, [&] {
+    return server_->Call(kDevice, Request(pb::MSG_SET_AIOT_MODE, "queued"), seconds(20), 1);
+  });
+  ASSERT_TRUE(WaitFor([&] { return device_->stats().messages_received >= 2; }, seconds(5)));
+  EXPECT_EQ(device_->stats().dropped, 0u);
+  gate.Open();
+  auto a = running.get();
+  auto b = queued.get();
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->payload, "queued");
+  EXPECT_EQ(device_->stats().handler_calls, 2u);
+}
+
+// A real request beyond the device's request bound is answered "busy" (ResourceExhausted) as
+// soon as the running request is done, ahead of the queued ones: the server's call learns it at
+// once instead of waiting for its timeout.
+TEST_F(TransportTest, RequestBeyondTheQueueIsAnsweredBusy) {
+  Gate gate;
+  TransportOptions dev = Options(broker_, TransportOptions::Role::kDevice);
+  dev.max_queued_requests = 1;
+  StartPair([&](const Message& m) { return gate.Hold(m); }, dev,
+            Options(broker_, TransportOptions::Role::kServer));
+  auto call = [&](const std::string& payload) {
+    return std::async(std::launch::async, [&, payload] {
+      return server_->Call(kDevice, Request(pb::MSG_SET_AIOT_MODE, payload), seconds(30), 1);
+    });
+  };
+  auto running = call("running");
+  ASSERT_TRUE(gate.AwaitEntered(1));
+  auto queued = call("queued");
+  ASSERT_TRUE(WaitFor([&] { return device_->stats().messages_received >= 2; }, seconds(5)));
+  auto beyond = call("beyond");
+  ASSERT_TRUE(WaitFor([&] { return device_->stats().dropped >= 1; }, seconds(5)));
+  const auto opened = std::chrono::steady_clock::now();
+  gate.Open();
+  auto c = beyond.get();
+  EXPECT_LT(std::chrono::steady_clock::now() - opened, seconds(10));
+  EXPECT_EQ(c.status().code(), Status::Code::kResourceExhausted) << c.status().ToString();
+  EXPECT_NE(c.status().message().find("device busy"), std::string::npos) << c.status().ToString();
+  EXPECT_TRUE(running.get().ok());
+  EXPECT_TRUE(queued.get().ok());
+  EXPECT_EQ(device_->stats().handler_calls, 2u);
 }
 
 TEST_F(TransportTest, StrayRepliesDoNotConfuseTheServer) {
