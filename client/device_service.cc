@@ -167,6 +167,13 @@ Status DeviceService::CheckFitsData(const pb::QuantizedModel& model) const {
           ", the device's data set '" + data->name + "' has " +
           ImageShape(data->channels, data->height, data->width));
     }
+    // Fewer classes than labels: the server would score a label that no logit stands for.
+    if (model.graph().num_classes() < data->num_classes) {
+      return Status::InvalidArgument(
+          "model version " + std::to_string(model.model_version()) + " rejected: it has " +
+          std::to_string(model.graph().num_classes()) + " classes, the device's data set '" +
+          data->name + "' has " + std::to_string(data->num_classes));
+    }
   }
   return Status::Ok();
 }

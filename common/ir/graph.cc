@@ -1,5 +1,8 @@
 #include "common/ir/graph.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <sstream>
 
 namespace r2f {
@@ -10,9 +13,13 @@ Status NodeError(const pb::Node& node, const std::string& what) {
                                  OpName(node.op()) + "): " + what);
 }
 
+// Dims beyond uint32 (from a hostile graph's huge pads or sizes) saturate at UINT32_MAX rather
+// than wrap to a small size: the element limits of later checks then reject them.
 pb::Shape MakeShape(std::initializer_list<int64_t> dims) {
   pb::Shape s;
-  for (int64_t d : dims) s.add_dims(static_cast<uint32_t>(d));
+  for (int64_t d : dims) {
+    s.add_dims(static_cast<uint32_t>(std::clamp<int64_t>(d, 0, UINT32_MAX)));
+  }
   return s;
 }
 
@@ -191,8 +198,12 @@ bool IsMacLayer(const pb::Node& node) {
 }
 
 int64_t NumElements(const pb::Shape& shape) {
+  if (std::find(shape.dims().begin(), shape.dims().end(), 0u) != shape.dims().end()) return 0;
   int64_t n = 1;
-  for (uint32_t d : shape.dims()) n *= d;
+  for (uint32_t d : shape.dims()) {
+    if (n > std::numeric_limits<int64_t>::max() / d) return std::numeric_limits<int64_t>::max();
+    n *= d;
+  }
   return n;
 }
 

@@ -15,6 +15,7 @@ namespace r2f {
 inline constexpr uint32_t kQuantizedModelFormatVersion = 1;
 
 bool IsMacLayer(const pb::Node& node);
+// The product of the dims; INT64_MAX if it does not fit (a hostile shape), 0 if a dim is 0.
 int64_t NumElements(const pb::Shape& shape);
 std::string ShapeToString(const pb::Shape& shape);
 const char* OpName(pb::OpType op);

@@ -353,6 +353,16 @@ Result<pb::DataReply> R2fServer::getData(const std::string& device,
                               std::to_string(data.sample_ids_size()) + " samples of " +
                               std::to_string(classes) + " classes");
   }
+  // Accuracy reads logit[label] of each row: a label outside the classes is not scored.
+  for (int i = 0; i < data.sample_ids_size(); ++i) {
+    const auto label = static_cast<uint8_t>(data.labels()[static_cast<size_t>(i)]);
+    if (label >= classes) {
+      return Status::Corruption("getData: device '" + device + "' sent label " +
+                                std::to_string(label) + " for sample " +
+                                std::to_string(data.sample_ids(i)) + ", outside its " +
+                                std::to_string(classes) + " classes");
+    }
+  }
   NoteVersion(device, data.model_version(), nullptr);
   return data;
 }

@@ -188,6 +188,14 @@ TEST_F(DeviceServiceTest, BadModelsAreRejectedNamingTheProblem) {
   ExpectError(service_->DeployModel(Whole(cifar)).status(), Status::Code::kInvalidArgument,
               "expects images of 3x32x32");
 
+  NetworkSpec five = DefaultNetworkSpec("resnet18").value();
+  five.width = 0.125;
+  five.num_classes = 5;  // Fashion-MNIST has ten
+  pb::QuantizedModel few = accel::MakeRandomQuantizedModel(BuildNetwork(five).value(), 1).value();
+  few.set_model_version(4);
+  ExpectError(service_->DeployModel(Whole(few)).status(), Status::Code::kInvalidArgument,
+              "it has 5 classes, the device's data set");
+
   ExpectError(service_->DeployModel(pb::DeployModelRequest()).status(),
               Status::Code::kInvalidArgument, "neither a model nor a delta");
   // None of them replaced the model deployed first, in memory or on disk.
