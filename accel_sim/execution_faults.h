@@ -1,5 +1,5 @@
 // The exact effect of one execution's bit flips (one image, one TMR replica, one MAC layer) on
-// its accumulators and outputs (docs/accel_sim.md, "Fast injection").
+// its accumulators and outputs (docs/accel_sim.md, "Exact effect without redoing the work").
 //
 // The clean GEMM runs once per distinct input image; the GEMM epilogue then asks, row segment by
 // row segment, for the integer deltas this execution adds to the clean accumulators and

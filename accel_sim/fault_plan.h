@@ -1,5 +1,5 @@
 // The bit flips of one MAC-layer execution on one image (one TMR replica), listed per fault site
-// (docs/accel_sim.md, "Fault model").
+// (docs/accel_sim.md, "Faults").
 //
 // A FaultPlan lists flips per site. Element indices are per image:
 //   weights: index into the layer's int8 weights [out, in/groups, kh, kw]   (8 bits each)

@@ -1,4 +1,4 @@
-// Drawing soft errors: which bits of a layer execution flip (docs/accel_sim.md, "Fast injection").
+// Drawing soft errors: which bits of a layer execution flip (docs/accel_sim.md, "Sampling").
 #pragma once
 
 #include <cstdint>

@@ -196,7 +196,7 @@ void VoteDeltaRows(const int32_t* acc, const uint32_t* const deltas[3], int64_t 
 // and saturation map different faulty sums to one output, so three replicas hit by different
 // flips can agree on a wrong output (measured on ResNet18 with weight flips), but not on a
 // wrong sum. A voter that compares the sums is what a device needs to know where its vote may
-// be wrong (docs/retraining.md, "The exact method").
+// be wrong (docs/retraining.md, "Exact layer-local reference (ours, the default)").
 void MarkDisagreement(const MacTarget& t, int64_t offset, const uint32_t* const deltas[3],
                       int64_t len, TileBuffers& buf) {
   const uint32_t* d[3];

@@ -1,8 +1,8 @@
-// Which server may drive a device (docs/fleet.md, "Leases"). Several server processes share a
-// fleet without a coordinator of their own: the device itself grants a lease to one server at a
-// time, and refuses requests that do not carry it. Every admitted request renews the lease; a
-// server that dies stops renewing, and after the lease's duration another server may take the
-// device over (and resume its run from the shared checkpoint).
+// Which server may drive a device (docs/fleet.md, "Several servers on one fleet: leases"). Several
+// server processes share a fleet without a coordinator of their own: the device itself grants a
+// lease to one server at a time, and refuses requests that do not carry it. Every admitted request
+// renews the lease; a server that dies stops renewing, and after the lease's duration another
+// server may take the device over (and resume its run from the shared checkpoint).
 //
 // The lease id is random: a device that restarted has no lease, so the old holder's requests
 // are refused ("lease not held") until it asks again, and it cannot be confused with a new

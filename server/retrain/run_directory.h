@@ -1,5 +1,5 @@
 // The files of one retraining run, and the checkpoint a killed run resumes from
-// (docs/retraining.md, "Run directory and resume"):
+// (docs/retraining.md, "Checkpoints and `--resume`"):
 //
 //   <dir>/stages.jsonl            one line per iteration (common/link/stage_timer.h)
 //   <dir>/checkpoint/state.yaml        CheckpointState; names the files below by version

@@ -1,6 +1,7 @@
-// Helpers shared by the daemon integration tests (tests/integration_*_test.cc): a test model,
-// device configs written as YAML, and a real r2f_client process that can be stopped, killed and
-// restarted. Header-only: the test CMake compiles only *_test.cc files and test_util.cc.
+// Helpers shared by the daemon integration tests (tests/integration/*_test.cc; also used in
+// tests/client/, tests/cluster/ and tests/bench/): a test model, device configs written as
+// YAML, and a real r2f_client process that can be stopped, killed and restarted. Header-only:
+// the test CMake compiles only *_test.cc files and test_util.cc.
 #pragma once
 
 #include <fcntl.h>

@@ -31,8 +31,8 @@ namespace r2f::testing {
 
 // glibc returns the pages of every freed message of ~128 KiB to the kernel by default, so a
 // broker relaying megabytes took a page fault per 4 KiB it moved: a 1.9 MB reply spent ~3 ms
-// more in Mosquitto (docs/protocol.md, "The broker's allocator"). Same values as the daemons'
-// own policy (common/base/malloc_policy.h).
+// more in Mosquitto (docs/protocol.md, "Per-call latency, and the broker's allocator"). Same values
+// as the daemons' own policy (common/base/malloc_policy.h).
 inline const std::string kBrokerMallocTunables =
     "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456";
 

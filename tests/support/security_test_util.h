@@ -1,4 +1,4 @@
-// Helpers of the security tests (tests/integration_security_*_test.cc): a mosquitto that runs the
+// Helpers of the security tests (tests/integration/security_*_test.cc): a mosquitto that runs the
 // project's own broker files (configs/mosquitto/r2f.conf, r2f-tls.conf and the real acl), password
 // files made with mosquitto_passwd, test certificates made with
 // configs/mosquitto/make_test_certs.sh, and a plain Paho client with credentials for playing a
