@@ -3,11 +3,40 @@
 #include <filesystem>
 #include <limits>
 
+#include "common/base/json.h"
 #include "common/ir/model_file.h"
 #include "common/net/broker_config.h"
 #include "server/model/pretrain_config.h"
 
 namespace r2f {
+namespace {
+
+// The protection set of a search.json (`r2f_server search`): its protected_layers, a list of
+// layer ids. Anything else is an error naming the file: a set read as empty would run the job
+// silently without protection.
+Result<std::vector<uint32_t>> ReadProtectedLayers(const std::string& path) {
+  R2F_ASSIGN_OR_RETURN(Json doc, ReadJsonFile(path));
+  if (!doc.is_object() || !doc.contains("protected_layers")) {
+    return Status::InvalidArgument(path + " has no protected_layers (not a search.json?)");
+  }
+  const Json& layers = doc["protected_layers"];
+  if (!layers.is_array()) {
+    return Status::InvalidArgument(path + ": protected_layers must be a list of layer ids, got " +
+                                   DumpJson(layers));
+  }
+  std::vector<uint32_t> ids;
+  for (const Json& id : layers) {
+    if (!id.is_number_unsigned() || id.get<uint64_t>() > UINT32_MAX) {
+      return Status::InvalidArgument(path + ": protected_layers must hold layer ids, got " +
+                                     DumpJson(id));
+    }
+    ids.push_back(static_cast<uint32_t>(id.get<uint64_t>()));
+  }
+  return ids;
+}
+
+}  // namespace
+
 void ParseTmrSection(ConfigMap t, accel::TmrConfig* out) {
   const std::string mode = t.GetChoice(
       "mode", accel::TmrModeName(accel::TmrMode::kNone),
@@ -27,17 +56,11 @@ void ParseTmrSection(ConfigMap t, accel::TmrConfig* out) {
     if (!out->protected_layers.empty()) {
       t.Fail("search_result", "give either protected_layers or search_result, not both");
     }
-    auto result = ConfigMap::LoadFile(from_search);
-    if (!result.ok()) {
-      t.Fail("search_result", result.status().message());
+    Result<std::vector<uint32_t>> found = ReadProtectedLayers(from_search);
+    if (found.ok()) {
+      out->protected_layers = *found;
     } else {
-      ConfigMap found = *result;
-      for (int64_t id : found.GetIntList("protected_layers", {}, 0, UINT32_MAX)) {
-        out->protected_layers.push_back(static_cast<uint32_t>(id));
-      }
-      if (!found.Has("protected_layers")) {
-        t.Fail("search_result", from_search + " has no protected_layers (not a search.json?)");
-      }
+      t.Fail("search_result", found.status().message());
     }
   }
   if (out->mode != accel::TmrMode::kPartial && !out->protected_layers.empty()) {

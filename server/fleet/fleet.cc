@@ -55,9 +55,9 @@ Accuracy AccuracyFrom(const Json& a) {
   return Accuracy::FromCounts(n, hits("top1"), hits("top5"));
 }
 
-// A finished run as its summary.json tells it (the timing totals are the stage sums).
-Result<RetrainResult> ReadSummary(const RetrainConfig& job) {
-  R2F_ASSIGN_OR_RETURN(Json s, ReadJsonFile(SummaryPath(job)));
+// A finished run as its summary.json `s` tells it (the timing totals are the stage sums).
+// Throws Json::exception where a value has the wrong type.
+RetrainResult SummaryFromJson(const RetrainConfig& job, const Json& s) {
   RetrainResult r;
   r.run_dir = job.run_dir;
   r.device_id = s.value("device", job.session.device_id);
@@ -77,6 +77,18 @@ Result<RetrainResult> ReadSummary(const RetrainConfig& job) {
   }
   r.final_model_path = job.run_dir + "/model.pb";
   return r;
+}
+
+// A finished run as its summary.json tells it.
+Result<RetrainResult> ReadSummary(const RetrainConfig& job) {
+  R2F_ASSIGN_OR_RETURN(Json s, ReadJsonFile(SummaryPath(job)));
+  // The file may come from another server process (or version) sharing the run directory:
+  // a value of the wrong type is this job's error, not the end of the fleet's process.
+  try {
+    return SummaryFromJson(job, s);
+  } catch (const Json::exception& e) {
+    return Status::Corruption(SummaryPath(job) + ": not a retraining summary: " + e.what());
+  }
 }
 
 // Unpaired 95% half-width of the change in top-1 points: conservative for the paired Base and

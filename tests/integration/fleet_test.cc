@@ -292,6 +292,40 @@ TEST_F(FleetTest, CampaignOfKillsAndRestartsEndsWithTheUndisturbedModels) {
   EXPECT_NE(b_log.find("connection lost"), std::string::npos) << b_log;
 }
 
+// A summary.json that another process (or version) left with values of the wrong type fails
+// that device's job with the file named; the fleet goes on with the others (it used to end the
+// process: the JSON library throws on the wrong type, on a job's thread).
+TEST_F(FleetTest, AMalformedSummaryFailsOnlyItsJob) {
+  const std::string run = dir_.File("bad-summary");
+  std::filesystem::create_directories(run + "/dev-x");
+  std::filesystem::create_directories(run + "/dev-y");
+  WriteFile(run + "/dev-x/summary.json", R"({"device": "dev-x", "iterations": "5"})");
+  WriteFile(run + "/dev-y/summary.json",
+            R"({"device": "dev-y", "served_by": "other-server", "iterations": 3,)"
+            R"( "accuracy_before": {"images": 100, "top1": 50.0},)"
+            R"( "accuracy_after": {"images": 100, "top1": 60.0}})");
+  auto config = LoadFleetConfig(WriteFleetConfig("bad-summary", {"dev-x", "dev-y"}, run, 2, 60));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  auto r = RunFleet(*config, false);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->jobs.size(), 2u);
+  for (const FleetJob& j : r->jobs) {
+    SCOPED_TRACE(j.device);
+    if (j.device == "dev-x") {
+      EXPECT_EQ(j.state, FleetJob::State::kFailed);
+      EXPECT_EQ(j.last_error.code(), Status::Code::kCorruption) << j.last_error.ToString();
+      EXPECT_NE(j.last_error.message().find("dev-x/summary.json: not a retraining summary"),
+                std::string::npos)
+          << j.last_error.ToString();
+    } else {
+      EXPECT_EQ(j.state, FleetJob::State::kDoneElsewhere);
+      EXPECT_EQ(j.result.served_by, "other-server");
+      EXPECT_EQ(j.result.iterations, 3);
+      EXPECT_DOUBLE_EQ(j.result.after.Top1(), 60.0);
+    }
+  }
+}
+
 TEST(FleetConfigTest, OverridesAndErrorsNameTheKey) {
   TempDir dir;
   const std::string base =

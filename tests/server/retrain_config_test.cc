@@ -59,5 +59,36 @@ TEST(RetrainConfigTest, BadValuesNameTheirKey) {
   EXPECT_NE(every.status().message().find("every"), std::string::npos) << every.status().ToString();
 }
 
+// tmr.search_result: the protection set of a search.json. A file whose protected_layers are not
+// a list of ids is an error naming it, never an empty set (which would run without protection).
+TEST(RetrainConfigTest, SearchResultIsReadStrictly) {
+  static testing::TempDir dir;
+  auto with_search = [&](const std::string& json) {
+    const std::string path = dir.File("search.json");
+    testing::WriteFile(path, json);
+    return Load("tmr: {mode: partial, search_result: '" + path + "'}\n");
+  };
+  auto good = with_search(R"({"network": "resnet18", "protected_layers": [3, 7, 12]})");
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  EXPECT_EQ(good->session.tmr.protected_layers, (std::vector<uint32_t>{3, 7, 12}));
+
+  const std::pair<const char*, const char*> bad[] = {
+      {R"({"protected_layers": "3, 7"})", "must be a list of layer ids, got \"3, 7\""},
+      {R"({"protected_layers": [3, -1]})", "must hold layer ids, got -1"},
+      {R"({"protected_layers": [3, 1.5]})", "must hold layer ids, got 1.5"},
+      {R"({"protected_layers": [4294967296]})", "must hold layer ids, got 4294967296"},
+      {R"({"layers": [3]})", "has no protected_layers"},
+      {R"([3, 7])", "has no protected_layers"},
+      {R"({"protected_layers": [3)", "search.json"},
+  };
+  for (const auto& [json, text] : bad) {
+    auto c = with_search(json);
+    ASSERT_FALSE(c.ok()) << json;
+    EXPECT_NE(c.status().message().find("search_result"), std::string::npos)
+        << c.status().ToString();
+    EXPECT_NE(c.status().message().find(text), std::string::npos) << c.status().ToString();
+  }
+}
+
 }  // namespace
 }  // namespace r2f
