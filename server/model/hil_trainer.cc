@@ -1,7 +1,9 @@
 #include "server/model/hil_trainer.h"
 
 #include <filesystem>
+#include <sstream>
 
+#include "common/base/atomic_file.h"
 #include "common/ir/graph.h"
 
 namespace r2f {
@@ -83,14 +85,18 @@ Result<pb::QuantizedModel> HilTrainer::Export(uint64_t model_version) {
 }
 
 Status HilTrainer::Save(const std::string& prefix) {
+  // Serialised in memory, then written durably (fsync, rename): the checkpoint's state.yaml
+  // names these files next, and a power cut must not leave it naming torn ones.
+  std::ostringstream weights, optimizer;
   try {
-    torch::save(float_model_.module, prefix + ".weights.pt");
-    torch::save(*optimizer_, prefix + ".optimizer.pt");
+    torch::save(float_model_.module, weights);
+    torch::save(*optimizer_, optimizer);
   } catch (const c10::Error& e) {
     return Status::IoError("cannot save training state to " + prefix + ": " +
                            e.what_without_backtrace());
   }
-  return Status::Ok();
+  R2F_RETURN_IF_ERROR(WriteFileAtomically(prefix + ".weights.pt", weights.str()));
+  return WriteFileAtomically(prefix + ".optimizer.pt", optimizer.str());
 }
 
 Status HilTrainer::Load(const std::string& prefix) {

@@ -213,9 +213,14 @@ Result<PretrainResult> RunPretrain(const PretrainConfig& cfg) {
                  spec.width, ComputeStats(graph).params, train.size());
     result.train_seconds = Train(module, train, norm, cfg.train).seconds;
     result.recorded_train_seconds = result.train_seconds;
-    torch::save(module, checkpoint + ".tmp");
-    fs::rename(checkpoint + ".tmp", checkpoint, ec);
-    if (ec) return Status::IoError("cannot write checkpoint " + checkpoint);
+    std::ostringstream bytes;
+    try {
+      torch::save(module, bytes);
+    } catch (const c10::Error& e) {
+      return Status::IoError("cannot save checkpoint " + checkpoint + ": " +
+                             e.what_without_backtrace());
+    }
+    R2F_RETURN_IF_ERROR(WriteFileAtomically(checkpoint, bytes.str()));
   }
 
   EvalOptions eval;
