@@ -18,6 +18,7 @@
 #include "common/base/logging.h"
 #include "common/base/malloc_policy.h"
 #include "common/codec/flag_pack.h"
+#include "common/net/broker_flag.h"
 #include "common/net/transport.h"
 
 namespace {
@@ -49,7 +50,8 @@ int main(int argc, char** argv) {
       ->required();
   std::string broker_override;
   app.add_option("--broker", broker_override,
-                 "broker URI, overriding the config's broker.uri (e.g. tcp://10.0.0.5:1883)");
+                 "broker URI, overriding the config's broker.uri (e.g. tcp://10.0.0.5:1883)")
+      ->check(r2f::BrokerUriValidator());
   CLI11_PARSE(app, argc, argv);
 
   // Termination signals are blocked in every thread (Paho's threads inherit this mask) and

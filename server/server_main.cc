@@ -9,6 +9,7 @@
 #include "common/base/malloc_policy.h"
 #include "common/ir/graph.h"
 #include "common/ir/model_zoo.h"
+#include "common/net/broker_flag.h"
 #include "server/api/remote_eval.h"
 #include "server/fleet/fleet.h"
 #include "server/model/pretrain.h"
@@ -168,8 +169,10 @@ int main(int argc, char** argv) {
 
   std::string broker;
   for (CLI::App* remote : {eval, retrain, search, fleet}) {
-    remote->add_option("--broker", broker,
-                       "broker URI, overriding the config's broker.uri (e.g. tcp://10.0.0.5:1883)");
+    remote
+        ->add_option("--broker", broker,
+                     "broker URI, overriding the config's broker.uri (e.g. tcp://10.0.0.5:1883)")
+        ->check(r2f::BrokerUriValidator());
   }
 
   CLI11_PARSE(app, argc, argv);

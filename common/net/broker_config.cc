@@ -85,13 +85,18 @@ std::string ReadPasswordFile(ConfigMap& section, const std::string& path) {
 
 }  // namespace
 
+std::string BrokerUrisProblem(const std::string& uris) {
+  const std::vector<std::string> list = SplitBrokerUris(uris);
+  if (list.empty()) return "no broker URI given";
+  for (const std::string& uri : list) {
+    if (std::string why = CheckUri(uri); !why.empty()) return why;
+  }
+  return "";
+}
+
 Status ParseBrokerConfig(ConfigMap& section, TransportOptions* out) {
   out->broker_uri = section.GetString("uri", out->broker_uri);
-  const std::vector<std::string> uris = SplitBrokerUris(out->broker_uri);
-  if (uris.empty()) section.Fail("uri", "no broker URI given");
-  for (const std::string& uri : uris) {
-    if (std::string why = CheckUri(uri); !why.empty()) section.Fail("uri", why);
-  }
+  if (std::string why = BrokerUrisProblem(out->broker_uri); !why.empty()) section.Fail("uri", why);
   out->client_id = section.GetString("client_id", out->client_id);
   out->username = section.GetString("username", out->username);
 

@@ -48,4 +48,8 @@ inline constexpr int64_t kMaxChunkKib = 16 * 1024;
 // warning in the log.
 Status ParseBrokerConfig(ConfigMap& section, TransportOptions* out);
 
+// What is wrong with a broker.uri value ("tcp://a:1883, tcp://b:1883"), or "" when every URI
+// has the form above: the same check for the config key and the daemons' --broker flag.
+std::string BrokerUrisProblem(const std::string& uris);
+
 }  // namespace r2f

@@ -10,6 +10,8 @@
 #include <future>
 #include <thread>
 
+#include <sys/wait.h>
+
 #include "accel_sim/evaluate.h"
 #include "common/codec/increment_codec.h"
 #include "common/ir/graph.h"
@@ -466,6 +468,28 @@ TEST_F(DaemonLifecycleTest, BadConfigIsRejectedWithFileLineAndKey) {
       << client_->Log();
   EXPECT_EQ(run_with("device_id: a/b\n"), 1);
   EXPECT_NE(client_->Log().find("key 'device_id'"), std::string::npos) << client_->Log();
+}
+
+// --broker is checked like broker.uri when the command line is parsed: a typo ends the command
+// at once with the flag named, not in a connect timeout later.
+TEST_F(DaemonLifecycleTest, BadBrokerFlagIsRejectedAtOnce) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"tcp//127.0.0.1:1883", "--broker: expected scheme://host:port, got 'tcp//127.0.0.1:1883'"},
+      {"tcp://a:1883, mqtt://b:1883", "--broker: scheme must be tcp, ssl, ws or wss, got 'mqtt'"},
+      {"tcp://a:99999", "--broker: port must be in [1, 65535], got '99999'"},
+  };
+  for (const auto& [uri, text] : cases) {
+    const std::string log = dir_.File("broker-flag.log");
+    std::filesystem::remove(log);
+    const pid_t pid = testing::SpawnServerCommand(
+        {"eval", "--config", std::string(R2F_SOURCE_DIR) + "/configs/eval.yaml", "--broker", uri},
+        log);
+    ASSERT_GT(pid, 0);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << uri;
+    EXPECT_NE(testing::ReadFile(log).find(text), std::string::npos) << testing::ReadFile(log);
+  }
 }
 
 // Hand-made wire messages, published with mosquitto_pub, against the real daemon: each gets an
