@@ -323,7 +323,7 @@ Result<pb::Ack> DeviceService::StartDeploy(const pb::DeployModelRequest& request
     const pb::QuantizedModel& model = request.model();
     const uint64_t bytes = model.ByteSizeLong();
     if (bytes > options_.max_model_bytes) {
-      return Status::ResourceExhausted(
+      return Status::InvalidArgument(
           "model of " + std::to_string(bytes) +
           " bytes exceeds limits.max_model_bytes = " + std::to_string(options_.max_model_bytes));
     }
@@ -398,10 +398,10 @@ Result<pb::DataReply> DeviceService::GetData(const pb::GetDataRequest& request) 
   const uint64_t n = static_cast<uint64_t>(request.sample_ids_size());
   if (n == 0) return Status::InvalidArgument("getData names no samples");
   if (n > options_.max_samples_per_request) {
-    return Status::ResourceExhausted("getData asks for " + std::to_string(n) +
-                                     " samples, the device serves at most " +
-                                     std::to_string(options_.max_samples_per_request) +
-                                     " per request (limits.max_samples_per_request)");
+    return Status::InvalidArgument("getData asks for " + std::to_string(n) +
+                                   " samples, the device serves at most " +
+                                   std::to_string(options_.max_samples_per_request) +
+                                   " per request (limits.max_samples_per_request)");
   }
   for (uint64_t id : request.sample_ids()) {
     if (id >= data.size()) {
@@ -618,7 +618,7 @@ Result<Message> DeviceService::Dispatch(const Message& request, size_t* samples)
     case pb::MSG_DEPLOY_MODEL: {
       // Refuse oversized models before parsing them; the request's framing adds a few bytes.
       if (request.payload.size() > options_.max_model_bytes + 64) {
-        return Status::ResourceExhausted(
+        return Status::InvalidArgument(
             "deployModel payload of " + std::to_string(request.payload.size()) +
             " bytes exceeds limits.max_model_bytes = " + std::to_string(options_.max_model_bytes));
       }

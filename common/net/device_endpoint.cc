@@ -391,9 +391,9 @@ Message DeviceEndpoint::RunHandlerUntimed(const Message& request) {
   }
   if (reply.payload.size() > o_.max_payload_bytes) {
     return ErrorReply(
-        request, Status::ResourceExhausted("reply to " + Describe(request) + " has " +
-                                           std::to_string(reply.payload.size()) + " bytes, limit " +
-                                           std::to_string(o_.max_payload_bytes)));
+        request, Status::InvalidArgument("reply to " + Describe(request) + " has " +
+                                         std::to_string(reply.payload.size()) + " bytes, limit " +
+                                         std::to_string(o_.max_payload_bytes)));
   }
   reply.job_id = request.job_id;
   reply.request_id = request.request_id;

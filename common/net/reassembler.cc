@@ -147,9 +147,9 @@ Status Reassembler::CheckHeader(const pb::Envelope& env) const {
   }
   if (env.chunk_count() == 0) return Status::InvalidArgument(where + ": chunk_count is 0");
   if (env.chunk_count() > options_.max_chunk_count) {
-    return Status::ResourceExhausted(where + ": chunk_count " + std::to_string(env.chunk_count()) +
-                                     " exceeds the limit " +
-                                     std::to_string(options_.max_chunk_count));
+    return Status::InvalidArgument(where + ": chunk_count " + std::to_string(env.chunk_count()) +
+                                   " exceeds the limit " +
+                                   std::to_string(options_.max_chunk_count));
   }
   if (env.chunk_index() >= env.chunk_count()) {
     return Status::InvalidArgument(where + ": chunk_index " + std::to_string(env.chunk_index()) +
@@ -157,9 +157,9 @@ Status Reassembler::CheckHeader(const pb::Envelope& env) const {
                                    std::to_string(env.chunk_count()) + ")");
   }
   if (env.payload_size() > options_.max_payload_bytes) {
-    return Status::ResourceExhausted(where + ": payload_size " +
-                                     std::to_string(env.payload_size()) + " exceeds the limit " +
-                                     std::to_string(options_.max_payload_bytes));
+    return Status::InvalidArgument(where + ": payload_size " + std::to_string(env.payload_size()) +
+                                   " exceeds the limit " +
+                                   std::to_string(options_.max_payload_bytes));
   }
   // Every chunk but an empty payload's single one carries at least one byte.
   if (env.chunk_count() > std::max<uint64_t>(1, env.payload_size())) {

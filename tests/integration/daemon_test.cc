@@ -544,7 +544,7 @@ TEST_F(DaemonLifecycleTest, MalformedWireInputIsRejectedAndServingGoesOn) {
        Status::Code::kInvalidArgument, "arrived at device 'dev-1'"},
       {2004, pb::MSG_DEPLOY_MODEL, "x",
        [](pb::Envelope& e) { e.set_payload_size(uint64_t{1} << 40); },
-       Status::Code::kResourceExhausted, "exceeds the limit"},
+       Status::Code::kInvalidArgument, "exceeds the limit"},
       {2005, pb::MSG_GET_DATA, good_get, [](pb::Envelope& e) { e.set_chunk_index(7); },
        Status::Code::kInvalidArgument, "chunk_index 7 out of range"},
       {2006, pb::MSG_GET_DATA, good_get,

@@ -206,7 +206,7 @@ TEST_F(DeviceServiceTest, BadModelsAreRejectedNamingTheProblem) {
   small.state_dir.clear();
   small.max_model_bytes = 1024;
   auto limited = DeviceService::Create(small, TrainData(), TestData()).value();
-  ExpectError(limited->DeployModel(Whole(Model())).status(), Status::Code::kResourceExhausted,
+  ExpectError(limited->DeployModel(Whole(Model())).status(), Status::Code::kInvalidArgument,
               "limits.max_model_bytes");
 }
 
@@ -349,7 +349,7 @@ TEST_F(DeviceServiceTest, GetDataErrorsNameTheProblem) {
   ExpectError(service_->GetData(Request(pb::MODE_INFERENCE, {1, 5000})).status(),
               Status::Code::kInvalidArgument, "sample id 5000 is out of range");
   ExpectError(service_->GetData(Request(pb::MODE_INFERENCE, Range(0, 65))).status(),
-              Status::Code::kResourceExhausted, "at most 64");
+              Status::Code::kInvalidArgument, "at most 64");
   ASSERT_TRUE(service_->SetAIoTMode(Mode(pb::MODE_TRAINING)).ok());
   pb::GetDataRequest bad_layers = Request(pb::MODE_TRAINING, {0});
   bad_layers.set_policy(pb::ENCODE_OFFLINE);

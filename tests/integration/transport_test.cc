@@ -416,7 +416,7 @@ TEST_F(TransportTest, MalformedEnvelopesAreRejectedAndServingGoesOn) {
       {1003, [](pb::Envelope& e) { e.set_chunk_crc32(e.chunk_crc32() + 1); },
        Status::Code::kCorruption, "chunk CRC-32"},
       {1004, [](pb::Envelope& e) { e.set_payload_size(uint64_t{1} << 40); },
-       Status::Code::kResourceExhausted, "exceeds the limit"},
+       Status::Code::kInvalidArgument, "exceeds the limit"},
       {1005, [](pb::Envelope& e) { e.set_device_id("dev-2"); }, Status::Code::kInvalidArgument,
        "arrived at device 'dev-1'"},
       {1006, [](pb::Envelope& e) { e.set_kind(pb::MSG_ACK); }, Status::Code::kInvalidArgument,

@@ -301,11 +301,11 @@ INSTANTIATE_TEST_SUITE_P(
         RejectCase{"ZeroCount", [](pb::Envelope& e) { e.set_chunk_count(0); },
                    Status::Code::kInvalidArgument, "chunk_count is 0"},
         RejectCase{"CountOverLimit", [](pb::Envelope& e) { e.set_chunk_count(101); },
-                   Status::Code::kResourceExhausted, "chunk_count 101 exceeds the limit 100"},
+                   Status::Code::kInvalidArgument, "chunk_count 101 exceeds the limit 100"},
         RejectCase{"IndexOutOfRange", [](pb::Envelope& e) { e.set_chunk_index(4); },
                    Status::Code::kInvalidArgument, "chunk_index 4 out of range"},
         RejectCase{"PayloadOverLimit", [](pb::Envelope& e) { e.set_payload_size(2 << 20); },
-                   Status::Code::kResourceExhausted, "payload_size 2097152 exceeds the limit"},
+                   Status::Code::kInvalidArgument, "payload_size 2097152 exceeds the limit"},
         RejectCase{"MoreChunksThanBytes",
                    [](pb::Envelope& e) {
                      e.set_payload_size(3);
