@@ -131,6 +131,13 @@ Status Run(const Options& o, bool tmr_given) {
     run.layer_names.push_back(graph.nodes(static_cast<int>(id)).name());
   }
 
+  if (o.json) {
+    R2F_ASSIGN_OR_RETURN(std::string json, SimReportJson(run));
+    std::printf("%s\n", json.c_str());
+  } else {
+    std::printf("%s", SimReportText(run).c_str());
+  }
+  // After the results are out: a report path that cannot be written must not lose the run.
   if (!o.report.empty()) {
     // The batches actually run, each MAC layer counted as often as it executed (TMR).
     const std::vector<LayerCycleReport> layers =
@@ -147,12 +154,6 @@ Status Run(const Options& o, bool tmr_given) {
                               std::to_string(run.result.total_cycles));
     }
     R2F_RETURN_IF_ERROR(WriteCycleReportCsv(o.report, layers, executions));
-  }
-  if (o.json) {
-    R2F_ASSIGN_OR_RETURN(std::string json, SimReportJson(run));
-    std::printf("%s\n", json.c_str());
-  } else {
-    std::printf("%s", SimReportText(run).c_str());
   }
   return Status::Ok();
 }

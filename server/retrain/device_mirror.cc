@@ -33,8 +33,10 @@ Result<double> DeviceMirror::TmrOverhead(const accel::TmrConfig& tmr, int batch)
   pb::Graph graph = model().graph();
   R2F_RETURN_IF_ERROR(InferShapes(&graph));
   const accel::MacLayerCosts costs = accel::ModelMacLayerCosts(config_, graph, batch);
-  const std::vector<uint32_t>& protect =
-      tmr.mode == accel::TmrMode::kLayerWise ? costs.layers : tmr.protected_layers;
+  // Layer- and network-wise TMR both run every MAC layer three times (r = 2).
+  const bool all =
+      tmr.mode == accel::TmrMode::kLayerWise || tmr.mode == accel::TmrMode::kNetworkWise;
+  const std::vector<uint32_t>& protect = all ? costs.layers : tmr.protected_layers;
   return RedundantOverhead(costs.layers, costs.cycles, protect);
 }
 

@@ -1,5 +1,8 @@
 #include "server/retrain/retrain_config.h"
 
+#include <cstdio>
+#include <map>
+
 #include "common/base/config.h"
 #include "common/net/transport_message.h"
 
@@ -83,6 +86,66 @@ Result<RetrainConfig> LoadRetrainConfig(const std::string& path) {
   ParseRetrainSections(map, &c);
   R2F_RETURN_IF_ERROR(map.Finish());
   return c;
+}
+
+namespace {
+
+std::string Number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+
+}  // namespace
+
+RunSettings RunDefiningSettings(const RetrainConfig& c) {
+  std::string protected_layers;
+  for (uint32_t id : c.session.tmr.protected_layers) {
+    protected_layers += (protected_layers.empty() ? "" : ",") + std::to_string(id);
+  }
+  return {
+      {"device_id", c.session.device_id},
+      {"model.path", c.session.model_path},
+      {"model.pretrain_config", c.session.pretrain_config},
+      {"tmr.mode", accel::TmrModeName(c.session.tmr.mode)},
+      {"tmr.protected_layers", protected_layers},
+      {"method.mode", RetrainMethodName(c.method)},
+      {"method.reference",
+       accel::TrainingReferenceName(accel::TrainingReferenceFromProto(c.reference))},
+      {"method.threshold_policy", ThresholdPolicyName(c.policy)},
+      {"method.similarity_threshold", Number(c.similarity_threshold)},
+      {"train.samples", std::to_string(c.samples)},
+      {"train.batch_size", std::to_string(c.batch_size)},
+      {"train.epochs", std::to_string(c.epochs)},
+      {"train.seed", std::to_string(c.seed)},
+      {"train.lr", Number(c.hil.lr)},
+      {"train.momentum", Number(c.hil.momentum)},
+      {"train.weight_decay", Number(c.hil.weight_decay)},
+  };
+}
+
+Status CheckResumeSettings(const std::string& run_dir, const RunSettings& recorded,
+                           const RunSettings& now) {
+  std::map<std::string, std::string> then(recorded.begin(), recorded.end());
+  std::string differences;
+  auto add = [&](const std::string& key, const std::string& was, const std::string& is) {
+    differences +=
+        (differences.empty() ? "" : "; ") + key + " was '" + was + "', is now '" + is + "'";
+  };
+  for (const auto& [key, value] : now) {
+    auto it = then.find(key);
+    if (it == then.end()) {
+      add(key, "(not recorded)", value);
+      continue;
+    }
+    if (it->second != value) add(key, it->second, value);
+    then.erase(it);
+  }
+  for (const auto& [key, value] : then) add(key, value, "(not a setting now)");
+  if (differences.empty()) return Status::Ok();
+  return Status::FailedPrecondition("cannot resume the run in " + run_dir +
+                                    " under other settings than it started with: " + differences +
+                                    ". Restore them, or start the run afresh (without --resume)");
 }
 
 }  // namespace r2f

@@ -73,6 +73,19 @@ struct RetrainConfig {
 // Reads and validates a retrain config; errors name the file, the line and the key.
 Result<RetrainConfig> LoadRetrainConfig(const std::string& path);
 
+// The settings a run's batches, faults and updates follow, as (config key, value) pairs: the
+// device, the model, the protection set, the method and the training schedule. The checkpoint
+// records them; --resume under other values is refused (a changed batch size or seed would mix
+// two runs' batches in one model). Validation and evaluation sizes, timeouts and the link are
+// not among them: a resumed run keeps its held-out samples whatever the config says now.
+using RunSettings = std::vector<std::pair<std::string, std::string>>;
+RunSettings RunDefiningSettings(const RetrainConfig& config);
+
+// FailedPrecondition listing every key whose value differs between the run's `recorded`
+// settings and `now` (or that only one of them has), naming `run_dir`; OK when they agree.
+Status CheckResumeSettings(const std::string& run_dir, const RunSettings& recorded,
+                           const RunSettings& now);
+
 // The method sections of an already opened map (the fleet config reads them per device too):
 // method, train, eval, run. Errors are collected by the map (ConfigMap::Finish).
 void ParseRetrainSections(ConfigMap& map, RetrainConfig* out);

@@ -19,6 +19,16 @@ std::string YamlList(const std::vector<T>& values) {
   return out + "]";
 }
 
+// A YAML double-quoted scalar.
+std::string Quoted(const std::string& text) {
+  std::string out = "\"";
+  for (char ch : text) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out + "\"";
+}
+
 // The checkpoint state as a small YAML file, read back with ConfigMap.
 std::string StateYaml(const CheckpointState& s) {
   std::ostringstream os;
@@ -36,6 +46,10 @@ std::string StateYaml(const CheckpointState& s) {
      << "\nmismatched_layers: " << s.mismatched_layers << "\nprefetched: " << s.prefetched
      << "\novertaken: " << s.overtaken << "\nvalidation_held_out: " << s.validation_held_out
      << "\n";
+  if (!s.settings.empty()) {
+    os << "settings:\n";
+    for (const auto& [key, value] : s.settings) os << "  " << key << ": " << Quoted(value) << "\n";
+  }
   return os.str();
 }
 
@@ -66,6 +80,10 @@ Result<CheckpointState> ReadState(const std::string& path) {
   s.prefetched = map.GetInt("prefetched", 0, 0, INT64_MAX);
   s.overtaken = map.GetInt("overtaken", 0, 0, INT64_MAX);
   s.validation_held_out = map.GetInt("validation_held_out", 0, 0, INT64_MAX);
+  ConfigMap settings = map.Section("settings");
+  for (const std::string& key : settings.Keys()) {
+    s.settings.emplace_back(key, settings.GetString(key, ""));
+  }
   R2F_RETURN_IF_ERROR(map.Finish());
   return s;
 }

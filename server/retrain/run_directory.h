@@ -20,6 +20,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/base/status.h"
@@ -48,6 +49,9 @@ struct CheckpointState {
   // The validation samples held out of training when the run started (0: no do no harm); a
   // resumed run keeps them, whatever the config says now, so it trains on the same samples.
   int64_t validation_held_out = 0;
+  // The run's defining settings as (config key, value) (RunDefiningSettings in
+  // retrain_config.h), checked by --resume; empty in checkpoints written before they were kept.
+  std::vector<std::pair<std::string, std::string>> settings;
 };
 
 class RunDirectory {

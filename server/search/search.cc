@@ -35,7 +35,7 @@ std::string SearchJson(const SearchConfig& c, const SearchRun& run, const std::s
                      {"network", network},
                      {"method", c.method},
                      {"r_max", c.r_max},
-                     {"validation_images", c.images},
+                     {"validation_images", run.validation_images},
                      {"candidates", run.layers},
                      {"cost_cycles", run.cost},
                      {"base_accuracy", run.base_accuracy},
@@ -136,8 +136,11 @@ Result<SearchRun> RunCriticalLayerSearch(const SearchConfig& c) {
   std::error_code ec;
   std::filesystem::create_directories(c.run_dir, ec);
   if (ec) return Status::IoError("cannot create " + c.run_dir + ": " + ec.message());
-  std::ofstream evaluations(c.run_dir + "/evaluations.jsonl", std::ios::trunc);
+  const std::string evaluations_path = c.run_dir + "/evaluations.jsonl";
+  std::ofstream evaluations(evaluations_path, std::ios::trunc);
+  if (!evaluations) return Status::IoError("cannot write " + evaluations_path);
   R2F_ASSIGN_OR_RETURN(EvalSettings e, ValidationSettings(c, *server));
+  run.validation_images = static_cast<int64_t>(e.sample_ids.size());
 
   int64_t calls = 0;
   auto measure = [&](const std::vector<uint32_t>& protect, int step) -> Result<double> {
@@ -167,7 +170,13 @@ Result<SearchRun> RunCriticalLayerSearch(const SearchConfig& c) {
     R2F_ASSIGN_OR_RETURN(run.result, GreedyCriticalLayerSearch(run.layers, run.cost, c.r_max,
                                                                measure, c.method == "greedy_fit"));
   }
-  if (run.result.protected_layers.empty()) run.result.accuracy = run.base_accuracy;
+  // The result's accuracy where the search measured no set: none protected (Base), or every
+  // candidate within r_max from the start (backward elimination has nothing to drop).
+  if (run.result.protected_layers.empty()) {
+    run.result.accuracy = run.base_accuracy;
+  } else if (run.result.trajectory.empty()) {
+    R2F_ASSIGN_OR_RETURN(run.result.accuracy, measure(run.result.protected_layers, 0));
+  }
   run.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   run.result_path = c.run_dir + "/search.json";

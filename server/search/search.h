@@ -33,9 +33,10 @@ struct SearchConfig {
 Result<SearchConfig> LoadSearchConfig(const std::string& path);
 
 struct SearchRun {
-  std::vector<uint32_t> layers;  // candidates, graph order
-  std::vector<double> cost;      // O_i: modelled cycles of each candidate for one batch
-  double base_accuracy = 0;      // A_{} (no protection), top-1 in percent
+  std::vector<uint32_t> layers;   // candidates, graph order
+  std::vector<double> cost;       // O_i: modelled cycles of each candidate for one batch
+  double base_accuracy = 0;       // A_{} (no protection), top-1 in percent
+  int64_t validation_images = 0;  // the validation subset's size (at most the train split's)
   SearchResult result;
   double wall_seconds = 0;
   std::string result_path;  // <run_dir>/search.json

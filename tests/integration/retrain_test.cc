@@ -99,6 +99,41 @@ TEST_F(RetrainTest, DrmAndAprmRunEndToEndAndAprmSendsLessAtBerZero) {
   EXPECT_GT(totals[1].modelled_s[StageIndex(Stage::kTmr)], 0.0);
 }
 
+// Mistakes that would spoil a run are refused before it trains: an evaluation larger than the
+// device's test split, and --resume under other defining settings than the run started with
+// (the same settings resume).
+TEST_F(RetrainTest, EvalSizeAndChangedSettingsAreRefusedBeforeTraining) {
+  ASSERT_NO_FATAL_FAILURE(StartClient({}));
+  const std::string run = dir_.File("refused");
+  const std::string path = WriteConfig("refused", "{mode: drm}", run, 48);
+  std::string text = ReadFile(path);
+  const std::string images = "images: 64, batch_size: 64";
+  WriteFile(path, text.replace(text.find(images), images.size(), "images: 20000, batch_size: 64"));
+  auto too_many = RunRetrain(LoadRetrainConfig(path).value(), false);
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_EQ(too_many.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(too_many.status().message().find("eval.images is 20000, but the test split"),
+            std::string::npos)
+      << too_many.status().ToString();
+  EXPECT_TRUE(NonEmptyLines(run + "/stages.jsonl").empty());
+
+  auto done =
+      RunRetrain(LoadRetrainConfig(WriteConfig("refused", "{mode: drm}", run, 48)).value(), false);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  auto other_lr =
+      LoadRetrainConfig(WriteConfig("refused", "{mode: drm}", run, 48, "{enabled: false}", "0.02"));
+  auto refused = RunRetrain(other_lr.value(), true);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("train.lr was '0.01', is now '0.02'"),
+            std::string::npos)
+      << refused.status().ToString();
+  auto same =
+      RunRetrain(LoadRetrainConfig(WriteConfig("refused", "{mode: drm}", run, 48)).value(), true);
+  ASSERT_TRUE(same.ok()) << same.status().ToString();
+  EXPECT_EQ(same->iterations, 3);
+}
+
 // run.pipeline sends each getData right behind the previous deploy: the run must train on the
 // same data and end with the same model as one that waits for every Ack, and its stage lines
 // show the requests that waited on the device while it deployed.

@@ -114,6 +114,29 @@ TEST(DeviceMirrorTest, SetModelIsReportedAtOnceAndBuiltWhenAskedFor) {
   EXPECT_EQ((*mirror)->model().model_version(), broken.model_version());
 }
 
+// r of the protection set: 0 without TMR, 2 when every MAC layer runs three times (layer- and
+// network-wise alike), in between for a partial set.
+TEST(DeviceMirrorTest, TmrOverheadOfEachMode) {
+  Bench s = MakeBench(25);
+  auto mirror = DeviceMirror::Create(s.model, accel::AcceleratorConfig{});
+  ASSERT_TRUE(mirror.ok());
+  accel::TmrConfig tmr;
+  auto r = [&](accel::TmrMode mode, std::vector<uint32_t> layers = {}) {
+    tmr.mode = mode;
+    tmr.protected_layers = std::move(layers);
+    auto v = (*mirror)->TmrOverhead(tmr, 16);
+    EXPECT_TRUE(v.ok()) << v.status().ToString();
+    return v.ok() ? *v : -1.0;
+  };
+  EXPECT_DOUBLE_EQ(r(accel::TmrMode::kNone), 0.0);
+  EXPECT_DOUBLE_EQ(r(accel::TmrMode::kLayerWise), 2.0);
+  EXPECT_DOUBLE_EQ(r(accel::TmrMode::kNetworkWise), 2.0);
+  const uint32_t first_mac = s.model.layers(0).node_id();
+  const double partial = r(accel::TmrMode::kPartial, {first_mac});
+  EXPECT_GT(partial, 0.0);
+  EXPECT_LT(partial, 2.0);
+}
+
 // As the retraining loop uses it: the mirror's model() is held by the rebuild while the rebuild
 // asks for the simulator, which the mirror builds then; the result is the device's outputs.
 TEST(DeviceMirrorTest, ARebuildThroughTheMirrorUsesTheModelSetLast) {

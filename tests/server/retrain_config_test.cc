@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "tests/support/test_util.h"
 
 namespace r2f {
@@ -57,6 +59,41 @@ TEST(RetrainConfigTest, BadValuesNameTheirKey) {
   auto every = Load("validation: {every: 0}\n");
   ASSERT_FALSE(every.ok());
   EXPECT_NE(every.status().message().find("every"), std::string::npos) << every.status().ToString();
+}
+
+// --resume under other defining settings is refused with every difference named; what does not
+// define the run (eval and validation sizes, timeouts, the link) may change.
+TEST(RetrainConfigTest, ResumeRefusesOtherDefiningSettings) {
+  auto base = Load("train: {batch_size: 16, seed: 1, lr: 0.0003}\n");
+  ASSERT_TRUE(base.ok()) << base.status().ToString();
+  const RunSettings recorded = RunDefiningSettings(*base);
+  EXPECT_NE(std::find(recorded.begin(), recorded.end(),
+                      std::pair<std::string, std::string>{"train.lr", "0.0003"}),
+            recorded.end());
+
+  auto same = Load(
+      "train: {batch_size: 16, seed: 1, lr: 0.0003}\neval: {images: 500}\n"
+      "validation: {every: 10}\ncall: {timeout_s: 9}\n");
+  ASSERT_TRUE(same.ok()) << same.status().ToString();
+  EXPECT_TRUE(CheckResumeSettings("runs/r", recorded, RunDefiningSettings(*same)).ok());
+
+  auto other = Load("train: {batch_size: 32, seed: 2, lr: 0.0003}\n");
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  Status st = CheckResumeSettings("runs/r", recorded, RunDefiningSettings(*other));
+  EXPECT_EQ(st.code(), Status::Code::kFailedPrecondition) << st.ToString();
+  for (const char* text : {"runs/r", "train.batch_size was '16', is now '32'",
+                           "train.seed was '1', is now '2'", "without --resume"}) {
+    EXPECT_NE(st.message().find(text), std::string::npos) << st.ToString();
+  }
+  EXPECT_EQ(st.message().find("train.lr"), std::string::npos) << st.ToString();
+
+  RunSettings partial = recorded;
+  partial.pop_back();
+  partial.push_back({"old.key", "1"});
+  st = CheckResumeSettings("runs/r", partial, recorded);
+  EXPECT_NE(st.message().find("(not recorded)"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("old.key was '1', is now '(not a setting now)'"), std::string::npos)
+      << st.ToString();
 }
 
 // tmr.search_result: the protection set of a search.json. A file whose protected_layers are not

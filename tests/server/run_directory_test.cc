@@ -40,6 +40,7 @@ TEST(RunDirectoryTest, ACheckpointNamesItsFilesAndRemovesTheEarlierOnes) {
   s.validated_iterations = {-1, 4, 9};
   s.validated_hits = {70, 75, 72};
   s.validation_held_out = 100;
+  s.settings = {{"train.batch_size", "16"}, {"model.path", R"(runs/a "b"\c: d.pb)"}, {"x", ""}};
   const pb::QuantizedModel kept = Model(6);
   ASSERT_TRUE(dir.SaveCheckpoint(s, Model(11), &kept).ok());
   testing::WriteFile(dir.trainer_prefix(11) + ".weights.pt", "w");
@@ -67,6 +68,7 @@ TEST(RunDirectoryTest, ACheckpointNamesItsFilesAndRemovesTheEarlierOnes) {
   EXPECT_EQ(kept_back.model_version(), 6u);
   EXPECT_EQ(resumed->validated_hits, (std::vector<int64_t>{70, 75, 72}));
   EXPECT_EQ(resumed->validation_held_out, 100);
+  EXPECT_EQ(resumed->settings, s.settings);  // in order, quotes and backslashes intact
   EXPECT_EQ(dir.trainer_prefix(21), cp + "/trainer-21");
 }
 
