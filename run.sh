@@ -12,7 +12,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-BUILD_DIR="${R2F_BUILD_DIR:-$ROOT/build}"
+# Absolute: demo and fleet change to $ROOT before they run the binaries.
+BUILD_DIR="$(realpath -m "${R2F_BUILD_DIR:-$ROOT/build}")"
 JOBS="${R2F_JOBS:-$(nproc)}"
 
 # Debian 12 packages the project builds and runs with.
@@ -46,8 +47,14 @@ install_missing() {
       log "error: not root and no sudo; install these packages first: ${missing[*]}"; exit 1
     fi
   fi
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
+    ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      "${missing[@]}"; then
+    log "error: apt-get could not install: ${missing[*]}"
+    log "(no network or no Debian mirror reachable? see apt's message above); install them by"
+    log "other means, then run this again"
+    exit 1
+  fi
 }
 
 # Builds everything, or only the targets given (e.g. build r2f_server r2f_client).
@@ -107,6 +114,7 @@ CONF
     fi
     sleep 0.1
   done
+  kill "$pid" 2>/dev/null || true  # a slow start must not outlive the script
   log "error: mosquitto did not start; its log:"; cat "$dir/mosquitto.log" >&2; exit 1
 }
 
@@ -121,10 +129,12 @@ demo() {
   # Globals, not locals: the EXIT trap runs after demo() has returned.
   demo_work=$(mktemp -d /tmp/r2f-demo.XXXXXX)
   demo_client_pid=""
+  demo_broker_pid=""
+  # Set before anything can fail, so that the work directory never stays behind.
+  trap 'if [ -n "$demo_client_pid" ]; then kill "$demo_client_pid" 2>/dev/null; wait "$demo_client_pid" 2>/dev/null; fi;
+        if [ -n "$demo_broker_pid" ]; then kill "$demo_broker_pid" 2>/dev/null; fi; rm -rf "$demo_work"' EXIT
   port=$(free_port)
   demo_broker_pid=$(start_broker "$port" "$demo_work")
-  trap 'if [ -n "$demo_client_pid" ]; then kill "$demo_client_pid" 2>/dev/null; wait "$demo_client_pid" 2>/dev/null; fi;
-        kill "$demo_broker_pid" 2>/dev/null; rm -rf "$demo_work"' EXIT
   log "2/3 mosquitto on 127.0.0.1:$port; device daemon (configs/demo/client.yaml, BER 2e-4)"
   "$bin/r2f_client" --config configs/demo/client.yaml --broker "tcp://127.0.0.1:$port" \
     > "$demo_work/client.log" 2>&1 &
@@ -147,10 +157,12 @@ fleet() {
   # Globals, not locals: the EXIT trap runs after fleet() has returned.
   fleet_work=$(mktemp -d /tmp/r2f-fleet.XXXXXX)
   fleet_pids=()
+  fleet_broker_pid=""
+  # Set before anything can fail, so that the work directory never stays behind.
+  trap 'for p in "${fleet_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done;
+        if [ -n "$fleet_broker_pid" ]; then kill "$fleet_broker_pid" 2>/dev/null; fi; rm -rf "$fleet_work"' EXIT
   port=$(free_port)
   fleet_broker_pid=$(start_broker "$port" "$fleet_work")
-  trap 'for p in "${fleet_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done;
-        kill "$fleet_broker_pid" 2>/dev/null; rm -rf "$fleet_work"' EXIT
   log "2/3 mosquitto on 127.0.0.1:$port; device daemons configs/fleet/dev-{1..4}.yaml"
   for cfg in configs/fleet/dev-*.yaml; do
     "$bin/r2f_client" --config "$cfg" --broker "tcp://127.0.0.1:$port" \
