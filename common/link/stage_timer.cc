@@ -1,5 +1,6 @@
 #include "common/link/stage_timer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <utility>
@@ -63,7 +64,8 @@ std::string ToJsonLine(const IterationTiming& timing, const std::map<std::string
                {"downlink_bytes", timing.downlink_bytes}};
   if (timing.validation_measured_s > 0 || timing.validation_modelled_s > 0) {
     line["validation_s"] = {{"modelled", timing.validation_modelled_s},
-                            {"measured", timing.validation_measured_s}};
+                            {"measured", timing.validation_measured_s},
+                            {"count", timing.validations}};
   }
   if (!extra.empty()) {
     Json& e = line["extra"] = Json::object();
@@ -81,7 +83,7 @@ void TimingTotals::Add(const IterationTiming& timing) {
   uplink_bytes += timing.uplink_bytes;
   downlink_bytes += timing.downlink_bytes;
   if (timing.validation_measured_s > 0 || timing.validation_modelled_s > 0) {
-    ++validations;
+    validations += std::max(1, timing.validations);
     validation_modelled_s += timing.validation_modelled_s;
     validation_measured_s += timing.validation_measured_s;
   }
@@ -177,6 +179,9 @@ Result<IterationTiming> IterationTimingFromJson(const std::string& line) {
     }
     t.validation_modelled_s = v["modelled"].get<double>();
     t.validation_measured_s = v["measured"].get<double>();
+    // Lines written before the count was kept hold one validation.
+    t.validations =
+        v.contains("count") && v["count"].is_number_integer() ? v["count"].get<int>() : 1;
   }
   return t;
 }

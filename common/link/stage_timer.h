@@ -55,6 +55,7 @@ struct IterationTiming {
   // compare; 0 when none ran.
   double validation_modelled_s = 0;
   double validation_measured_s = 0;
+  int validations = 0;  // validations timed on this line: Base's joins iteration 0's
 
   double& modelled(Stage s) { return modelled_s[StageIndex(s)]; }
   double& measured(Stage s) { return measured_s[StageIndex(s)]; }
@@ -67,7 +68,7 @@ struct IterationTiming {
 // One JSON object on one line (no trailing newline):
 //   {"iteration":3,"modelled_s":{"fp":0.1,...},"measured_s":{...},"modelled_total_s":..,
 //    "measured_total_s":..,"uplink_bytes":..,"downlink_bytes":..,
-//    "validation_s":{"modelled":..,"measured":..},"extra":{"ber":1e-05,...}}
+//    "validation_s":{"modelled":..,"measured":..,"count":n},"extra":{"ber":1e-05,...}}
 // ("validation_s" only on lines with a validation).
 // Numbers are written in the shortest form that reads back to the same double; non-finite
 // values become null. Extra fields live in their own object so they cannot clash with ours.
@@ -85,7 +86,7 @@ struct TimingTotals {
   StageArray measured_s{};
   uint64_t uplink_bytes = 0;
   uint64_t downlink_bytes = 0;
-  int64_t validations = 0;  // iterations followed by a validation
+  int64_t validations = 0;  // validations run (Base's included)
   double validation_modelled_s = 0;
   double validation_measured_s = 0;
 

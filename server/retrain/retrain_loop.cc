@@ -298,7 +298,9 @@ Status RetrainLoop::RunIteration(int64_t it) {
   }
   t.validation_modelled_s += pending_validation_s_[0];
   t.validation_measured_s += pending_validation_s_[1];
+  t.validations += pending_validations_;
   pending_validation_s_[0] = pending_validation_s_[1] = 0;
+  pending_validations_ = 0;
   result_.timing.Add(t);
   R2F_RETURN_IF_ERROR(dir_.AppendStage(t, extra));
 
@@ -331,6 +333,7 @@ Status RetrainLoop::ValidateBase() {
   R2F_RETURN_IF_ERROR(Validate(-1, &t));
   pending_validation_s_[0] = t.validation_modelled_s;
   pending_validation_s_[1] = t.validation_measured_s;
+  pending_validations_ = t.validations;
   return Status::Ok();
 }
 
@@ -348,6 +351,7 @@ Status RetrainLoop::Validate(int64_t it, IterationTiming* t) {
   const int64_t hits = r.accuracy.top1_hits();
   t->validation_modelled_s += r.accel_seconds + r.modelled_uplink_s + r.modelled_downlink_s;
   t->validation_measured_s += r.wall_seconds;
+  ++t->validations;
   if (it < 0) {
     keeper_.SetBase(hits, r.accuracy.count());
   } else if (keeper_.Offer(it, hits)) {

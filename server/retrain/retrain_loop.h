@@ -72,6 +72,7 @@ class RetrainLoop {
   pb::QuantizedModel kept_model_;
   bool kept_dirty_ = false;                  // kept_model_ is not in the checkpoint yet
   double pending_validation_s_[2] = {0, 0};  // Base's validation, added to the next stage line
+  int pending_validations_ = 0;
 
   std::vector<uint32_t> pool_;   // the training samples (ids of the train split)
   uint64_t samples_ = 0;         // training samples used per epoch

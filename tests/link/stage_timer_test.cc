@@ -120,6 +120,32 @@ TEST(StageTimerTest, TotalsAndShares) {
   for (double v : empty.MeasuredShares()) EXPECT_EQ(v, 0.0);
 }
 
+// A line may carry two validations (Base's joins iteration 0's); the totals count them all, and
+// lines written before the count was kept count as one.
+TEST(StageTimerTest, ValidationsAreCountedPerValidationNotPerLine) {
+  IterationTiming first;
+  first.validation_measured_s = 2.0;
+  first.validation_modelled_s = 1.0;
+  first.validations = 2;
+  IterationTiming none;
+  auto back = IterationTimingFromJson(ToJsonLine(first, {}));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->validations, 2);
+  IterationTiming earlier;  // as written before the count was kept: no "count"
+  earlier.validation_measured_s = earlier.validation_modelled_s = 0.5;
+  std::string old_line = ToJsonLine(earlier, {});
+  const size_t count = old_line.find(",\"count\":0");
+  ASSERT_NE(count, std::string::npos) << old_line;
+  old_line.erase(count, 10);
+  auto old = IterationTimingFromJson(old_line);
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(old->validations, 1);
+  TimingTotals totals;
+  for (const IterationTiming& t : {*back, none, *old}) totals.Add(t);
+  EXPECT_EQ(totals.validations, 3);
+  EXPECT_DOUBLE_EQ(totals.validation_measured_s, 2.5);
+}
+
 TEST(StageTimerTest, NormalisationUsesPerIterationMeans) {
   // Baseline (DRM): 2 iterations of 10 s each, all uplink.
   TimingTotals drm;
