@@ -76,8 +76,6 @@ Result<SearchConfig> LoadSearchConfig(const std::string& path) {
   return c;
 }
 
-namespace {
-
 // The candidate layers and their costs O_i: the cycle model's cycles of each MAC layer for one
 // validation batch on the device's accelerator.
 Status ChooseCandidates(const SearchConfig& c, const pb::Graph& graph,
@@ -91,12 +89,22 @@ Status ChooseCandidates(const SearchConfig& c, const pb::Graph& graph,
     run->layers.push_back(costs.layers[i]);
     run->cost.push_back(costs.cycles[i]);
   }
-  if (run->layers.size() !=
-      (c.candidates.empty() ? MacLayerIds(graph).size() : c.candidates.size())) {
-    return Status::InvalidArgument("search.candidates must be MAC layers of the model");
+  // Each candidate named: one that is no MAC layer, or one listed twice.
+  for (size_t i = 0; i < c.candidates.size(); ++i) {
+    const uint32_t id = c.candidates[i];
+    if (std::find(costs.layers.begin(), costs.layers.end(), id) == costs.layers.end()) {
+      return Status::InvalidArgument("search.candidates: layer " + std::to_string(id) +
+                                     " is not a MAC layer of the model");
+    }
+    if (std::find(c.candidates.begin(), c.candidates.begin() + i, id) != c.candidates.begin() + i) {
+      return Status::InvalidArgument("search.candidates: layer " + std::to_string(id) +
+                                     " is listed twice");
+    }
   }
   return Status::Ok();
 }
+
+namespace {
 
 // The validation subset: a seeded sample of the device's train split, evaluated with partial
 // TMR on the model deployed once (by the caller).

@@ -44,6 +44,12 @@ struct SearchRun {
 
 Result<SearchRun> RunCriticalLayerSearch(const SearchConfig& config);
 
+// The candidates (config.candidates, or every MAC layer of `graph`) into run->layers, in graph
+// order, with their costs O_i for one validation batch on `device`. InvalidArgument naming a
+// candidate that is no MAC layer or is listed twice.
+Status ChooseCandidates(const SearchConfig& config, const pb::Graph& graph,
+                        const accel::AcceleratorConfig& device, SearchRun* run);
+
 // Forward greedy evaluations when it returns s protected layers of L candidates, counting the
 // final step whose best candidate broke the budget (none when s == L):
 // sum_{k=L-s}^{L} k = (s+1)(2L-s)/2. The paper writes sum_{k=s+1}^{L} k, the same sum with s

@@ -2,11 +2,14 @@
 // oracles and the brute-force optimum.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <numeric>
 #include <set>
 
 #include "common/base/random.h"
+#include "common/ir/graph.h"
+#include "common/ir/model_zoo.h"
 #include "server/search/critical_layers.h"
 #include "server/search/search.h"
 
@@ -174,6 +177,34 @@ TEST(CriticalLayers, OverheadIsTwiceTheProtectedShareOfCompute) {
   EXPECT_DOUBLE_EQ(RedundantOverhead({1, 2, 3}, {1, 1, 2}, {3}), 1.0);
   EXPECT_DOUBLE_EQ(RedundantOverhead({1, 2, 3}, {1, 1, 2}, {1, 2, 3}), 2.0);
   EXPECT_DOUBLE_EQ(RedundantOverhead({1, 2, 3}, {1, 1, 2}, {}), 0.0);
+}
+
+// search.candidates: kept in graph order with their costs; one that is no MAC layer, or one
+// listed twice, is named.
+TEST(CriticalLayers, CandidatesAreMacLayersEachListedOnce) {
+  pb::Graph graph = BuildNetwork(DefaultNetworkSpec("resnet18").value()).value();
+  const std::vector<uint32_t> macs = MacLayerIds(graph);
+  ASSERT_GE(macs.size(), 3u);
+  SearchConfig c;
+  c.candidates = {macs[2], macs[0]};
+  SearchRun run;
+  ASSERT_TRUE(ChooseCandidates(c, graph, accel::AcceleratorConfig{}, &run).ok());
+  EXPECT_EQ(run.layers, (std::vector<uint32_t>{macs[0], macs[2]}));
+  ASSERT_EQ(run.cost.size(), 2u);
+  EXPECT_GT(run.cost[0], 0.0);
+
+  uint32_t not_mac = 0;
+  while (std::find(macs.begin(), macs.end(), not_mac) != macs.end()) ++not_mac;
+  for (const auto& [list, text] : std::vector<std::pair<std::vector<uint32_t>, std::string>>{
+           {{macs[0], not_mac}, "layer " + std::to_string(not_mac) + " is not a MAC layer"},
+           {{macs[1], macs[0], macs[1]}, "layer " + std::to_string(macs[1]) + " is listed twice"},
+       }) {
+    c.candidates = list;
+    SearchRun r;
+    Status st = ChooseCandidates(c, graph, accel::AcceleratorConfig{}, &r);
+    EXPECT_EQ(st.code(), Status::Code::kInvalidArgument) << st.ToString();
+    EXPECT_NE(st.message().find(text), std::string::npos) << st.ToString();
+  }
 }
 
 TEST(CriticalLayers, BadInputsAreRefused) {
