@@ -46,8 +46,8 @@ pb::LeaseState DeviceLease::Handle(const pb::LeaseRequest& request, std::string*
   }
   const bool held = Held();
   if (held && request.holder() != holder_) return State();  // someone else's, not granted
-  duration_ = std::clamp(std::chrono::milliseconds(request.duration_ms()), kMinDuration,
-                         kMaxDuration);
+  duration_ =
+      std::clamp(std::chrono::milliseconds(request.duration_ms()), kMinDuration, kMaxDuration);
   if (!held) {
     const std::string previous = holder_;
     id_ = RandomLeaseId();
@@ -71,11 +71,10 @@ Status DeviceLease::Admit(uint64_t lease_id) {
       return Status::Ok();
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(expiry_ - Now());
-    return Status::FailedPrecondition("device is leased to " + holder_ + " for " +
-                                      std::to_string(left.count()) + " ms more (the request " +
-                                      (lease_id == 0 ? "carries no lease" : "carries lease " +
-                                                                                LeaseHex(lease_id)) +
-                                      ")");
+    return Status::FailedPrecondition(
+        "device is leased to " + holder_ + " for " + std::to_string(left.count()) +
+        " ms more (the request " +
+        (lease_id == 0 ? "carries no lease" : "carries lease " + LeaseHex(lease_id)) + ")");
   }
   if (lease_id != 0) {
     return Status::FailedPrecondition("lease " + LeaseHex(lease_id) +

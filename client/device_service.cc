@@ -264,10 +264,16 @@ Status DeviceService::Install(std::unique_ptr<accel::Accelerator> accelerator, s
     // by layer ids that now mean something else would be wrong.
     pb::SetAIoTModeRequest fallback;
     fallback.set_mode(mode_.mode());
-    R2F_RETURN_IF_ERROR(store_.SaveMode(fallback));
+    // In memory first: the new model runs from here on, whatever happens to the file (an error
+    // now would leave it running under the stale set, and the retry finds it deployed).
     mode_ = fallback;
     tmr_ = TmrFromProto(mode_);
     *detail += "; the protected layers are not all MAC layers of the new model, TMR is now none";
+    if (Status st = store_.SaveMode(fallback); !st.ok()) {
+      // A restart checks the saved mode against the model (Restore) and drops it then.
+      GetLogger("device")->error("saving the mode after falling back to TMR none: {}",
+                                 st.ToString());
+    }
   }
   return Status::Ok();
 }

@@ -80,6 +80,9 @@ Status DeviceStateStore::SaveModel(const pb::QuantizedModel& model) {
   journal_records_ = 0;
   journal_damaged_ = false;
   if (::unlink(journal_path().c_str()) != 0 && errno != ENOENT) {
+    // Deltas appended behind the old records would be dropped with them as stale on restart:
+    // the next save writes the whole model again (and tries the removal again).
+    journal_damaged_ = true;
     return Errno("cannot remove", journal_path());
   }
   return Status::Ok();

@@ -2,7 +2,9 @@
 // deltas (wrong base, CRC mismatch), persistence across a restart, and the training encodings
 // checked bit for bit against a local accelerator run.
 #include <gtest/gtest.h>
+
 #include <unistd.h>
+#include <algorithm>
 
 #include <filesystem>
 #include <memory>
@@ -144,8 +146,48 @@ TEST_F(DeviceServiceTest, SetAIoTModeValidatesTheProtectionSet) {
   bad.set_tmr(static_cast<pb::TmrModeProto>(9));
   ExpectError(service_->SetAIoTMode(bad).status(), Status::Code::kInvalidArgument,
               "unknown TMR mode 9");
-  // Rejected requests changed nothing.
+  // Rejected requests changed nothing: mode, TMR and protection set (the redeploy of the
+  // running model changes nothing and reports them).
   EXPECT_EQ(service_->mode(), pb::MODE_TRAINING);
+  auto state = service_->DeployModel(Whole(Model()));
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  EXPECT_EQ(state->tmr(), pb::TMR_PARTIAL);
+  EXPECT_EQ(
+      std::vector<uint32_t>(state->protected_layers().begin(), state->protected_layers().end()),
+      (std::vector<uint32_t>{macs[0], macs[3]}));
+}
+
+// A new model on which the protection set is not all MAC layers: the device falls back to TMR
+// none (saying so in the Ack) and runs the model, even when the mode cannot be saved (the
+// model was: an error then would leave it running under the stale set); a restart has TMR none.
+TEST_F(DeviceServiceTest, AModelThatBreaksTheProtectionSetFallsBackToTmrNone) {
+  Deploy();
+  NetworkSpec spec = DefaultNetworkSpec("squeezenet").value();
+  pb::QuantizedModel other = accel::MakeRandomQuantizedModel(BuildNetwork(spec).value(), 2).value();
+  other.set_model_version(2);
+  const std::vector<uint32_t> theirs = MacLayerIds(other.graph());
+  uint32_t only_ours = 0;
+  for (uint32_t id : MacLayerIds(Model().graph())) {
+    if (std::find(theirs.begin(), theirs.end(), id) == theirs.end()) only_ours = id;
+  }
+  ASSERT_NE(only_ours, 0u) << "every ResNet18 MAC layer id is one of SqueezeNet's too";
+  ASSERT_TRUE(service_->SetAIoTMode(Mode(pb::MODE_INFERENCE, pb::TMR_PARTIAL, {only_ours})).ok());
+  // The mode file cannot be replaced now: a directory stands where it goes.
+  const std::string mode_file = options_.state_dir + "/mode.pb";
+  ASSERT_TRUE(std::filesystem::remove(mode_file));
+  std::filesystem::create_directories(mode_file + "/blocked");
+  auto ack = service_->DeployModel(Whole(other));
+  ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+  EXPECT_NE(ack->detail().find("TMR is now none"), std::string::npos) << ack->detail();
+  EXPECT_EQ(ack->tmr(), pb::TMR_NONE);
+  EXPECT_EQ(ack->protected_layers_size(), 0);
+  EXPECT_EQ(ack->mode(), pb::MODE_INFERENCE);
+  EXPECT_TRUE(service_->GetData(Request(pb::MODE_INFERENCE, {0, 1})).ok());
+  auto restarted = MakeService();
+  EXPECT_EQ(restarted->model_version(), 2u);
+  auto after = restarted->DeployModel(Whole(other));  // already deployed: reports the state
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->tmr(), pb::TMR_NONE);
 }
 
 TEST_F(DeviceServiceTest, DeployWholeModelPersistsAndRedeployIsANoOp) {

@@ -386,7 +386,8 @@ TEST(TransportLogicTest, DefaultClientIdsAreUniquePerServerProcessAndStablePerDe
   device.role = TransportOptions::Role::kDevice;
   device.device_id = "d7";
   EXPECT_EQ(DefaultClientId(device), "r2f-dev-d7");
-  EXPECT_EQ(DefaultClientId(device), DefaultClientId(device));
+  device.device_id = "d8";
+  EXPECT_EQ(DefaultClientId(device), "r2f-dev-d8");
   EXPECT_EQ(SplitBrokerUris(" tcp://a:1, tcp://b:2 ,,"),
             (std::vector<std::string>{"tcp://a:1", "tcp://b:2"}));
 }
