@@ -11,6 +11,7 @@
 
 #include "common/base/atomic_file.h"
 #include "common/base/checksum.h"
+#include "common/base/logging.h"
 #include "common/codec/weight_delta.h"
 #include "common/ir/model_file.h"
 
@@ -183,21 +184,31 @@ Result<pb::QuantizedModel> DeviceStateStore::LoadModel(uint64_t max_bytes, int* 
   while (at + kRecordHeader <= journal.size()) {
     const uint32_t size = GetU32(journal.data() + at);
     const uint32_t crc = GetU32(journal.data() + at + 4);
-    if (size > max_bytes || journal.size() - at - kRecordHeader < size) break;  // cut short
+    if (journal.size() - at - kRecordHeader < size) break;  // the file ends inside it: torn
     const std::string_view payload(journal.data() + at + kRecordHeader, size);
     if (Crc32(payload) != crc) break;  // torn by a kill mid-append: never acknowledged
+    const std::string where =
+        "journal " + journal_path() + ": record " + std::to_string(applied + 1);
+    if (size > max_bytes) {
+      // Whole and intact, so acknowledged: a lower limit than it was written under must not
+      // cut it (and every record after it) off.
+      return Status::Corruption(where + " has " + std::to_string(size) +
+                                " bytes, more than limits.max_model_bytes = " +
+                                std::to_string(max_bytes) + "; raise the limit to load it");
+    }
     pb::WeightDelta delta;
-    if (!delta.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) break;
+    if (!delta.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+      return Status::Corruption(where + " passes its CRC but is not a WeightDelta");
+    }
     Result<pb::QuantizedModel> next = ApplyWeightDelta(model, delta);
-    if (!next.ok() && applied == 0) {
+    if (!next.ok() && applied == 0 && delta.base_version() != model.model_version()) {
       // A journal left over from before model.pb was replaced (a kill between the two steps of
-      // SaveModel): its deltas lead to model.pb, not from it (the weights CRC tells).
+      // SaveModel): its deltas lead to model.pb, not from it.
       at = 0;
       break;
     }
     if (!next.ok()) {
-      return Status::Corruption("journal " + journal_path() + ": record " +
-                                std::to_string(applied + 1) + " does not apply to version " +
+      return Status::Corruption(where + " does not apply to version " +
                                 std::to_string(model.model_version()) + ": " +
                                 next.status().ToString());
     }
@@ -207,10 +218,16 @@ Result<pb::QuantizedModel> DeviceStateStore::LoadModel(uint64_t max_bytes, int* 
   }
   // Bytes after the last good record (a torn append) would hide every record appended after
   // them, so they go now.
-  if (at < journal.size() && ::truncate(journal_path().c_str(), static_cast<off_t>(at)) != 0) {
-    return Errno("cannot truncate the torn end of", journal_path());
-  }
   journal_records_ = applied;
+  if (at < journal.size() && ::truncate(journal_path().c_str(), static_cast<off_t>(at)) != 0) {
+    // The model itself is good: keep it, and let the next save be a whole model (which removes
+    // the journal) rather than a delta appended behind the torn bytes.
+    GetLogger("device")->error(
+        "cannot truncate the torn end of {}: {}; the next deploy is "
+        "saved whole",
+        journal_path(), std::strerror(errno));
+    journal_damaged_ = true;
+  }
   if (replayed != nullptr) *replayed = applied;
   return model;
 }

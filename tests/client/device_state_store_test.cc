@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "common/base/checksum.h"
 #include "common/codec/weight_delta.h"
 #include "tests/support/daemon_test_util.h"
 #include "tests/support/test_util.h"
@@ -141,6 +142,59 @@ TEST(DeviceStateStoreTest, AStaleJournalIsDroppedALaterBadRecordIsCorruption) {
   EXPECT_EQ(model.status().code(), Status::Code::kCorruption);
   EXPECT_NE(model.status().message().find("model.journal"), std::string::npos)
       << model.status().ToString();
+}
+
+// A journal record as SaveDelta frames it: length and CRC-32 (little-endian), then the payload.
+std::string Record(const std::string& payload) {
+  std::string r;
+  for (uint32_t v : {static_cast<uint32_t>(payload.size()), Crc32(payload)}) {
+    for (int i = 0; i < 4; ++i) r.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  return r + payload;
+}
+
+// Only a record the file ends inside is torn. A whole, intact record above the loading limit
+// (a limit lowered since it was written) is an error that names the limit, and the journal is
+// left as it is; a first record that fails although it starts from model.pb's version means a
+// damaged model.pb, not a leftover journal.
+TEST(DeviceStateStoreTest, IntactRecordsAreNeverTakenForTornOrStaleOnes) {
+  testing::TempDir dir;
+  DeviceStateStore store(dir.path());
+  DeployChain(&store, 2);
+  const std::string journal = store.journal_path();
+  const uint64_t model_bytes = FileSize(store.model_path());
+  {
+    std::ofstream out(journal, std::ios::binary | std::ios::app);
+    const std::string big = Record(std::string(2 * model_bytes, 'x'));
+    out.write(big.data(), static_cast<std::streamsize>(big.size()));
+  }
+  const uint64_t before = FileSize(journal);
+  auto over = DeviceStateStore(dir.path()).LoadModel(model_bytes + 100);
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(over.status().message().find("record 3 has"), std::string::npos)
+      << over.status().ToString();
+  EXPECT_NE(over.status().message().find("limits.max_model_bytes"), std::string::npos);
+  EXPECT_EQ(FileSize(journal), before) << "nothing cut off";
+
+  // model.pb damaged in place (same version, one weight changed): the journal's first delta
+  // starts from its version but its weights CRC fails.
+  testing::TempDir dir2;
+  DeviceStateStore second(dir2.path());
+  const pb::QuantizedModel v1 = testing::TestModel();
+  ASSERT_TRUE(second.SaveModel(v1).ok());
+  const pb::QuantizedModel v2 = testing::Retrained(v1, 2);
+  ASSERT_TRUE(second.SaveDelta(*MakeWeightDelta(v1, v2), v2).ok());
+  pb::QuantizedModel damaged = v1;
+  std::string& w = *damaged.mutable_layers(0)->mutable_weights();
+  w[0] = static_cast<char>(w[0] ^ 0x10);
+  testing::WriteFile(second.model_path(), damaged.SerializeAsString());
+  auto loaded = DeviceStateStore(dir2.path()).LoadModel(kMaxBytes);
+  ASSERT_FALSE(loaded.ok()) << "a damaged model.pb ran silently";
+  EXPECT_EQ(loaded.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(loaded.status().message().find("record 1 does not apply to version 1"),
+            std::string::npos)
+      << loaded.status().ToString();
 }
 
 // The journal is read whole, so a file that could not be one is refused before reading: a
