@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <mutex>
-#include <set>
 
 #include "accel_sim/compiled_model.h"
 #include "accel_sim/cycle_model.h"
@@ -258,8 +257,6 @@ class AcceleratorImpl : public Accelerator {
         }
       }
     }
-    const std::set<uint32_t> protected_set(tmr.protected_layers.begin(),
-                                           tmr.protected_layers.end());
     const std::vector<LayerCycleReport> reports = ModelNetwork(config_, model_->graph(), batch);
     for (const LayerCycleReport& r : reports) {
       LayerCycles lc;
@@ -268,9 +265,7 @@ class AcceleratorImpl : public Accelerator {
       lc.folds = r.folds;
       lc.compute_cycles = r.compute_cycles;
       lc.stall_cycles = r.stall_cycles;
-      const bool tripled = tmr.mode == TmrMode::kLayerWise || tmr.mode == TmrMode::kNetworkWise ||
-                           (tmr.mode == TmrMode::kPartial && protected_set.count(r.node_id) > 0);
-      lc.executions = tripled ? 3 : 1;
+      lc.executions = tmr.Triplicates(r.node_id) ? 3 : 1;
       stats.total_cycles += r.TotalCycles() * lc.executions;
       stats.cycles.push_back(lc);
     }

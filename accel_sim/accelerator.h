@@ -96,6 +96,10 @@ TrainingReference TrainingReferenceFromProto(pb::IncrementReference reference);
 struct TmrConfig {
   TmrMode mode = TmrMode::kNone;
   std::vector<uint32_t> protected_layers;  // node ids of MAC layers (kPartial)
+
+  // Whether MAC layer `node_id` runs three times: every layer under layer- and network-wise
+  // TMR, the protected ones under partial TMR. The cycle counts and r both follow it.
+  bool Triplicates(uint32_t node_id) const;
 };
 
 // A batch of uint8 images in NCHW order, shaped as the graph's input. sample_ids identify the

@@ -1,6 +1,9 @@
 // The names of fault sites, TMR modes and training references, shared by every config and command
 // line, and their wire forms (with the accelerator's geometry): the one mapping of these enums.
 #include "accel_sim/accelerator.h"
+
+#include <algorithm>
+
 #include "accel_sim/cycle_model.h"
 
 namespace r2f::accel {
@@ -40,6 +43,20 @@ const char* TmrModeName(TmrMode mode) {
       return "network_wise";
   }
   return "unknown";
+}
+
+bool TmrConfig::Triplicates(uint32_t node_id) const {
+  switch (mode) {
+    case TmrMode::kNone:
+      return false;
+    case TmrMode::kPartial:
+      return std::find(protected_layers.begin(), protected_layers.end(), node_id) !=
+             protected_layers.end();
+    case TmrMode::kLayerWise:
+    case TmrMode::kNetworkWise:
+      return true;
+  }
+  return false;
 }
 
 Result<TmrMode> ParseTmrMode(const std::string& name) {

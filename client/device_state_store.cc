@@ -201,9 +201,10 @@ Result<pb::QuantizedModel> DeviceStateStore::LoadModel(uint64_t max_bytes, int* 
       return Status::Corruption(where + " passes its CRC but is not a WeightDelta");
     }
     Result<pb::QuantizedModel> next = ApplyWeightDelta(model, delta);
-    if (!next.ok() && applied == 0 && delta.base_version() != model.model_version()) {
+    if (!next.ok() && applied == 0) {
       // A journal left over from before model.pb was replaced (a kill between the two steps of
-      // SaveModel): its deltas lead to model.pb, not from it.
+      // SaveModel): its deltas lead to model.pb, not from it (the weights CRC tells; a whole
+      // deploy may replace model.pb under the same version, so the version does not).
       at = 0;
       break;
     }
@@ -220,12 +221,13 @@ Result<pb::QuantizedModel> DeviceStateStore::LoadModel(uint64_t max_bytes, int* 
   // them, so they go now.
   journal_records_ = applied;
   if (at < journal.size() && ::truncate(journal_path().c_str(), static_cast<off_t>(at)) != 0) {
+    const int error = errno;
     // The model itself is good: keep it, and let the next save be a whole model (which removes
     // the journal) rather than a delta appended behind the torn bytes.
     GetLogger("device")->error(
         "cannot truncate the torn end of {}: {}; the next deploy is "
         "saved whole",
-        journal_path(), std::strerror(errno));
+        journal_path(), std::strerror(error));
     journal_damaged_ = true;
   }
   if (replayed != nullptr) *replayed = applied;

@@ -267,7 +267,8 @@ class SweepPlanTest(unittest.TestCase):
                 self.assertTrue(path.name == "model.pb" and path.parent.name.startswith(net))
 
     def test_quick_pretraining_is_shorter_than_the_default(self):
-        # The quick sweep's cold-cache hour rests on it (docs/results.md, "What the sweeps run, and how long they take").
+        # The quick sweep's cold-cache hour rests on it (docs/results.md, "What the sweeps run,
+        # and how long they take").
         for net in sweeps.NETWORKS:
             quick = reproduce.read_simple_yaml(ROOT / reproduce.pretrain_config(sweeps.QUICK, net))
             default = reproduce.read_simple_yaml(ROOT / "configs" / "pretrain" / f"{net}.yaml")

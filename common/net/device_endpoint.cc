@@ -31,6 +31,9 @@ using std::chrono::milliseconds;
 // At most one MSG_ERROR reply per (job, request) in this period: a bad 512-chunk message gets one
 // error reply, not 512.
 constexpr milliseconds kErrorReplyPeriod{1000};
+// The reply lane (error replies, cache resends) holds this many more than the request lane:
+// every queued request may have one resend of it waiting, and some room is left for errors.
+constexpr size_t kExtraReplySlots = 16;
 
 // A device makes room for a fresh request by dropping the stalest incomplete ones.
 ReassemblerOptions DeviceReassembly(const TransportOptions& o) {
@@ -226,7 +229,7 @@ bool DeviceEndpoint::Enqueue(Work w, bool urgent) {
   const bool request = w.type == Work::Type::kHandle;
   // Requests and replies have a bound each: replies to junk (rejections) must not take the
   // room of real requests, and a flood of junk must not grow the queue without limit.
-  const size_t limit = request ? o_.max_queued_requests : o_.max_queued_requests + 16;
+  const size_t limit = request ? o_.max_queued_requests : o_.max_queued_requests + kExtraReplySlots;
   {
     std::lock_guard<std::mutex> l(work_mu_);
     const size_t queued = request ? queued_requests_ : work_.size() - queued_requests_;

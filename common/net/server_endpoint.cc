@@ -76,8 +76,8 @@ Status ServerEndpoint::ValidateCall(const std::string& device_id, const Message&
     return Status::InvalidArgument("Call needs attempts >= 1 and a positive timeout");
   }
   if (request.payload.size() > o_.max_payload_bytes) {
-    return Status::ResourceExhausted(Describe(request) + ": payload exceeds the limit " +
-                                     std::to_string(o_.max_payload_bytes));
+    return Status::InvalidArgument(Describe(request) + ": payload exceeds the limit " +
+                                   std::to_string(o_.max_payload_bytes));
   }
   const size_t max_id = ReassemblyLimits(o_).max_id_bytes;
   if (request.job_id.size() > max_id || device_id.size() > max_id) {

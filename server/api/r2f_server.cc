@@ -353,7 +353,7 @@ Result<pb::DataReply> R2fServer::getData(const std::string& device,
                               std::to_string(data.sample_ids_size()) + " samples of " +
                               std::to_string(classes) + " classes");
   }
-  // Accuracy reads logit[label] of each row: a label outside the classes is not scored.
+  // Accuracy reads logit[label] of each row: a label outside the classes would read past it.
   for (int i = 0; i < data.sample_ids_size(); ++i) {
     const auto label = static_cast<uint8_t>(data.labels()[static_cast<size_t>(i)]);
     if (label >= classes) {

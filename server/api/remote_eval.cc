@@ -25,6 +25,18 @@ void ParseEval(ConfigMap e, EvalSettings* out) {
   out->layer_similarity = e.GetBool("layer_similarity", out->layer_similarity);
 }
 
+}  // namespace
+
+Status CheckEvalImages(const std::string& device, int64_t images, uint64_t available,
+                       const std::string& split) {
+  if (images <= 0 || static_cast<uint64_t>(images) <= available) return Status::Ok();
+  return Status::InvalidArgument("eval.images is " + std::to_string(images) + ", but the " + split +
+                                 " split of device '" + device + "' has " +
+                                 std::to_string(available) + " samples");
+}
+
+namespace {
+
 // One batch's reply: accuracy, predictions, logits, flips, similarities, cycles.
 void AddBatch(const pb::DataReply& reply, uint64_t count, RemoteEvalResult* result,
               std::vector<double>* similarity_sum) {
@@ -118,11 +130,7 @@ Result<RemoteEvalResult> RunRemoteEval(R2fServer& server, const std::string& dev
   }
   std::vector<uint64_t> ids = settings.sample_ids;
   if (ids.empty()) {
-    if (settings.images > 0 && static_cast<uint64_t>(settings.images) > available) {
-      return Status::InvalidArgument("eval.images is " + std::to_string(settings.images) +
-                                     ", but the " + result.split_name + " split of device '" +
-                                     device + "' has " + std::to_string(available) + " samples");
-    }
+    R2F_RETURN_IF_ERROR(CheckEvalImages(device, settings.images, available, result.split_name));
     const uint64_t n = settings.images > 0 ? static_cast<uint64_t>(settings.images) : available;
     for (uint64_t id = 0; id < n; ++id) ids.push_back(id);
   }

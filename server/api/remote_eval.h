@@ -72,6 +72,11 @@ Result<RemoteEvalResult> RunRemoteEval(R2fServer& server, const std::string& dev
                                        const pb::QuantizedModel& model,
                                        const EvalSettings& settings);
 
+// InvalidArgument when `images` (eval.images) exceed the `available` samples of `device`'s
+// `split` ("train" or "test"); a retraining run checks it before it trains.
+Status CheckEvalImages(const std::string& device, int64_t images, uint64_t available,
+                       const std::string& split);
+
 // The human-readable report printed by `r2f_server eval`.
 std::string FormatEvalReport(const RemoteEvalResult& result);
 

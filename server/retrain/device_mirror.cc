@@ -33,11 +33,11 @@ Result<double> DeviceMirror::TmrOverhead(const accel::TmrConfig& tmr, int batch)
   pb::Graph graph = model().graph();
   R2F_RETURN_IF_ERROR(InferShapes(&graph));
   const accel::MacLayerCosts costs = accel::ModelMacLayerCosts(config_, graph, batch);
-  // Layer- and network-wise TMR both run every MAC layer three times (r = 2).
-  const bool all =
-      tmr.mode == accel::TmrMode::kLayerWise || tmr.mode == accel::TmrMode::kNetworkWise;
-  const std::vector<uint32_t>& protect = all ? costs.layers : tmr.protected_layers;
-  return RedundantOverhead(costs.layers, costs.cycles, protect);
+  std::vector<uint32_t> tripled;
+  for (uint32_t id : costs.layers) {
+    if (tmr.Triplicates(id)) tripled.push_back(id);
+  }
+  return RedundantOverhead(costs.layers, costs.cycles, tripled);
 }
 
 }  // namespace r2f

@@ -72,19 +72,21 @@ Status RetrainLoop::Start(bool resume) {
   R2F_ASSIGN_OR_RETURN(start_model_, LoadSessionModel(c_.session));
   R2F_ASSIGN_OR_RETURN(trainer_, HilTrainer::Create(start_model_, c_.hil));
   state_.model_version = start_model_.model_version();
-  state_.settings = RunDefiningSettings(c_);
+  const RunSettings settings = RunDefiningSettings(c_);
+  state_.settings = settings;
   if (!resume) return dir_.StartFresh();
 
-  R2F_ASSIGN_OR_RETURN(state_, dir_.Resume(&start_model_, &kept_model_));
-  if (state_.settings.empty()) {
+  // Checked before the run directory changes: a refused --resume leaves it as it was.
+  auto same_settings = [&](const CheckpointState& saved) {
+    if (!saved.settings.empty()) return CheckResumeSettings(c_.run_dir, saved.settings, settings);
     GetLogger("retrain")->warn(
         "{}: the checkpoint predates recorded run settings; resuming "
         "without checking them against the config",
         c_.session.device_id);
-  } else {
-    R2F_RETURN_IF_ERROR(CheckResumeSettings(c_.run_dir, state_.settings, RunDefiningSettings(c_)));
-  }
-  state_.settings = RunDefiningSettings(c_);
+    return Status::Ok();
+  };
+  R2F_ASSIGN_OR_RETURN(state_, dir_.Resume(&start_model_, &kept_model_, same_settings));
+  state_.settings = settings;  // a checkpoint from before they were recorded gets them now
   R2F_RETURN_IF_ERROR(trainer_->Load(dir_.trainer_prefix(state_.model_version)));
   if (state_.validation_count > 0) {
     std::vector<BestModelKeeper::Point> history;
@@ -133,12 +135,9 @@ Status RetrainLoop::PrepareDevice() {
   }
   // The retrained evaluation comes after every iteration: a size the test split cannot serve is
   // refused now, not after the training (another eval device is checked by its Base, or then).
-  if (c_.EvalDevice() == device && static_cast<uint64_t>(c_.eval_images) > ack.test_samples()) {
-    return Status::InvalidArgument(
-        c_.source + ": eval.images is " + std::to_string(c_.eval_images) +
-        ", but the test split of "
-        "device '" +
-        device + "' has " + std::to_string(ack.test_samples()) + " samples");
+  if (c_.EvalDevice() == device) {
+    R2F_RETURN_IF_ERROR(
+        CheckEvalImages(device, c_.eval_images, ack.test_samples(), "test").WithContext(c_.source));
   }
   Result<accel::AcceleratorConfig> geometry = accel::AcceleratorConfigFromProto(ack.accelerator());
   if (!geometry.ok()) return geometry.status().WithContext("device '" + device + "' Ack");

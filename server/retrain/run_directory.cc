@@ -111,12 +111,15 @@ Status RunDirectory::StartFresh() {
   return WriteFileAtomically(stages_path(), "");
 }
 
-Result<CheckpointState> RunDirectory::Resume(pb::QuantizedModel* model, pb::QuantizedModel* kept) {
+Result<CheckpointState> RunDirectory::Resume(
+    pb::QuantizedModel* model, pb::QuantizedModel* kept,
+    const std::function<Status(const CheckpointState&)>& accept) {
   if (!fs::exists(state_path())) {
     return Status::NotFound("--resume: no checkpoint in " + checkpoint_dir() +
                             " (run without --resume to start)");
   }
   R2F_ASSIGN_OR_RETURN(CheckpointState state, ReadState(state_path()));
+  if (accept) R2F_RETURN_IF_ERROR(accept(state));
   std::string model_file = VersionedFile("model", state.model_version);
   std::error_code ec;
   if (!fs::exists(model_file, ec) && fs::exists(checkpoint_dir() + "/model.pb", ec)) {

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -62,8 +63,10 @@ class RunDirectory {
   Status StartFresh();
   // Reads the checkpoint and its model into *model, and the kept model into *kept when the
   // state names one (NotFound, saying how to start, when there is none; Corruption when a model
-  // does not match the state), and drops the stage lines of iterations after it.
-  Result<CheckpointState> Resume(pb::QuantizedModel* model, pb::QuantizedModel* kept);
+  // does not match the state), and drops the stage lines of iterations after it. `accept`, if
+  // given, sees the state first: its error is returned before anything in the directory changes.
+  Result<CheckpointState> Resume(pb::QuantizedModel* model, pb::QuantizedModel* kept,
+                                 const std::function<Status(const CheckpointState&)>& accept = {});
   // The totals of the stage lines on file (a resumed run keeps counting from them).
   Result<TimingTotals> ReplayStages() const;
 

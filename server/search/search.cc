@@ -182,8 +182,9 @@ Result<SearchRun> RunCriticalLayerSearch(const SearchConfig& c) {
   // candidate within r_max from the start (backward elimination has nothing to drop).
   if (run.result.protected_layers.empty()) {
     run.result.accuracy = run.base_accuracy;
-  } else if (run.result.trajectory.empty()) {
+  } else if (c.method == "backward" && run.result.trajectory.empty()) {
     R2F_ASSIGN_OR_RETURN(run.result.accuracy, measure(run.result.protected_layers, 0));
+    ++run.result.evaluations;  // as evaluations.jsonl counts it
   }
   run.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -155,9 +155,8 @@ std::string Record(const std::string& payload) {
 
 // Only a record the file ends inside is torn. A whole, intact record above the loading limit
 // (a limit lowered since it was written) is an error that names the limit, and the journal is
-// left as it is; a first record that fails although it starts from model.pb's version means a
-// damaged model.pb, not a leftover journal.
-TEST(DeviceStateStoreTest, IntactRecordsAreNeverTakenForTornOrStaleOnes) {
+// left as it is.
+TEST(DeviceStateStoreTest, AnIntactRecordOverTheLimitIsNotTakenForATornOne) {
   testing::TempDir dir;
   DeviceStateStore store(dir.path());
   DeployChain(&store, 2);
@@ -176,25 +175,6 @@ TEST(DeviceStateStoreTest, IntactRecordsAreNeverTakenForTornOrStaleOnes) {
       << over.status().ToString();
   EXPECT_NE(over.status().message().find("limits.max_model_bytes"), std::string::npos);
   EXPECT_EQ(FileSize(journal), before) << "nothing cut off";
-
-  // model.pb damaged in place (same version, one weight changed): the journal's first delta
-  // starts from its version but its weights CRC fails.
-  testing::TempDir dir2;
-  DeviceStateStore second(dir2.path());
-  const pb::QuantizedModel v1 = testing::TestModel();
-  ASSERT_TRUE(second.SaveModel(v1).ok());
-  const pb::QuantizedModel v2 = testing::Retrained(v1, 2);
-  ASSERT_TRUE(second.SaveDelta(*MakeWeightDelta(v1, v2), v2).ok());
-  pb::QuantizedModel damaged = v1;
-  std::string& w = *damaged.mutable_layers(0)->mutable_weights();
-  w[0] = static_cast<char>(w[0] ^ 0x10);
-  testing::WriteFile(second.model_path(), damaged.SerializeAsString());
-  auto loaded = DeviceStateStore(dir2.path()).LoadModel(kMaxBytes);
-  ASSERT_FALSE(loaded.ok()) << "a damaged model.pb ran silently";
-  EXPECT_EQ(loaded.status().code(), Status::Code::kCorruption);
-  EXPECT_NE(loaded.status().message().find("record 1 does not apply to version 1"),
-            std::string::npos)
-      << loaded.status().ToString();
 }
 
 // The journal is read whole, so a file that could not be one is refused before reading: a

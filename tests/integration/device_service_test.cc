@@ -2,10 +2,9 @@
 // deltas (wrong base, CRC mismatch), persistence across a restart, and the training encodings
 // checked bit for bit against a local accelerator run.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
-#include <algorithm>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 

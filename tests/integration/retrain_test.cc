@@ -108,7 +108,9 @@ TEST_F(RetrainTest, EvalSizeAndChangedSettingsAreRefusedBeforeTraining) {
   const std::string path = WriteConfig("refused", "{mode: drm}", run, 48);
   std::string text = ReadFile(path);
   const std::string images = "images: 64, batch_size: 64";
-  WriteFile(path, text.replace(text.find(images), images.size(), "images: 20000, batch_size: 64"));
+  // Base not measured: the check that refuses it is PrepareDevice's, not the Base evaluation's.
+  WriteFile(path, text.replace(text.find(images), images.size(),
+                               "images: 20000, batch_size: 64, before: false"));
   auto too_many = RunRetrain(LoadRetrainConfig(path).value(), false);
   ASSERT_FALSE(too_many.ok());
   EXPECT_EQ(too_many.status().code(), Status::Code::kInvalidArgument);

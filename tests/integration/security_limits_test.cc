@@ -324,7 +324,7 @@ TEST_F(TransportLimitsTest, DeviceRefusesAnOversizedRequestAtTheFirstChunk) {
 // max_queued_requests: requests beyond the queue are answered "device busy" (counted as
 // dropped, logged), the call's retry after its back-off brings them back, and the device keeps
 // serving.
-TEST_F(TransportLimitsTest, FullRequestQueueDropsAndTheRetryRecovers) {
+TEST_F(TransportLimitsTest, FullRequestQueueAnswersBusyAndTheRetryRecovers) {
   TransportOptions d = Device("dev-a", kPassA);
   d.max_queued_requests = 2;
   auto device = ConnectOrDie(d);

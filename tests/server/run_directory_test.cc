@@ -72,6 +72,32 @@ TEST(RunDirectoryTest, ACheckpointNamesItsFilesAndRemovesTheEarlierOnes) {
   EXPECT_EQ(dir.trainer_prefix(21), cp + "/trainer-21");
 }
 
+// Resume's `accept` sees the state before anything changes: refused, the stage lines of the
+// iterations after the checkpoint stay; accepted, they go.
+TEST(RunDirectoryTest, ARefusedResumeLeavesTheDirectoryAsItWas) {
+  testing::TempDir tmp;
+  RunDirectory dir(tmp.File("run"));
+  ASSERT_TRUE(dir.StartFresh().ok());
+  CheckpointState s = State(1, 3, -1, 0);
+  s.settings = {{"train.seed", "1"}};
+  ASSERT_TRUE(dir.SaveCheckpoint(s, Model(3), nullptr).ok());
+  for (int64_t it = 0; it < 4; ++it) {
+    IterationTiming t;
+    t.iteration = it;
+    ASSERT_TRUE(dir.AppendStage(t, {}).ok());
+  }
+  pb::QuantizedModel model, kept;
+  auto refused = dir.Resume(&model, &kept, [](const CheckpointState& saved) {
+    EXPECT_EQ(saved.settings.size(), 1u);
+    return Status::FailedPrecondition("other settings");
+  });
+  EXPECT_EQ(refused.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_EQ(dir.ReplayStages()->iterations, 4);
+  auto accepted = dir.Resume(&model, &kept, [](const CheckpointState&) { return Status::Ok(); });
+  ASSERT_TRUE(accepted.ok()) << accepted.status().ToString();
+  EXPECT_EQ(dir.ReplayStages()->iterations, 2);  // iterations 0 and 1, the checkpoint's
+}
+
 TEST(RunDirectoryTest, AStateNamingAMissingModelIsAnError) {
   testing::TempDir tmp;
   RunDirectory dir(tmp.File("run"));
